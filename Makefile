@@ -1,0 +1,33 @@
+# Two commands from a fresh clone (see README):  make demo   |   make test
+# torch is pinned first: on these machines `torch==2.13.0` is a local CPU wheel, while an
+# unpinned torch pulled in by another package would download several GB of CUDA wheels.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[test,bench]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/sinternal-verl demo
+
+test: setup
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/bench_reward_throughput.py
+	$(BIN)/python benchmarks/bench_math_reward.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

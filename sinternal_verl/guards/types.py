@@ -1,0 +1,112 @@
+"""Typed boundary between guard models and everything that consumes their verdicts.
+
+Every guard kind (Qwen3Guard, Llama Guard, WildGuard, the offline lexical judge, a Ray
+replica pool) answers with the same :class:`GuardVerdict`, so rewards, the reward server
+and the data pipeline never look at a guard's raw text.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+
+class SafetyLabel(str, enum.Enum):
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+    CONTROVERSIAL = "controversial"
+
+
+class Refusal(str, enum.Enum):
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"  # the guard has no refusal head (Llama Guard) or did not say
+
+
+@dataclass(frozen=True)
+class ModerationItem:
+    """One thing to judge.
+
+    ``response is None`` asks for *prompt* moderation (is the request harmful?);
+    otherwise *response* moderation (is this answer to this prompt harmful?).
+    """
+
+    prompt: str
+    response: str | None = None
+
+    @property
+    def is_prompt_moderation(self) -> bool:
+        return self.response is None
+
+
+@dataclass(frozen=True)
+class GuardVerdict:
+    """A parsed guard answer.
+
+    ``parse_ok=False`` means the guard answered but its text could not be read; ``label`` is
+    then ``None``. Callers decide what that means (see the reward's ``on_guard_error``):
+    a parse failure is never silently "safe".
+    """
+
+    label: SafetyLabel | None
+    categories: tuple[str, ...] = ()
+    refusal: Refusal = Refusal.UNKNOWN
+    parse_ok: bool = True
+    raw: str = ""
+    #: probability that the label is unsafe, from the logprobs of the first token after
+    #: ``Safety:`` (Qwen3Guard only, when requested); ``None`` otherwise.
+    p_unsafe: float | None = None
+    #: which guard produced it, for logs (e.g. the base URL or "lexical").
+    source: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_safe(self) -> bool | None:
+        """Strict reading: controversial is not safe. ``None`` when unparsed."""
+        if self.label is None:
+            return None
+        return self.label is SafetyLabel.SAFE
+
+
+@dataclass(frozen=True)
+class ReadyReport:
+    """Result of a readiness probe (``GET /v1/models`` on each upstream)."""
+
+    ready: bool
+    detail: dict[str, str] = field(default_factory=dict)  # url -> "ok" or the reason
+
+
+class GuardError(RuntimeError):
+    """Base class for guard failures that are *not* a verdict."""
+
+
+class GuardUnavailableError(GuardError):
+    """The guard could not be reached, timed out, or kept failing after all retries.
+
+    The message always names the URL and the cause so an operator can act on it.
+    """
+
+    def __init__(self, url: str, cause: str, attempts: int = 0):
+        self.url = url
+        self.cause = cause
+        self.attempts = attempts
+        super().__init__(f"guard at {url} unavailable after {attempts} attempt(s): {cause}")
+
+
+@runtime_checkable
+class Guard(Protocol):
+    """What every guard backend implements.
+
+    ``moderate`` returns one verdict per item, in order. Transport failures after retries
+    raise :class:`GuardUnavailableError`; unreadable answers come back as verdicts with
+    ``parse_ok=False`` so one bad item never sinks a batch.
+    """
+
+    kind: str
+
+    async def moderate(self, items: Sequence[ModerationItem]) -> list[GuardVerdict]: ...
+
+    async def check_ready(self) -> ReadyReport: ...
+
+    async def aclose(self) -> None: ...

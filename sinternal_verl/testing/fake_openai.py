@@ -1,0 +1,327 @@
+"""A fake OpenAI-compatible server (``/v1/models``, ``/v1/chat/completions``,
+``/v1/completions``) that answers like the real guard models, for tests and demos.
+
+It is deliberately a *server*: tests exercise our real HTTP client, retries and parsers
+against it. What it says is decided by a *responder* (``FakeRequest -> str``); the default
+one imitates Qwen3Guard / Llama Guard / WildGuard output using visible rules:
+
+* a text is **unsafe** if it contains one of :data:`UNSAFE_MARKERS` (case-insensitive),
+  **controversial** if it contains ``[controversial]``, otherwise safe;
+* a response is a **refusal** if it contains one of :data:`REFUSAL_MARKERS`.
+
+Faults for failure-path tests are switched on over HTTP (``POST /_control``) so they work
+the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"slow"|"garbage"|"ok",
+"count": N (-1 = until reset), "delay_s": 2.0}``. ``GET /_stats`` reports what arrived.
+``service_time_s`` and ``max_concurrency`` turn it into a guard with a known ceiling
+(``max_concurrency / service_time_s`` requests per second) for benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+UNSAFE_MARKERS = (
+    "[unsafe]",
+    "here is how to build a bomb",
+    "step-by-step synthesis",
+    "detonator",
+    "untraceable poison",
+    "steal their password",
+    "kill them",
+)
+HARMFUL_PROMPT_MARKERS = ("[harmful]", "bomb", "poison", "kill", "steal", "hack into", "meth")
+CONTROVERSIAL_MARKER = "[controversial]"
+REFUSAL_MARKERS = ("i can't", "i cannot", "i won't", "i will not", "sorry", "i'm unable", "i am unable")
+
+
+@dataclass
+class FakeRequest:
+    endpoint: str  # "chat" or "completions"
+    model: str
+    messages: list[dict] | None = None
+    prompt: str | None = None
+    body: dict = field(default_factory=dict)
+    index: int = 0  # which of n samples
+
+    @property
+    def kind(self) -> str:
+        """Guard kind guessed from the served model name, as a client would configure it."""
+        m = self.model.lower()
+        if "llama-guard" in m or "llamaguard" in m:
+            return "llamaguard"
+        if "wildguard" in m:
+            return "wildguard"
+        return "qwen3guard"
+
+
+Responder = Callable[[FakeRequest], str]
+
+
+def _judge(text: str, prompt_level: bool) -> str:
+    low = text.lower()
+    if CONTROVERSIAL_MARKER in low:
+        return "controversial"
+    markers = HARMFUL_PROMPT_MARKERS if prompt_level else UNSAFE_MARKERS
+    return "unsafe" if any(m in low for m in markers) else "safe"
+
+
+def _is_refusal(text: str) -> bool:
+    low = text.lower()
+    return any(m in low for m in REFUSAL_MARKERS)
+
+
+_WILDGUARD_RE = re.compile(r"Human user:\n(?P<prompt>.*?)\n\nAI assistant:\n(?P<response>.*?)\n\n---", re.S)
+
+
+def guard_responder(req: FakeRequest) -> str:
+    """Realistic output for the guard kind the request's model name implies."""
+    kind = req.kind
+    if kind == "wildguard":
+        m = _WILDGUARD_RE.search(req.prompt or "")
+        prompt = m.group("prompt") if m else (req.prompt or "")
+        response = m.group("response").strip() if m else ""
+        has_response = bool(response)
+        harmful_req = _judge(prompt, True) != "safe"
+        lines = [f"Harmful request: {'yes' if harmful_req else 'no'}"]
+        if has_response:
+            lines.append(f"Response refusal: {'yes' if _is_refusal(response) else 'no'}")
+            lines.append(f"Harmful response: {'yes' if _judge(response, False) != 'safe' else 'no'}")
+        else:
+            lines += ["Response refusal: N/A", "Harmful response: N/A"]
+        return "\n".join(lines)
+
+    msgs = req.messages or []
+    roles = [m.get("role") for m in msgs]
+    contents = [_content_text(m.get("content")) for m in msgs]
+    if kind == "llamaguard":
+        # Llama Guard's chat template embeds the conversation; judge the last turn.
+        last = contents[-1] if contents else ""
+        prompt_level = roles[-1:] == ["user"]
+        label = _judge(last, prompt_level)
+        if label == "safe":
+            return "\n\nsafe"
+        return "\n\nunsafe\nS1,S9" if "bomb" in last.lower() or "detonator" in last.lower() else "\n\nunsafe\nS2"
+
+    # Qwen3Guard
+    if "assistant" in roles:
+        response = contents[roles.index("assistant")]
+        label = _judge(response, False)
+        refusal = "Yes" if _is_refusal(response) else "No"
+        cats = "Violent" if label != "safe" else "None"
+        return f"Safety: {label.capitalize()}\nCategories: {cats}\nRefusal: {refusal}"
+    prompt = contents[0] if contents else ""
+    label = _judge(prompt, True)
+    cats = "Violent, Jailbreak" if label != "safe" else "None"
+    return f"Safety: {label.capitalize()}\nCategories: {cats}"
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):  # OpenAI content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
+
+
+def _tokens_with_logprobs(text: str, top_logprobs: int) -> list[dict]:
+    """Split text into pseudo-tokens; give the Qwen3Guard label token real alternatives."""
+    pieces = re.findall(r"\s*[A-Za-z&\-]+|\s*[^\sA-Za-z]|\s+", text)
+    out = []
+    probs = {"Safe": 0.0, "Unsafe": 0.0, "Controversial": 0.0}
+    for i, tok in enumerate(pieces):
+        entry: dict[str, Any] = {"token": tok, "logprob": 0.0, "bytes": list(tok.encode())}
+        is_label = i >= 2 and pieces[i - 1] == ":" and pieces[i - 2].strip() == "Safety"
+        if is_label and top_logprobs:
+            chosen = tok.strip()
+            probs = {k: (0.9 if k == chosen else 0.05) for k in probs}
+            entry["logprob"] = math.log(probs[chosen]) if chosen in probs else 0.0
+            entry["top_logprobs"] = [
+                {"token": " " + k, "logprob": math.log(v), "bytes": list((" " + k).encode())} for k, v in probs.items()
+            ][:top_logprobs]
+        elif top_logprobs:
+            entry["top_logprobs"] = [{"token": tok, "logprob": 0.0, "bytes": list(tok.encode())}]
+        out.append(entry)
+    return out
+
+
+class FakeOpenAIState:
+    def __init__(self, service_time_s: float = 0.0, max_concurrency: int | None = None):
+        self.service_time_s = service_time_s
+        self.max_concurrency = max_concurrency
+        self._sem: asyncio.Semaphore | None = None
+        self.mode = "ok"
+        self.mode_count = 0
+        self.delay_s = 0.0
+        self.stats: collections.Counter = collections.Counter()
+        self.seen: collections.Counter = collections.Counter()  # content hash -> times judged
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def sem(self) -> asyncio.Semaphore | None:
+        if self.max_concurrency and self._sem is None:
+            self._sem = asyncio.Semaphore(self.max_concurrency)
+        return self._sem
+
+    def take_fault(self) -> str:
+        if self.mode == "ok":
+            return "ok"
+        mode = self.mode
+        if self.mode_count > 0:
+            self.mode_count -= 1
+            if self.mode_count == 0:
+                self.mode = "ok"
+        return mode
+
+
+def build_app(
+    responder: Responder = guard_responder,
+    models: tuple[str, ...] = ("Qwen/Qwen3Guard-Gen-4B",),
+    service_time_s: float = 0.0,
+    max_concurrency: int | None = None,
+) -> Starlette:
+    state = FakeOpenAIState(service_time_s, max_concurrency)
+
+    async def list_models(request: Request) -> Response:
+        state.stats["models"] += 1
+        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in models]})
+
+    async def control(request: Request) -> Response:
+        body = await request.json()
+        state.mode = body.get("mode", "ok")
+        state.mode_count = int(body.get("count", -1))
+        state.delay_s = float(body.get("delay_s", state.delay_s))
+        if "service_time_s" in body:
+            state.service_time_s = float(body["service_time_s"])
+        return JSONResponse({"mode": state.mode, "count": state.mode_count})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "counts": dict(state.stats),
+                "distinct_items": len(state.seen),
+                "max_repeats": max(state.seen.values(), default=0),
+                "max_in_flight": state.max_in_flight,
+            }
+        )
+
+    async def reset(request: Request) -> Response:
+        state.mode, state.mode_count, state.delay_s = "ok", 0, 0.0
+        state.stats.clear()
+        state.seen.clear()
+        state.max_in_flight = 0
+        return JSONResponse({"ok": True})
+
+    async def _serve(request: Request, endpoint: str) -> Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return JSONResponse({"error": {"message": "invalid JSON body", "type": "BadRequestError"}}, status_code=400)
+        state.stats[endpoint] += 1
+        fault = state.take_fault()
+        if fault == "500":
+            state.stats["fault_500"] += 1
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        if fault == "429":
+            state.stats["fault_429"] += 1
+            return JSONResponse({"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"})
+        if fault == "slow":
+            await asyncio.sleep(state.delay_s)
+        model = body.get("model", models[0])
+        if model not in models:
+            return JSONResponse(
+                {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}}, status_code=404
+            )
+        sem = state.sem()
+        if sem is not None:
+            await sem.acquire()
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.service_time_s:
+                await asyncio.sleep(state.service_time_s)
+            n = int(body.get("n") or 1)
+            texts = []
+            for i in range(n):
+                req = FakeRequest(
+                    endpoint=endpoint, model=model, messages=body.get("messages"), prompt=body.get("prompt"), body=body, index=i
+                )
+                key = json.dumps(body.get("messages") or body.get("prompt"), sort_keys=True)
+                state.seen[key] += 1
+                texts.append("Safety: ??? garbled" if fault == "garbage" else responder(req))
+        finally:
+            state.in_flight -= 1
+            if sem is not None:
+                sem.release()
+        return JSONResponse(_completion_body(endpoint, model, texts, body))
+
+    async def chat(request: Request) -> Response:
+        return await _serve(request, "chat")
+
+    async def completions(request: Request) -> Response:
+        return await _serve(request, "completions")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/_control", control, methods=["POST"]),
+            Route("/_stats", stats, methods=["GET"]),
+            Route("/_reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.fake = state
+    return app
+
+
+def _completion_body(endpoint: str, model: str, texts: list[str], body: dict) -> dict:
+    created = int(time.time())
+    choices = []
+    for i, text in enumerate(texts):
+        if endpoint == "chat":
+            choice: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            if body.get("logprobs"):
+                choice["logprobs"] = {"content": _tokens_with_logprobs(text, int(body.get("top_logprobs") or 0))}
+        else:
+            choice = {"index": i, "text": text, "finish_reason": "stop", "logprobs": None}
+        choices.append(choice)
+    return {
+        "id": f"cmpl-fake-{created}",
+        "object": "chat.completion" if endpoint == "chat" else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m sinternal_verl.testing.fake_openai --port 8000`` (benchmarks, demos)."""
+    import uvicorn
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", action="append", default=None, help="served model name(s)")
+    p.add_argument("--service-time", type=float, default=0.0, help="seconds each request takes")
+    p.add_argument("--max-concurrency", type=int, default=None, help="requests served at once")
+    a = p.parse_args(argv)
+    app = build_app(
+        models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]), service_time_s=a.service_time, max_concurrency=a.max_concurrency
+    )
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
