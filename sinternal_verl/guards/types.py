@@ -110,3 +110,16 @@ class Guard(Protocol):
     async def check_ready(self) -> ReadyReport: ...
 
     async def aclose(self) -> None: ...
+
+
+class GuardVerdictError(GuardError):
+    """The guard answered, but its verdict could not be read (after parse retries).
+
+    Per-item: one unreadable verdict fails that item, never the whole batch.
+    """
+
+    def __init__(self, raw: str, source: str = ""):
+        self.raw = raw
+        self.source = source
+        shown = raw if len(raw) <= 200 else raw[:200] + "..."
+        super().__init__(f"unparsable guard output from {source or 'guard'}: {shown!r}")
