@@ -1,0 +1,253 @@
+"""Turn a boxed answer into a canonical string, an exact number, or a structure
+(set / tuple / interval / union) of those.
+
+The rules are the ones a careful grader applies without thinking: ``\\dfrac`` is
+``\\frac``, ``\\left(`` is ``(``, units, degrees, percent signs, ``\\text{}`` wrappers,
+thousands separators, spacing and a trailing period do not matter, ``x = 5`` answers
+``5``, ``(A)`` answers ``A``. Written from the answer conventions of MATH / AIME / DAPO
+data, not copied from any grader.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable
+
+from .extract import match_brace
+
+# --- string normalization --------------------------------------------------------------
+
+_TEXT_CMDS = ("text", "textbf", "textit", "textrm", "textup", "textnormal", "mbox", "mathrm", "mathbf",
+              "mathit", "mathsf", "mathtt", "rm", "bf", "operatorname", "boxed", "fbox", "hbox")
+_TEXT_CMD_RE = re.compile(r"\\(" + "|".join(_TEXT_CMDS) + r")\s*\{")
+_UNIT_TEXT_RE = re.compile(r"\\(?:text|mbox|mathrm|textrm|textup|rm|textnormal)\s*\{\s*([A-Za-z][A-Za-z .]*)\}\s*(\^\{?[23]\}?)?$")
+_SPACING = ("\\displaystyle", "\\textstyle", "\\qquad", "\\quad", "\\!", "\\,", "\\;", "\\:", "\\ ", "~",
+            "\\limits", "\\nolimits")
+_LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\.)?")
+_DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree(?![A-Za-z])")
+_PERCENT_RE = re.compile(r"\\%|%|\\text\{\s*percent\s*\}")
+_SQRT_SHORT_RE = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
+_FRAC_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
+_FRAC_HALF_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*\{")
+_THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_ASSIGN_RE = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?(?:=|\\in(?![A-Za-z]))")
+_CHOICE_RE = re.compile(r"^\(([A-Z])\)$")
+
+
+def _unwrap_text_commands(s: str) -> str:
+    """``\\text{abc}`` -> ``abc`` (brace-matched, innermost content kept)."""
+    for _ in range(50):  # bounded: each pass removes one wrapper
+        m = _TEXT_CMD_RE.search(s)
+        if not m:
+            break
+        open_at = m.end() - 1
+        close = match_brace(s, open_at)
+        if close < 0:
+            break
+        s = s[: m.start()] + s[open_at + 1 : close] + s[close + 1 :]
+    return s
+
+
+def _drop_units(s: str, units: Iterable[str]) -> str:
+    """Drop a trailing unit: ``\\text{ cm}`` after a math part, or ``5 cm`` (space-separated)."""
+    for _ in range(3):
+        m = _UNIT_TEXT_RE.search(s)
+        if m and s[: m.start()].strip() and re.search(r"[\d}\)]\s*$", s[: m.start()]):
+            s = s[: m.start()].rstrip()
+            continue
+        break
+    words = sorted(units, key=len, reverse=True)
+    if words:
+        pat = r"(?<=[\d}\)])\s+(?:" + "|".join(re.escape(w) for w in words) + r")\.?(?:\^\{?[23]\}?)?$"
+        s = re.sub(pat, "", s)
+    return s
+
+
+def normalize(answer: str, units: Iterable[str] = ()) -> str:
+    """Canonical string form of one answer (the whole answer, structure included)."""
+    s = str(answer).strip()
+    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
+    s = s.replace("\\langle", "(").replace("\\rangle", ")")
+    s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
+    s = _LEFT_RIGHT_RE.sub("", s)
+    s = _DEGREE_RE.sub("", s)
+    s = _PERCENT_RE.sub("", s)
+    s = s.replace("{,}", "")
+    s = _drop_units(s, units)
+    for sp in _SPACING:
+        s = s.replace(sp, " ")
+    s = re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
+    s = _unwrap_text_commands(s)
+    s = _SQRT_SHORT_RE.sub(r"\\sqrt{\1}", s)
+    s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_HALF_SHORT_RE.sub(r"\\frac{\1}{", s)
+    s = s.replace("\\infinity", "\\infty").replace("∞", "\\infty")
+    s = re.sub(r"\\le(?![A-Za-z])", r"\\leq", s)
+    s = re.sub(r"\\ge(?![A-Za-z])", r"\\geq", s)
+    s = re.sub(r"\s+(?:and|or)\s+", ",", s) if re.search(r"[\d}]", s) else s
+    s = re.sub(r"\s+", "", s)
+    s = s.rstrip(".").rstrip("\\")  # trailing period (and a dangling ``\`` from ``\.``)
+    if _THOUSANDS_RE.fullmatch(s):
+        s = s.replace(",", "")
+    if s.startswith("+"):
+        s = s[1:]
+    m = _CHOICE_RE.match(s)
+    if m:
+        s = m.group(1)
+    if re.fullmatch(r"[A-Za-z']{2,}", s):  # a word: yes/No/Monday
+        s = s.lower()
+    return s
+
+
+def strip_assignment(item: str) -> str:
+    """``x=5`` -> ``5``; ``x=2+3=5`` -> ``5``; ``f(x)=...`` / ``a_1=`` / ``x\\in`` too.
+    An equation whose left side is an expression (``x^2+y^2=1``) is kept whole."""
+    if _ASSIGN_RE.match(item):
+        parts = split_top(item, "=")
+        if len(parts) >= 2:
+            return parts[-1]
+        return _ASSIGN_RE.sub("", item, count=1)
+    return item
+
+
+# --- exact numbers --------------------------------------------------------------------
+
+_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DEC_RE = re.compile(rf"([+-]?{_NUM})(?:[eE]([+-]?\d+))?")
+_SCI_TEX_RE = re.compile(rf"([+-]?{_NUM})(?:\\times|\\cdot|\*|x)10\^(?:\{{([+-]?\d+)\}}|([+-]?\d))")
+_POW10_RE = re.compile(r"([+-]?)10\^(?:\{([+-]?\d+)\}|([+-]?\d))")
+_FRAC_RE = re.compile(rf"([+-]?)\\frac\{{([+-]?{_NUM})\}}\{{([+-]?{_NUM})\}}")
+_SLASH_RE = re.compile(rf"([+-]?{_NUM})/([+-]?{_NUM})")
+_MIXED_RE = re.compile(r"([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}")
+
+
+def _dec(text: str, exp: str | None, max_exp: int) -> Fraction | None:
+    e = int(exp) if exp else 0
+    if abs(e) > max_exp:
+        return None
+    try:
+        return Fraction(text) * (Fraction(10) ** e)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def parse_number(s: str, max_exponent: int = 1000) -> Fraction | None:
+    """Exact value of a plain number (int, decimal, scientific, ``a/b``, ``\\frac{a}{b}``,
+    mixed number ``2\\frac{1}{2}``), or None when ``s`` is not one. Large exponents are
+    refused (returns None) so that ``1e999999999`` never builds a huge integer."""
+    if not s or len(s) > 200:
+        return None
+    m = _DEC_RE.fullmatch(s)
+    if m:
+        return _dec(m.group(1), m.group(2), max_exponent)
+    m = _SCI_TEX_RE.fullmatch(s)
+    if m:
+        return _dec(m.group(1), m.group(2) or m.group(3), max_exponent)
+    m = _POW10_RE.fullmatch(s)
+    if m:
+        v = _dec("1", m.group(2) or m.group(3), max_exponent)
+        return None if v is None else (-v if m.group(1) == "-" else v)
+    m = _FRAC_RE.fullmatch(s) or _SLASH_RE.fullmatch(s)
+    if m:
+        sign = -1 if (m.re is _FRAC_RE and m.group(1) == "-") else 1
+        num, den = (m.group(2), m.group(3)) if m.re is _FRAC_RE else (m.group(1), m.group(2))
+        a, b = _dec(num, None, max_exponent), _dec(den, None, max_exponent)
+        if a is None or b is None or b == 0:
+            return None
+        return sign * a / b
+    m = _MIXED_RE.fullmatch(s)
+    if m and int(m.group(3)) < int(m.group(4)):  # a proper fraction after an integer: 2 1/2
+        v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
+        return -v if m.group(1) == "-" else v
+    return None
+
+
+# --- structure ------------------------------------------------------------------------
+
+_OPENERS = "([{"
+_CLOSERS = ")]}"
+
+
+def split_top(s: str, sep: str) -> list[str]:
+    """Split on ``sep`` where no bracket of any kind (``\\{`` included) is open."""
+    out, depth, start, i, n, k = [], 0, 0, 0, len(s), len(sep)
+    while i < n:
+        if depth == 0 and s.startswith(sep, i):
+            out.append(s[start:i])
+            i += k
+            start = i
+            continue
+        c = s[i]
+        if c == "\\":
+            nxt = s[i + 1] if i + 1 < n else ""
+            if nxt in ("{", "}"):
+                depth += 1 if nxt == "{" else -1
+            i += 1 if nxt.isalpha() else 2
+            continue
+        if c in _OPENERS:
+            depth += 1
+        elif c in _CLOSERS:
+            depth -= 1
+        i += 1
+    out.append(s[start:])
+    return out
+
+
+def _wraps_whole(s: str, open_len: int, close_len: int) -> bool:
+    """True when the bracket opening ``s`` is the one closing it (``(1,2)`` yes, ``(1)(2)`` no)."""
+    depth = 0
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n and s[i + 1] in "{}":
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+        else:
+            if c in _OPENERS:
+                depth += 1
+            elif c in _CLOSERS:
+                depth -= 1
+            i += 1
+        if depth == 0 and i < n:
+            return False
+    return depth == 0
+
+
+@dataclass(frozen=True)
+class Structure:
+    """``atom`` (items = (text,)), ``set`` (unordered: ``\\{..\\}`` or a bare list),
+    ``ordered`` (tuple / interval, ``brackets`` like ``"[)"``) or ``union`` (of intervals)."""
+
+    kind: str
+    items: tuple
+    brackets: str = ""
+
+
+def parse_structure(s: str, depth: int = 0) -> Structure:
+    if depth > 20:
+        return Structure("atom", (s,))
+    parts = split_top(s, "\\cup")
+    if len(parts) > 1:
+        return Structure("union", tuple(parse_structure(p, depth + 1) for p in parts))
+    if s.startswith("\\{") and s.endswith("\\}") and _wraps_whole(s, 2, 2):
+        inner = s[2:-2]
+        items = [x for x in split_top(inner, ",")] if inner else []
+        return Structure("set", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items))
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _wraps_whole(s, 1, 1):
+        inner = s[1:-1]
+        items = split_top(inner, ",")
+        if len(items) > 1:
+            return Structure("ordered", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items),
+                             s[0] + s[-1])
+        if s[0] == "(" and s[-1] == ")":
+            return parse_structure(inner, depth + 1)
+    items = split_top(s, ",")
+    if len(items) > 1:
+        return Structure("set", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items))
+    stripped = strip_assignment(s)
+    if stripped != s:
+        return parse_structure(stripped, depth + 1)
+    return Structure("atom", (s,))

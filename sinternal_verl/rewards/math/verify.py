@@ -1,0 +1,119 @@
+"""Decide whether an extracted answer equals the ground truth.
+
+Order of the checks, cheapest first: normalized strings; choice letters; exact rational
+arithmetic for plain numbers (ints, decimals, fractions, scientific: these never reach
+sympy); element-wise comparison of sets / tuples / intervals; finally sympy in a worker
+process under a time limit (:mod:`.symbolic`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .config import MathRewardConfig
+from .normalize import Structure, normalize, parse_number, parse_structure
+from .symbolic import get_pool
+
+_CHOICE_PRED_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|$)")
+_WORD_RE = re.compile(r"[a-z']{2,}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    #: a symbolic comparison hit its time limit (its answer counted as not equal)
+    timed_out: bool = False
+    #: symbolic comparisons made (0 = decided by strings / exact numbers)
+    symbolic_calls: int = 0
+    #: the symbolic worker failed on this input (counted as not equal)
+    error: str | None = None
+    pred_norm: str = ""
+    gold_norm: str = ""
+
+
+class _Ctx:
+    def __init__(self, cfg: MathRewardConfig):
+        self.cfg = cfg
+        self.deadline = time.monotonic() + cfg.symbolic_budget_s
+        self.timed_out = False
+        self.calls = 0
+        self.error: str | None = None
+
+
+def _numbers_equal(a: Fraction, b: Fraction, rel_tol: float) -> bool:
+    if a == b:
+        return True
+    return rel_tol > 0 and abs(a - b) <= Fraction(rel_tol) * max(abs(a), abs(b))
+
+
+def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
+    if p == g:
+        return True
+    cfg = ctx.cfg
+    np_, ng = parse_number(p, cfg.numeric_max_exponent), parse_number(g, cfg.numeric_max_exponent)
+    if np_ is not None and ng is not None:
+        return _numbers_equal(np_, ng, cfg.numeric_rel_tol)
+    if _WORD_RE.fullmatch(p) or _WORD_RE.fullmatch(g):  # words are compared as words
+        return False
+    if not cfg.symbolic or len(p) > cfg.symbolic_max_chars or len(g) > cfg.symbolic_max_chars:
+        return False
+    left = ctx.deadline - time.monotonic()
+    if left <= 0:
+        ctx.timed_out = True
+        return False
+    pool = get_pool(cfg.symbolic_workers, cfg.symbolic_max_memory_mb, cfg.symbolic_startup_timeout_s,
+                    cfg.symbolic_cache_size)
+    ctx.calls += 1
+    res = pool.compare(p, g, min(cfg.symbolic_timeout_s, left))
+    if res.timed_out:
+        ctx.timed_out = True
+    if res.error and res.error.startswith("worker"):
+        ctx.error = res.error
+    return res.equal
+
+
+def _match_unordered(ps: tuple, gs: tuple, ctx: _Ctx) -> bool:
+    if len(ps) != len(gs):
+        return False
+    left = list(gs)
+    for p in ps:
+        for i, g in enumerate(left):
+            if _equal_struct(p, g, ctx):
+                del left[i]
+                break
+        else:
+            return False
+    return True
+
+
+def _equal_struct(p: Structure, g: Structure, ctx: _Ctx) -> bool:
+    if p.kind == "atom" and g.kind == "atom":
+        return _equal_atom(p.items[0], g.items[0], ctx)
+    # a one-element set and a bare value are the same answer
+    if p.kind == "set" and len(p.items) == 1 and g.kind == "atom":
+        return _equal_struct(p.items[0], g, ctx)
+    if g.kind == "set" and len(g.items) == 1 and p.kind == "atom":
+        return _equal_struct(p, g.items[0], ctx)
+    if p.kind != g.kind:
+        return False
+    if p.kind == "ordered":
+        return (p.brackets == g.brackets and len(p.items) == len(g.items)
+                and all(_equal_struct(a, b, ctx) for a, b in zip(p.items, g.items)))
+    return _match_unordered(p.items, g.items, ctx)
+
+
+def verify(pred: str, gold: str, cfg: MathRewardConfig | None = None) -> Verdict:
+    """Is ``pred`` (a box's content) the same answer as ``gold``?"""
+    cfg = cfg or MathRewardConfig()
+    p, g = normalize(pred, cfg.units), normalize(gold, cfg.units)
+    if p == g:
+        return Verdict(True, pred_norm=p, gold_norm=g)
+    if len(g) == 1 and "A" <= g <= "Z":  # a multiple-choice letter
+        m = _CHOICE_PRED_RE.match(p)
+        return Verdict(bool(m) and m.group(1) == g, pred_norm=p, gold_norm=g)
+    ctx = _Ctx(cfg)
+    ok = _equal_struct(parse_structure(p), parse_structure(g), ctx)
+    return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g)
