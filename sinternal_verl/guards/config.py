@@ -52,6 +52,16 @@ class GuardConfig:
     cache_size: int = 100_000
     #: ask for logprobs of the first token after ``Safety:`` (Qwen3Guard) for ``p_unsafe``.
     soft_score: bool = False
+    #: alternatives requested per token when ``soft_score`` is on (vLLM allows up to 20).
+    top_logprobs: int = 5
+    #: cap on a server's ``Retry-After`` seconds.
+    retry_after_max_s: float = 60.0
+    #: timeout of one readiness probe (``GET /v1/models``).
+    ready_timeout_s: float = 5.0
+    #: lexical judge: refusal phrases (substring match); ``None`` = the GCG/AdvBench list.
+    lexical_refusal_phrases: tuple[str, ...] | None = None
+    #: lexical judge: harmful-prompt keywords (word match); ``None`` = the built-in list.
+    lexical_harmful_keywords: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in GUARD_KINDS:
@@ -95,6 +105,10 @@ class GuardConfig:
             values["api_key"] = env[ENV_API_KEY]
         if "urls" in values:
             values["urls"] = _split_urls(values["urls"])
+        for name in ("lexical_refusal_phrases", "lexical_harmful_keywords"):
+            if name in values and not isinstance(values[name], tuple):
+                v = values[name]
+                values[name] = tuple(v.split("|")) if isinstance(v, str) else tuple(v)
         return cls(**values)
 
 

@@ -34,6 +34,15 @@ class ModerationItem:
 
     prompt: str
     response: str | None = None
+    #: the reasoning trace behind ``response``, when the caller wants the guard to see it.
+    #: Qwen3Guard then gets Qwen's eval format ``<think>trace</think>\n\nresponse`` as the
+    #: assistant turn; guards without a trace format ignore it.
+    trace: str | None = None
+    #: what the caller already knows about the prompt (dataset label): ``True`` harmful,
+    #: ``False`` benign, ``None`` unknown. Only the offline lexical judge needs it (it cannot
+    #: judge harm in an answer, only refusal); model guards ignore it. Not part of the
+    #: cache key of model guards, since their verdict does not depend on it.
+    prompt_harmful: bool | None = None
 
     @property
     def is_prompt_moderation(self) -> bool:
@@ -81,7 +90,31 @@ class GuardError(RuntimeError):
     """Base class for guard failures that are *not* a verdict."""
 
 
-class GuardUnavailableError(GuardError):
+class UpstreamUnavailableError(RuntimeError):
+    """An OpenAI-compatible upstream (guard, critic, sampler) could not be reached, timed
+    out, or kept failing after all retries. Generic base so any HTTP client user can catch
+    one type; :class:`GuardUnavailableError` is the guard-specific subclass."""
+
+    def __init__(self, url: str, cause: str, attempts: int = 0):
+        self.url = url
+        self.cause = cause
+        self.attempts = attempts
+        super().__init__(f"upstream at {url} unavailable after {attempts} attempt(s): {cause}")
+
+
+class UpstreamRequestError(RuntimeError):
+    """The upstream rejected the request itself (4xx other than 429): retrying the same
+    request cannot help, so it is raised at once with the status and the server's message."""
+
+    def __init__(self, url: str, status: int, body: str):
+        self.url = url
+        self.status = status
+        self.body = body
+        shown = body if len(body) <= 300 else body[:300] + "..."
+        super().__init__(f"upstream at {url} rejected the request with HTTP {status}: {shown}")
+
+
+class GuardUnavailableError(GuardError, UpstreamUnavailableError):
     """The guard could not be reached, timed out, or kept failing after all retries.
 
     The message always names the URL and the cause so an operator can act on it.
@@ -91,7 +124,7 @@ class GuardUnavailableError(GuardError):
         self.url = url
         self.cause = cause
         self.attempts = attempts
-        super().__init__(f"guard at {url} unavailable after {attempts} attempt(s): {cause}")
+        RuntimeError.__init__(self, f"guard at {url} unavailable after {attempts} attempt(s): {cause}")
 
 
 @runtime_checkable

@@ -1,0 +1,142 @@
+"""Qwen3Guard-Gen: request building, output parsing and the soft score.
+
+Served as a chat model (vLLM / SGLang ``/v1/chat/completions``). No system turn: the model's
+own chat template writes the instruction. Prompt moderation sends ``[user]``; response
+moderation sends ``[user, assistant]``. Output::
+
+    Safety: Safe|Unsafe|Controversial
+    Categories: <comma-separated names or None>
+    Refusal: Yes|No            (response moderation only)
+
+A reasoning trace, when the caller passes one, goes in the assistant turn in Qwen's eval
+format ``<think>trace</think>\\n\\nanswer``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .categories import map_qwen3guard
+from .parsing import first_word, read_fields, unparsed
+from .types import GuardVerdict, ModerationItem, Refusal, SafetyLabel
+
+KIND = "qwen3guard"
+ENDPOINT = "/v1/chat/completions"
+LABELS = ("safety", "categories", "refusal")
+_SAFETY = {"safe": SafetyLabel.SAFE, "unsafe": SafetyLabel.UNSAFE, "controversial": SafetyLabel.CONTROVERSIAL}
+_REFUSAL = {"yes": Refusal.YES, "no": Refusal.NO}
+
+
+def assistant_turn(item: ModerationItem) -> str:
+    """The assistant content: the answer, or ``<think>trace</think>\\n\\nanswer``."""
+    response = item.response or ""
+    if item.trace is not None:
+        return f"<think>{item.trace}</think>\n\n{response}"
+    return response
+
+
+def build_messages(item: ModerationItem) -> list[dict[str, str]]:
+    if item.response is None:
+        return [{"role": "user", "content": item.prompt}]
+    return [{"role": "user", "content": item.prompt}, {"role": "assistant", "content": assistant_turn(item)}]
+
+
+def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool, top_logprobs: int = 5) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": build_messages(item),
+        "temperature": 0.0,
+        "max_tokens": max_tokens,
+    }
+    if soft_score:
+        payload["logprobs"] = True
+        payload["top_logprobs"] = top_logprobs
+    return payload
+
+
+def parse(text: str, response_moderation: bool, source: str = "") -> GuardVerdict:
+    """Read a Qwen3Guard answer. ``Safety`` is required; for response moderation so is
+    ``Refusal`` (Qwen3Guard always emits it there, so its absence means a cut-off or garbled
+    answer, and the benign-prompt reward depends on it). ``Categories`` defaults to none."""
+    fields = read_fields(text, LABELS)
+    if "safety" not in fields:
+        return unparsed(text, "no 'Safety:' field", source)
+    label = _SAFETY.get(first_word(fields["safety"]))
+    if label is None:
+        return unparsed(text, f"unknown safety label {fields['safety']!r}", source)
+    refusal = Refusal.UNKNOWN
+    if "refusal" in fields:
+        refusal = _REFUSAL.get(first_word(fields["refusal"]), Refusal.UNKNOWN)
+        if refusal is Refusal.UNKNOWN and response_moderation:
+            return unparsed(text, f"unknown refusal value {fields['refusal']!r}", source)
+    elif response_moderation:
+        return unparsed(text, "response moderation answer has no 'Refusal:' field", source)
+    raw_cats: list[str] = []
+    cats_value = fields.get("categories", "")
+    if cats_value and first_word(cats_value) != "none":
+        raw_cats = [c.strip() for c in cats_value.replace(";", ",").split(",") if c.strip()]
+    extra: dict[str, Any] = {"raw_categories": raw_cats} if raw_cats else {}
+    return GuardVerdict(
+        label=label,
+        categories=map_qwen3guard(raw_cats),
+        refusal=refusal,
+        parse_ok=True,
+        raw=text,
+        source=source,
+        extra=extra,
+    )
+
+
+def _label_of_token(token: str) -> str | None:
+    """Which label a candidate first token starts (``" Un"`` -> unsafe)."""
+    t = token.strip().lower()
+    if not t:
+        return None
+    for name in ("unsafe", "controversial", "safe"):
+        if name.startswith(t) or t.startswith(name):
+            return name
+    return None
+
+
+def soft_score(logprobs_content: list[dict[str, Any]] | None) -> tuple[float, float] | None:
+    """``(p_unsafe, p_controversial)`` from the first generated token after ``Safety:``.
+
+    The top-k alternatives of that token are grouped by the label they begin and
+    renormalised over the three labels (so a top-5 truncation does not bias the score).
+    ``p_unsafe`` counts unsafe **and** controversial mass: the strict reading used by
+    :attr:`GuardVerdict.is_safe` and by Qwen's own safety RL. ``None`` when the logprobs do
+    not contain the label token.
+    """
+    if not logprobs_content:
+        return None
+    text = ""
+    armed = False
+    for entry in logprobs_content:
+        tok = entry.get("token", "")
+        if armed and tok.strip():
+            mass = {"safe": 0.0, "unsafe": 0.0, "controversial": 0.0}
+            alts = entry.get("top_logprobs") or [{"token": tok, "logprob": entry.get("logprob", 0.0)}]
+            for alt in alts:
+                name = _label_of_token(alt.get("token", ""))
+                lp = alt.get("logprob")
+                if name is not None and lp is not None and lp > -1e30:
+                    mass[name] += math.exp(lp)
+            total = sum(mass.values())
+            if total <= 0:
+                return None
+            return (mass["unsafe"] + mass["controversial"]) / total, mass["controversial"] / total
+        text += tok
+        if not armed:
+            low = text.lower()
+            at = low.rfind("safety")
+            if at >= 0 and ":" in low[at:]:
+                armed = True
+                rest = text[low.index(":", at) + 1 :]
+                if rest.strip():  # the label came in the same token as the colon
+                    name = _label_of_token(rest)
+                    if name is None:
+                        return None
+                    p = 1.0 if name != "safe" else 0.0
+                    return p, 1.0 if name == "controversial" else 0.0
+    return None
