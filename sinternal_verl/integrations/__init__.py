@@ -1,0 +1,1 @@
+"""Adapters that let other trainers use the sinternal reward over HTTP (see ``reward_servers``)."""
