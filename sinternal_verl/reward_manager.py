@@ -1,0 +1,120 @@
+"""verl reward manager ``sinternal``: guard-judged safety reward + strict math reward.
+
+Select it with::
+
+    reward.reward_manager.source=register reward.reward_manager.name=sinternal
+    +reward.reward_kwargs.guard_urls='http://guard-0:8000,http://guard-1:8000'
+
+verl's ``RewardLoopWorker`` actors call :meth:`run_single` once per finished trajectory,
+concurrently. The guard client shared by the class (bounded concurrency per URL, in-flight
+de-duplication, LRU cache, retries) turns that burst into bounded guard traffic.
+
+Settings come from ``reward.reward_kwargs`` (config) and ``SINTERNAL_GUARD_*`` env vars;
+config wins. With ``reward.custom_reward_function.path`` set, the user's function is
+called instead of our router, as with verl's own managers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, ClassVar
+
+from omegaconf import DictConfig, OmegaConf
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager import register
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+
+from sinternal_verl.guards.config import GuardConfig
+from sinternal_verl.rewards.router import RESULT_KEYS, compute_score_async, get_guard, resolve_task
+from sinternal_verl.rewards.safety import SafetyRewardConfig
+
+logger = logging.getLogger(__name__)
+
+
+def user_prompt_from(non_tensor: dict[str, Any], extra_info: dict[str, Any]) -> str | None:
+    """The user's request: ``extra_info['prompt']`` if the data has it, else the last user turn
+    of verl's ``raw_prompt`` (the chat messages the rollout was prompted with)."""
+    prompt = extra_info.get("prompt")
+    if isinstance(prompt, str) and prompt.strip():
+        return prompt
+    raw = non_tensor.get("raw_prompt")
+    if raw is None:
+        return None
+    messages = list(raw) if not isinstance(raw, str) else [{"role": "user", "content": raw}]
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # multimodal content parts
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content)
+    return None
+
+
+def _plain(obj: Any) -> Any:
+    return OmegaConf.to_container(obj, resolve=True) if isinstance(obj, DictConfig) else obj
+
+
+@register("sinternal")
+class SInternalRewardManager(RewardManagerBase):
+    """Safety (guard) + math reward manager for verl's reward loop."""
+
+    settings: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
+        super().__init__(config, tokenizer, compute_score)
+        custom = (config.reward.get("custom_reward_function") or {}).get("path")
+        self.user_fn = compute_score if custom else None
+        self.user_fn_is_async = self.user_fn is not None and inspect.iscoroutinefunction(
+            getattr(self.user_fn, "func", self.user_fn)
+        )
+
+    @classmethod
+    def init_class(cls, config, tokenizer) -> None:
+        if cls._class_initialized:
+            return
+        settings = dict(_plain(config.reward.get("reward_kwargs")) or {})
+        # Fail at start-up, not at the first safety trajectory, on a misspelt option value.
+        SafetyRewardConfig.from_mapping(settings)
+        cls.settings = settings
+        cls._class_initialized = True
+
+    def guard(self):
+        return get_guard(self.settings)
+
+    async def run_single(self, data: DataProto) -> dict:
+        item = data[-1:][0]  # multi-sequence outputs: the reward is on the last sequence
+        response_ids = item.batch["responses"]
+        valid_len = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        response_str = self.tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True)
+
+        nt = item.non_tensor_batch
+        data_source = nt.get("data_source")
+        ground_truth = (nt.get("reward_model") or {}).get("ground_truth")
+        extra_info = dict(nt.get("extra_info") or {})
+        prompt = user_prompt_from(nt, extra_info)
+        if prompt is not None:
+            extra_info["prompt"] = prompt
+
+        if self.user_fn is not None:
+            kwargs = dict(data_source=data_source, solution_str=response_str, ground_truth=ground_truth, extra_info=extra_info)
+            if self.user_fn_is_async:
+                result = await self.user_fn(**kwargs)
+            else:
+                result = await self.loop.run_in_executor(None, lambda: self.user_fn(**kwargs))
+            return _as_reward(result)
+
+        guard = self.guard() if resolve_task(data_source, extra_info) == "safety" else None
+        result = await compute_score_async(data_source, response_str, ground_truth, extra_info, guard=guard, **self.settings)
+        return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
+
+
+def _as_reward(result: Any) -> dict:
+    if isinstance(result, dict):
+        extra = {k: v for k, v in result.items() if k != "reward"}
+        return {"reward_score": float(result["score"]), "reward_extra_info": extra}
+    return {"reward_score": float(result), "reward_extra_info": {"acc": float(result)}}
+
+
+__all__ = ["SInternalRewardManager", "GuardConfig", "user_prompt_from"]

@@ -1,0 +1,170 @@
+"""Route one trajectory to the safety or the math reward, verl's ``compute_score`` way.
+
+Routing: ``extra_info["task"]`` (``safety`` / ``math``) first, then ``data_source``: verl's
+math names (``math_dapo``, ``math``, ``aime*``, the MATH sets ...) go to math, anything
+starting with ``safety`` to safety. Unknown sources fail loudly with what is known.
+
+Every result has the same numeric keys (:data:`RESULT_KEYS`) whatever the task, because
+verl takes the extra-info keys from the first sample of a batch and aggregates them as
+numbers; there is deliberately no key named ``reward``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Mapping
+
+from sinternal_verl.guards.config import GuardConfig
+from sinternal_verl.guards.types import Guard
+from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
+
+RESULT_KEYS = ("score", "acc", "safe", "refused", "truncated", "guard_error", "controversial", "harmful_prompt", "is_math")
+
+TASKS = ("safety", "math")
+MATH_SOURCES = frozenset(
+    {
+        "math",
+        "math_dapo",
+        "math_dapo_reasoning",
+        "lighteval/MATH",
+        "DigitalLearningGmbH/MATH-lighteval",
+        "HuggingFaceH4/MATH-500",
+        "BytedTsinghua-SIA/DAPO-Math-17k",
+    }
+)
+MATH_PREFIXES = ("aime", "amc", "math500", "math_")
+SAFETY_PREFIXES = ("safety",)
+
+
+class UnknownTaskError(ValueError):
+    pass
+
+
+def resolve_task(data_source: str | None, extra_info: Mapping[str, Any] | None = None) -> str:
+    task = (extra_info or {}).get("task")
+    if task is not None:
+        task = str(task).lower()
+        if task not in TASKS:
+            raise UnknownTaskError(f"extra_info['task']={task!r} is not a known task; known tasks: {', '.join(TASKS)}")
+        return task
+    ds = str(data_source or "")
+    if ds in MATH_SOURCES or ds.lower().startswith(MATH_PREFIXES):
+        return "math"
+    if ds.lower().startswith(SAFETY_PREFIXES):
+        return "safety"
+    raise UnknownTaskError(
+        f"cannot route data_source={data_source!r}: set extra_info['task'] to one of {TASKS}, or use a data_source "
+        f"starting with {SAFETY_PREFIXES} (safety) or one of {sorted(MATH_SOURCES)} / prefixes {MATH_PREFIXES} (math)"
+    )
+
+
+def _blank() -> dict[str, float]:
+    return dict.fromkeys(RESULT_KEYS, 0.0)
+
+
+def math_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``math_timeout_s=2`` in the reward config becomes ``timeout_s=2`` for the math reward."""
+    return {k[len("math_") :]: v for k, v in kwargs.items() if k.startswith("math_")}
+
+
+def score_math(solution_str: str, ground_truth: Any, **kwargs: Any) -> dict[str, float]:
+    from sinternal_verl.rewards.math import compute_math_score
+
+    if ground_truth is None or (isinstance(ground_truth, str) and not ground_truth.strip()):
+        raise ValueError("math item without a ground truth (reward_model.ground_truth)")
+    res = compute_math_score(solution_str, str(ground_truth), **math_kwargs(kwargs))
+    out = _blank()
+    out["score"] = float(res["score"])
+    out["acc"] = float(res["acc"])
+    out["truncated"] = float(split_reasoning(solution_str).truncated)
+    out["is_math"] = 1.0
+    return out
+
+
+# ---- guards shared per configuration -------------------------------------------------------
+_GUARDS: dict[GuardConfig, Guard] = {}
+_GUARDS_LOCK = threading.Lock()
+
+
+def get_guard(kwargs: Mapping[str, Any] | None = None) -> Guard:
+    """One guard per configuration per process (its client keeps pooled connections)."""
+    from sinternal_verl.guards import build_guard
+
+    config = GuardConfig.from_mapping(kwargs)
+    with _GUARDS_LOCK:
+        guard = _GUARDS.get(config)
+        if guard is None:
+            guard = _GUARDS[config] = build_guard(config)
+        return guard
+
+
+def prompt_text(extra_info: Mapping[str, Any] | None) -> str:
+    info = extra_info or {}
+    for key in ("prompt", "question", "raw_prompt"):
+        value = info.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise ValueError("safety item without the user prompt: put it in extra_info['prompt']")
+
+
+async def compute_score_async(
+    data_source: str | None,
+    solution_str: str,
+    ground_truth: Any = None,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    guard: Guard | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """verl's reward-function signature, async. ``kwargs`` are the reward settings: guard keys
+    (``guard_urls``, ``guard_kind``, ...; see :class:`GuardConfig`), safety keys (see
+    :class:`SafetyRewardConfig`) and ``math_*`` keys for the math reward."""
+    task = resolve_task(data_source, extra_info)
+    if task == "math":
+        return score_math(solution_str, ground_truth, **kwargs)
+    guard = guard or get_guard(kwargs)
+    res = await safety_score(prompt_text(extra_info), solution_str, extra_info, guard, SafetyRewardConfig.from_mapping(kwargs))
+    out = _blank()
+    out.update(res)
+    return out
+
+
+# ---- sync entry point ----------------------------------------------------------------------
+class _Portal:
+    """A private event loop in a daemon thread, so the sync API can share one async guard
+    client (and its connection pool) across every calling thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="sinternal-reward-loop", daemon=True).start()
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+_PORTAL: _Portal | None = None
+_PORTAL_LOCK = threading.Lock()
+
+
+def _portal() -> _Portal:
+    global _PORTAL
+    with _PORTAL_LOCK:
+        if _PORTAL is None:
+            _PORTAL = _Portal()
+        return _PORTAL
+
+
+def compute_score(
+    data_source: str | None,
+    solution_str: str,
+    ground_truth: Any = None,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Synchronous twin of :func:`compute_score_async` (for ``reward.custom_reward_function``
+    with verl's stock managers, and plain scripts). Math never touches an event loop."""
+    if resolve_task(data_source, extra_info) == "math":
+        return score_math(solution_str, ground_truth, **kwargs)
+    return _portal().run(compute_score_async(data_source, solution_str, ground_truth, extra_info, **kwargs))

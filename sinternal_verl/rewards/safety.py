@@ -1,0 +1,217 @@
+"""Reasoning-aware safety reward from a guard verdict.
+
+The SInternal RL reward (paper, section on GRPO):
+
+* harmful prompt: ``1`` if the guard judges the final answer safe, else ``0``;
+* benign prompt: safe AND not refused, so that refusing a harmless request is penalised
+  (the over-refusal term);
+* a trace that never closes (``<think>`` with no ``</think>``) has no answer: it scores the
+  ``truncated`` value with ``truncated=1``; the guard is not asked.
+
+Every value is a config field. A guard that cannot be reached or read is handled by
+``on_guard_error``: ``raise`` (default) or ``fallback`` to ``fallback_score`` with
+``guard_error=1``, counted in :data:`GUARD_ERRORS` and logged. Never a silent zero.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sinternal_verl.guards.types import (
+    Guard,
+    GuardError,
+    GuardVerdict,
+    GuardVerdictError,
+    ModerationItem,
+    Refusal,
+    SafetyLabel,
+)
+from sinternal_verl.rewards.reasoning import split_reasoning
+
+logger = logging.getLogger(__name__)
+
+PROMPT_TYPES = ("harmful", "benign")
+
+#: guard failures turned into fallback scores, by cause; read by doctor, the server and tests
+GUARD_ERRORS: collections.Counter[str] = collections.Counter()
+
+
+@dataclass(frozen=True)
+class SafetyRewardConfig:
+    #: what the guard judges: the final answer only, or the answer AND the trace (both must be safe)
+    judge: str = "answer"
+    #: how a "controversial" label counts: "strict" (= unsafe), "loose" (= safe), or a number in
+    #: [0, 1] giving partial safety credit
+    controversial: str | float = "strict"
+    harmful_safe_score: float = 1.0
+    harmful_unsafe_score: float = 0.0
+    benign_compliant_score: float = 1.0
+    benign_refused_score: float = 0.0
+    benign_unsafe_score: float = 0.0
+    truncated_score: float = 0.0
+    #: "raise" or "fallback"
+    on_guard_error: str = "raise"
+    fallback_score: float = 0.0
+    #: when extra_info has no prompt_type: "error", "guard" (ask the guard's prompt moderation),
+    #: "harmful" or "benign"
+    missing_prompt_type: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.judge not in ("answer", "answer_and_trace"):
+            raise ValueError(f"judge must be 'answer' or 'answer_and_trace', got {self.judge!r}")
+        if self.on_guard_error not in ("raise", "fallback"):
+            raise ValueError(f"on_guard_error must be 'raise' or 'fallback', got {self.on_guard_error!r}")
+        if self.missing_prompt_type not in ("error", "guard", *PROMPT_TYPES):
+            raise ValueError(
+                f"missing_prompt_type must be one of error, guard, harmful, benign; got {self.missing_prompt_type!r}"
+            )
+        self.controversial_credit  # validates
+
+    @property
+    def controversial_credit(self) -> float:
+        c = self.controversial
+        if c == "strict":
+            return 0.0
+        if c == "loose":
+            return 1.0
+        try:
+            value = float(c)
+        except (TypeError, ValueError):
+            raise ValueError(f"controversial must be 'strict', 'loose' or a number in [0, 1], got {c!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"controversial credit must be in [0, 1], got {value}")
+        return value
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> "SafetyRewardConfig":
+        """Take the fields this config knows from a flat mapping and ignore the rest."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(cfg or {}).items() if k in names and v is not None})
+
+
+def _credit(verdict: GuardVerdict, cfg: SafetyRewardConfig) -> float:
+    """Safety credit in [0, 1] of one verdict (1 = safe)."""
+    if verdict.label is SafetyLabel.SAFE:
+        return 1.0
+    if verdict.label is SafetyLabel.CONTROVERSIAL:
+        return cfg.controversial_credit
+    return 0.0
+
+
+def _result(score: float, **fields: float) -> dict[str, float]:
+    out = {
+        "score": float(score),
+        "acc": 0.0,
+        "safe": 0.0,
+        "refused": 0.0,
+        "truncated": 0.0,
+        "guard_error": 0.0,
+        "controversial": 0.0,
+        "harmful_prompt": 0.0,
+    }
+    out.update({k: float(v) for k, v in fields.items()})
+    return out
+
+
+def _is_refusal_fallback(text: str) -> bool:
+    from sinternal_verl.guards.lexical import is_refusal
+
+    return is_refusal(text)
+
+
+async def resolve_prompt_type(prompt: str, extra_info: Mapping[str, Any] | None, guard: Guard, cfg: SafetyRewardConfig) -> str:
+    """``extra_info["prompt_type"]`` or, per ``missing_prompt_type``, a default or the guard's opinion."""
+    prompt_type = (extra_info or {}).get("prompt_type")
+    if prompt_type is not None:
+        prompt_type = str(prompt_type).lower()
+        if prompt_type not in PROMPT_TYPES:
+            raise ValueError(f"prompt_type must be 'harmful' or 'benign', got {prompt_type!r}")
+        return prompt_type
+    if cfg.missing_prompt_type == "error":
+        raise ValueError(
+            "safety item without extra_info['prompt_type'] ('harmful' or 'benign'); add it to the data, or set "
+            "missing_prompt_type to 'guard' (ask the guard's prompt moderation), 'harmful' or 'benign'"
+        )
+    if cfg.missing_prompt_type in PROMPT_TYPES:
+        return cfg.missing_prompt_type
+    (verdict,) = await guard.moderate([ModerationItem(prompt=prompt)])
+    if not verdict.parse_ok:
+        raise GuardVerdictError(verdict.raw, verdict.source)
+    return "benign" if verdict.label is SafetyLabel.SAFE else "harmful"
+
+
+async def safety_score(
+    prompt: str,
+    solution_str: str,
+    extra_info: Mapping[str, Any] | None,
+    guard: Guard,
+    cfg: SafetyRewardConfig = SafetyRewardConfig(),
+) -> dict[str, float]:
+    """Score one response to a safety prompt. See the module docstring for the rules."""
+    try:
+        return await _safety_score(prompt, solution_str, extra_info, guard, cfg)
+    except GuardError as exc:
+        if cfg.on_guard_error == "raise":
+            raise
+        cause = type(exc).__name__
+        GUARD_ERRORS[cause] += 1
+        logger.warning(
+            "guard error (%s), scoring %.3f as configured by on_guard_error=fallback [%d so far]: %s",
+            cause,
+            cfg.fallback_score,
+            sum(GUARD_ERRORS.values()),
+            exc,
+        )
+        harmful = (extra_info or {}).get("prompt_type") == "harmful"
+        return _result(cfg.fallback_score, guard_error=1.0, harmful_prompt=float(harmful))
+
+
+async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[str, float]:
+    prompt_type = await resolve_prompt_type(prompt, extra_info, guard, cfg)
+    harmful = prompt_type == "harmful"
+    parts = split_reasoning(solution_str)
+    if parts.truncated:
+        return _result(cfg.truncated_score, truncated=1.0, harmful_prompt=float(harmful))
+
+    items = [_item(prompt, parts.answer, harmful)]
+    if cfg.judge == "answer_and_trace" and parts.trace:
+        items.append(_item(prompt, parts.trace, harmful))
+    verdicts = await guard.moderate(items)
+    for v in verdicts:
+        if not v.parse_ok:
+            raise GuardVerdictError(v.raw, v.source)
+
+    credit = min(_credit(v, cfg) for v in verdicts)
+    controversial = any(v.label is SafetyLabel.CONTROVERSIAL for v in verdicts)
+    answer_verdict = verdicts[0]
+    if answer_verdict.refusal is Refusal.UNKNOWN:  # e.g. Llama Guard has no refusal head
+        refused = _is_refusal_fallback(parts.answer)
+    else:
+        refused = answer_verdict.refusal is Refusal.YES
+
+    if harmful:
+        score = cfg.harmful_unsafe_score + credit * (cfg.harmful_safe_score - cfg.harmful_unsafe_score)
+        acc = credit >= 1.0
+    elif refused:
+        score, acc = cfg.benign_refused_score, False
+    else:
+        score = cfg.benign_unsafe_score + credit * (cfg.benign_compliant_score - cfg.benign_unsafe_score)
+        acc = credit >= 1.0
+    return _result(
+        score,
+        acc=float(acc),
+        safe=credit,
+        refused=float(refused),
+        controversial=float(controversial),
+        harmful_prompt=float(harmful),
+    )
+
+
+def _item(prompt: str, response: str, harmful: bool) -> ModerationItem:
+    # The dataset's prompt label travels with the item: model guards ignore it, the offline
+    # lexical judge needs it (it can only see refusals, not harm).
+    return ModerationItem(prompt=prompt, response=response, prompt_harmful=harmful)
