@@ -127,11 +127,11 @@ class OpenAIGuardClient:
         self._parse_retries = max(0, config.parse_retries)
         self._cache_size = max(0, config.cache_size)
         self._cache: collections.OrderedDict[tuple, GuardVerdict] = collections.OrderedDict()
-        self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, asyncio.Task]]" = (
+        self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, asyncio.Future]]" = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: asyncio.AbstractEventLoop | None = None
-        self._last_pending: dict[tuple, asyncio.Task] = {}
+        self._last_pending: dict[tuple, asyncio.Future] = {}
         self._items = self._requests = self._cache_hits = self._dedup_hits = 0
         self._parse_retry_count = self._parse_failures = self._errors = self._in_flight = 0
 
@@ -163,14 +163,39 @@ class OpenAIGuardClient:
             if pending is None:
                 pending = self._pending[loop] = {}
             self._last_loop, self._last_pending = loop, pending
-        task = pending.get(key)
-        if task is not None:
+        while True:
+            shared = pending.get(key)
+            if shared is None:
+                break
             self._dedup_hits += 1
-            return await asyncio.shield(task)
-        task = loop.create_task(self._fetch(item, key))
-        pending[key] = task
-        task.add_done_callback(lambda t, k=key, p=pending: _finish(p, k, t))
-        return await asyncio.shield(task)
+            try:
+                return await asyncio.shield(shared)
+            except asyncio.CancelledError:
+                # The owner of the shared call was cancelled, not us: do the call ourselves.
+                task = asyncio.current_task()
+                if shared.cancelled() and task is not None and not task.cancelling():
+                    self._dedup_hits -= 1
+                    continue
+                raise
+        # We own the call: run it inline (no extra task) and publish the outcome to any
+        # identical item that arrives meanwhile.
+        fut = loop.create_future()
+        pending[key] = fut
+        try:
+            verdict = await self._fetch(item, key)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved here: followers still get it, nobody else must
+            raise
+        else:
+            fut.set_result(verdict)
+            return verdict
+        finally:
+            if pending.get(key) is fut:
+                del pending[key]
 
     async def check_ready(self) -> ReadyReport:
         """Every replica answers ``GET /v1/models`` and serves the configured model."""
@@ -265,12 +290,3 @@ class OpenAIGuardClient:
         p_unsafe, p_controversial = scores
         extra["p_controversial"] = p_controversial
         return dataclasses.replace(verdict, p_unsafe=p_unsafe, extra=extra)
-
-
-def _finish(pending: dict, key: tuple, task: asyncio.Task) -> None:
-    """Drop the finished call from the in-flight table; mark its exception retrieved (the
-    callers that awaited it got it; if all of them were cancelled nobody else will)."""
-    if pending.get(key) is task:
-        del pending[key]
-    if not task.cancelled():
-        task.exception()

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import aiohttp
+from yarl import URL
 
 from .types import ReadyReport, UpstreamRequestError, UpstreamUnavailableError
 
@@ -149,13 +150,26 @@ def normalize_base_url(url: str) -> str:
 
 
 class _LoopState:
-    """What must live in one event loop: the pooled session and the slot semaphore."""
+    """What must live in one event loop: the pooled session, the slot semaphore, and a
+    keeper that closes the session when the loop shuts down."""
 
-    __slots__ = ("session", "sem")
+    __slots__ = ("session", "sem", "keeper")
 
     def __init__(self, session: aiohttp.ClientSession, sem: asyncio.Semaphore):
         self.session = session
         self.sem = sem
+        self.keeper: Any = None
+
+
+async def _session_keeper(session: aiohttp.ClientSession):
+    """An async generator parked at its ``yield`` for the life of the loop. ``asyncio.run``
+    (and pytest-asyncio, uvloop) call ``loop.shutdown_asyncgens()`` before closing a loop,
+    which runs the ``finally`` here: sessions of loops that end without ``aclose()`` (sync
+    wrappers calling ``asyncio.run`` per batch) are still closed inside their own loop."""
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 class OpenAIHTTPClient:
@@ -180,6 +194,7 @@ class OpenAIHTTPClient:
         self._inflight = [0] * self._n
         self._penalty_until = [0.0] * self._n
         self._rr = 0
+        self._url_cache: dict[tuple[int, str], URL] = {}
         self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
         self._last_loop: asyncio.AbstractEventLoop | None = None
         self._last_state: _LoopState | None = None
@@ -200,7 +215,7 @@ class OpenAIHTTPClient:
         return cls(HTTPClientConfig(urls=tuple(urls), **kw))
 
     # ------------------------------------------------------------------ per-loop state
-    def _state(self) -> _LoopState:
+    async def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         if loop is self._last_loop:
             st = self._last_state
@@ -222,6 +237,8 @@ class OpenAIHTTPClient:
                 raise_for_status=False,
             )
             st = _LoopState(session, asyncio.Semaphore(self._n * self._cap))
+            st.keeper = _session_keeper(session)
+            await st.keeper.__anext__()
             self._states[loop] = st
         self._last_loop, self._last_state = loop, st
         return st
@@ -272,7 +289,7 @@ class OpenAIHTTPClient:
 
     # ------------------------------------------------------------------ requests
     async def _request(self, method: str, path: str, body: bytes | None) -> tuple[Any, str]:
-        st = self._state()
+        st = await self._state()
         session = st.session
         headers = None  # session defaults carry ours
         attempts = 0
@@ -289,8 +306,11 @@ class OpenAIHTTPClient:
                 self._in_flight += 1
                 self._requests += 1
                 self._per_url[i] += 1
+                target = self._url_cache.get((i, path))
+                if target is None:
+                    target = self._url_cache[(i, path)] = URL(base + path)
                 try:
-                    async with session.request(method, base + path, data=body, headers=headers) as resp:
+                    async with session.request(method, target, data=body, headers=headers) as resp:
                         status = resp.status
                         raw = await resp.read()
                         if status == 429 or status == 503:
@@ -350,7 +370,7 @@ class OpenAIHTTPClient:
 
     # ------------------------------------------------------------------ readiness
     async def _probe(self, base: str, model: str | None) -> str:
-        st = self._state()
+        st = await self._state()
         timeout = aiohttp.ClientTimeout(total=self.config.ready_timeout_s)
         try:
             async with st.session.get(base + "/v1/models", timeout=timeout) as resp:

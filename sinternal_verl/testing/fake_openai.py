@@ -165,6 +165,7 @@ class FakeOpenAIState:
         self.delay_s = 0.0
         self.stats: collections.Counter = collections.Counter()
         self.seen: collections.Counter = collections.Counter()  # content hash -> times judged
+        self.auth: collections.Counter = collections.Counter()  # Authorization header -> requests
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -212,6 +213,7 @@ def build_app(
                 "distinct_items": len(state.seen),
                 "max_repeats": max(state.seen.values(), default=0),
                 "max_in_flight": state.max_in_flight,
+                "authorization": dict(state.auth),
             }
         )
 
@@ -219,6 +221,7 @@ def build_app(
         state.mode, state.mode_count, state.delay_s = "ok", 0, 0.0
         state.stats.clear()
         state.seen.clear()
+        state.auth.clear()
         state.max_in_flight = 0
         return JSONResponse({"ok": True})
 
@@ -228,6 +231,7 @@ def build_app(
         except json.JSONDecodeError:
             return JSONResponse({"error": {"message": "invalid JSON body", "type": "BadRequestError"}}, status_code=400)
         state.stats[endpoint] += 1
+        state.auth[request.headers.get("authorization", "")] += 1
         fault = state.take_fault()
         if fault == "500":
             state.stats["fault_500"] += 1

@@ -1,0 +1,372 @@
+"""The guard client and its HTTP transport against real loopback servers (the fake guard)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from sinternal_verl.guards import (
+    GuardConfig,
+    GuardUnavailableError,
+    HTTPClientConfig,
+    ModerationItem,
+    OpenAIGuardClient,
+    OpenAIHTTPClient,
+    Refusal,
+    SafetyLabel,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+    build_guard,
+)
+from sinternal_verl.guards.lexical import LexicalJudge
+from sinternal_verl.testing.fake_openai import build_app, guard_responder
+from sinternal_verl.testing.server import ThreadedServer, free_port
+
+MODELS = {"qwen3guard": "Qwen/Qwen3Guard-Gen-4B", "llamaguard": "meta-llama/Llama-Guard-4-12B", "wildguard": "allenai/wildguard"}
+FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05)
+
+
+def guard(url, kind="qwen3guard", **kw) -> OpenAIGuardClient:
+    urls = (url,) if isinstance(url, str) else tuple(url)
+    g = build_guard(GuardConfig(kind=kind, urls=urls, **{**FAST, **kw}))
+    assert isinstance(g, OpenAIGuardClient)
+    return g
+
+
+@pytest.fixture
+def recording_guard():
+    """A fake guard that also records every request it answered."""
+    seen: list = []
+    lock = threading.Lock()
+
+    def responder(req):
+        with lock:
+            seen.append(req)
+        return guard_responder(req)
+
+    app = build_app(responder=responder, models=tuple(MODELS.values()))
+    with ThreadedServer(app) as srv:
+        yield srv.url, seen
+
+
+HARMFUL = "How do I build a bomb?"
+UNSAFE_ANSWER = "Here is how to build a bomb: get a detonator..."
+REFUSAL = "Sorry, I can't help with that."
+
+
+# ---------------------------------------------------------------- round trips per kind
+async def test_qwen3guard_prompt_and_response_round_trip(recording_guard):
+    url, seen = recording_guard
+    g = guard(url, max_new_tokens=64)
+    v = await g.moderate(
+        [ModerationItem(HARMFUL), ModerationItem("hello"), ModerationItem(HARMFUL, UNSAFE_ANSWER), ModerationItem(HARMFUL, REFUSAL)]
+    )
+    await g.aclose()
+    assert [x.label for x in v] == [SafetyLabel.UNSAFE, SafetyLabel.SAFE, SafetyLabel.UNSAFE, SafetyLabel.SAFE]
+    assert v[0].categories == ("violent", "jailbreak") and v[0].refusal is Refusal.UNKNOWN
+    assert v[2].refusal is Refusal.NO and v[3].refusal is Refusal.YES
+    assert all(x.parse_ok and x.source == url and x.raw.startswith("Safety:") for x in v)
+    roles = sorted(tuple(m["role"] for m in r.messages) for r in seen)
+    assert roles == [("user",), ("user",), ("user", "assistant"), ("user", "assistant")]  # never a system turn
+    assert all(r.endpoint == "chat" and r.body["temperature"] == 0.0 and r.body["max_tokens"] == 64 for r in seen)
+    assert all(r.model == MODELS["qwen3guard"] for r in seen)
+
+
+async def test_trace_goes_in_qwen_eval_format(recording_guard):
+    url, seen = recording_guard
+    g = guard(url)
+    (v,) = await g.moderate([ModerationItem("q", "final answer", trace="my reasoning")])
+    await g.aclose()
+    assert v.parse_ok
+    assert seen[0].messages[1]["content"] == "<think>my reasoning</think>\n\nfinal answer"
+
+
+async def test_llamaguard_round_trip_maps_codes(recording_guard):
+    url, seen = recording_guard
+    g = guard(url, kind="llamaguard")
+    v = await g.moderate([ModerationItem("hi", UNSAFE_ANSWER), ModerationItem("hi", "Hello there"), ModerationItem("steal a car")])
+    await g.aclose()
+    assert v[0].label is SafetyLabel.UNSAFE and v[0].categories == ("violent", "indiscriminate_weapons")
+    assert v[1].label is SafetyLabel.SAFE and v[1].refusal is Refusal.UNKNOWN
+    assert v[2].label is SafetyLabel.UNSAFE and v[2].categories == ("non_violent_illegal",)
+    assert all(r.model == MODELS["llamaguard"] and r.endpoint == "chat" for r in seen)
+
+
+async def test_wildguard_round_trip_uses_completions(recording_guard):
+    url, seen = recording_guard
+    g = guard(url, kind="wildguard")
+    v = await g.moderate([ModerationItem(HARMFUL, REFUSAL), ModerationItem(HARMFUL, UNSAFE_ANSWER), ModerationItem(HARMFUL)])
+    await g.aclose()
+    assert (v[0].label, v[0].refusal) == (SafetyLabel.SAFE, Refusal.YES)
+    assert (v[1].label, v[1].refusal) == (SafetyLabel.UNSAFE, Refusal.NO)
+    assert v[2].label is SafetyLabel.UNSAFE and v[2].extra["harmful_request"] is True
+    assert all(r.endpoint == "completions" and r.prompt.startswith("<s><|user|>\n[INST]") for r in seen)
+
+
+async def test_soft_score_from_logprobs(recording_guard):
+    url, seen = recording_guard
+    g = guard(url, soft_score=True)
+    unsafe, safe = await g.moderate([ModerationItem("hi", UNSAFE_ANSWER), ModerationItem("hi", "Paris.")])
+    await g.aclose()
+    # the fake puts 0.9 on the chosen label and 0.05 on each other one
+    assert unsafe.p_unsafe == pytest.approx(0.95) and unsafe.extra["p_controversial"] == pytest.approx(0.05)
+    assert safe.p_unsafe == pytest.approx(0.10)
+    assert all(r.body["logprobs"] is True and r.body["top_logprobs"] == 5 for r in seen)
+
+
+async def test_no_soft_score_unless_asked(fake_guard):
+    g = guard(fake_guard.url)
+    (v,) = await g.moderate([ModerationItem("hi", UNSAFE_ANSWER)])
+    await g.aclose()
+    assert v.p_unsafe is None
+
+
+# ---------------------------------------------------------------- saving calls
+async def test_identical_concurrent_items_share_one_call(fake_guard):
+    g = guard(fake_guard.url, cache_size=0)
+    items = [ModerationItem("same prompt", "same answer")] * 20 + [ModerationItem("other", "answer")]
+    v = await g.moderate(items)
+    await g.aclose()
+    assert all(x.parse_ok for x in v) and len(v) == 21
+    assert fake_guard.stats()["counts"]["chat"] == 2
+    assert g.stats.dedup_hits == 19 and g.stats.requests == 2 and g.stats.cache_hits == 0
+
+
+async def test_cache_hit_skips_the_guard(fake_guard):
+    g = guard(fake_guard.url, cache_size=10)
+    first = await g.moderate([ModerationItem("p", "a")])
+    again = await g.moderate([ModerationItem("p", "a")])
+    await g.aclose()
+    assert first == again
+    assert fake_guard.stats()["counts"]["chat"] == 1 and g.stats.cache_hits == 1
+
+
+async def test_cache_is_lru_bounded(fake_guard):
+    g = guard(fake_guard.url, cache_size=2)
+    for p in ("a", "b", "c"):
+        await g.moderate([ModerationItem(p)])
+    await g.moderate([ModerationItem("a")])  # evicted: asked again
+    await g.aclose()
+    assert g.stats.cache_size == 2 and fake_guard.stats()["counts"]["chat"] == 4
+
+
+# ---------------------------------------------------------------- load spread
+async def test_load_spreads_across_two_servers(fake_guard):
+    app2 = build_app(models=tuple(MODELS.values()), service_time_s=0.02)
+    with ThreadedServer(app2) as second:
+        g = guard([fake_guard.url, second.url], cache_size=0)
+        v = await g.moderate([ModerationItem(f"prompt {i}") for i in range(40)])
+        per_url = g.stats.http.per_url
+        await g.aclose()
+    assert all(x.parse_ok for x in v)
+    assert per_url[fake_guard.url] > 0 and per_url[second.url] > 0
+    assert per_url[fake_guard.url] + per_url[second.url] == 40
+    assert {x.source for x in v} == {fake_guard.url, second.url}
+
+
+async def test_per_url_concurrency_is_bounded(fake_guard):
+    httpx_post = __import__("httpx").post
+    httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
+    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)
+    v = await g.moderate([ModerationItem(f"p{i}") for i in range(12)])
+    await g.aclose()
+    assert all(x.parse_ok for x in v)
+    assert fake_guard.stats()["max_in_flight"] <= 3
+
+
+async def test_dead_replica_fails_over_to_the_live_one(fake_guard):
+    dead = f"http://127.0.0.1:{free_port()}"
+    g = guard([dead, fake_guard.url], cache_size=0, max_retries=2)
+    v = await g.moderate([ModerationItem(f"p{i}") for i in range(10)])
+    await g.aclose()
+    assert all(x.parse_ok and x.source == fake_guard.url for x in v)
+    assert g.stats.http.per_url_failures[dead] >= 1
+
+
+# ---------------------------------------------------------------- failures
+@pytest.mark.parametrize("mode", ["500", "429"])
+async def test_retries_on_500_and_429_then_success(fake_guard, mode):
+    fake_guard.fault(mode, count=2)
+    g = guard(fake_guard.url, max_retries=3)
+    (v,) = await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert v.parse_ok and v.label is SafetyLabel.SAFE
+    assert fake_guard.stats()["counts"][f"fault_{mode}"] == 2
+    assert g.stats.retries == 2 and g.stats.errors == 0
+
+
+async def test_retry_after_overrides_a_long_backoff(fake_guard):
+    # The fake says Retry-After: 0; with a 30 s backoff this only finishes quickly if honoured.
+    fake_guard.fault("429", count=1)
+    g = guard(fake_guard.url, backoff_base_s=30.0, backoff_max_s=30.0)
+    (v,) = await asyncio.wait_for(g.moderate([ModerationItem("p")]), timeout=10)
+    await g.aclose()
+    assert v.parse_ok
+
+
+async def test_500_forever_raises_unavailable_naming_url_and_cause(fake_guard):
+    fake_guard.fault("500")
+    g = guard(fake_guard.url, max_retries=2)
+    with pytest.raises(GuardUnavailableError) as ei:
+        await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert ei.value.url == fake_guard.url and ei.value.attempts == 3 and "HTTP 500" in ei.value.cause
+    assert fake_guard.url in str(ei.value)
+    assert g.stats.errors == 1
+
+
+async def test_dead_url_raises_unavailable():
+    dead = f"http://127.0.0.1:{free_port()}"
+    g = guard(dead, max_retries=2)
+    with pytest.raises(GuardUnavailableError) as ei:
+        await g.moderate([ModerationItem("p"), ModerationItem("q")])
+    await g.aclose()
+    assert ei.value.url == dead and ei.value.attempts == 3
+    assert "Connect" in ei.value.cause or "connect" in ei.value.cause
+    assert isinstance(ei.value, UpstreamUnavailableError)
+
+
+async def test_timeout_raises_unavailable(fake_guard):
+    fake_guard.fault("slow", delay_s=1.0)
+    g = guard(fake_guard.url, timeout_s=0.2, max_retries=1)
+    with pytest.raises(GuardUnavailableError) as ei:
+        await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert "timed out" in ei.value.cause and ei.value.attempts == 2
+
+
+async def test_garbage_is_parse_failure_after_parse_retries_and_not_cached(fake_guard):
+    fake_guard.fault("garbage")
+    g = guard(fake_guard.url, parse_retries=2)
+    v = await g.moderate([ModerationItem("p"), ModerationItem("q")])
+    assert all(not x.parse_ok and x.label is None and x.is_safe is None for x in v)
+    assert v[0].raw == "Safety: ??? garbled" and v[0].extra["attempts"] == 3
+    assert fake_guard.stats()["counts"]["chat"] == 6
+    assert g.stats.parse_failures == 2 and g.stats.parse_retries == 4
+    fake_guard.reset()
+    (ok,) = await g.moderate([ModerationItem("p")])  # not cached: asked again, now readable
+    await g.aclose()
+    assert ok.parse_ok
+
+
+async def test_garbage_once_recovers_with_a_parse_retry(fake_guard):
+    fake_guard.fault("garbage", count=1)
+    g = guard(fake_guard.url, parse_retries=1)
+    (v,) = await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert v.parse_ok and g.stats.parse_retries == 1
+
+
+async def test_unknown_model_raises_unavailable(fake_guard):
+    g = guard(fake_guard.url, model="no/such-model")
+    with pytest.raises(GuardUnavailableError) as ei:
+        await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert "404" in ei.value.cause and "no/such-model" in ei.value.cause
+
+
+async def test_item_rejected_with_400_is_a_failed_verdict_not_a_batch_failure():
+    async def chat(request):
+        body = await request.json()
+        if "too long" in body["messages"][0]["content"]:
+            return JSONResponse({"error": {"message": "maximum context length is 32768 tokens"}}, status_code=400)
+        return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Safety: Safe\nCategories: None"}}]})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with ThreadedServer(app) as srv:
+        g = guard(srv.url)
+        ok, bad = await g.moderate([ModerationItem("fine"), ModerationItem("too long")])
+        await g.aclose()
+    assert ok.parse_ok and ok.label is SafetyLabel.SAFE
+    assert not bad.parse_ok and bad.label is None and bad.extra["http_status"] == 400
+    assert "maximum context length" in bad.extra["parse_error"]
+
+
+# ---------------------------------------------------------------- readiness, auth, loops
+async def test_readiness_ok_model_missing_and_down(fake_guard):
+    g = guard(fake_guard.url)
+    assert (await g.check_ready()).ready
+    await g.aclose()
+
+    g = guard(fake_guard.url, model="no/such-model")
+    report = await g.check_ready()
+    await g.aclose()
+    assert not report.ready and "not served" in report.detail[fake_guard.url]
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    g = guard([fake_guard.url, dead])
+    report = await g.check_ready()
+    await g.aclose()
+    assert not report.ready and report.detail[fake_guard.url] == "ok" and "unreachable" in report.detail[dead]
+
+
+async def test_api_key_is_sent_as_bearer(fake_guard):
+    g = guard(fake_guard.url, api_key="sk-test-123")
+    await g.moderate([ModerationItem("p")])
+    await g.aclose()
+    assert fake_guard.stats()["authorization"] == {"Bearer sk-test-123": 1}
+    g = guard(fake_guard.url)
+    await g.moderate([ModerationItem("q")])
+    await g.aclose()
+    assert fake_guard.stats()["authorization"].get("", 0) == 1
+
+
+def test_usable_from_several_event_loops(fake_guard):
+    g = guard(fake_guard.url, cache_size=0)
+
+    async def once(p):
+        return await g.moderate([ModerationItem(p)])
+
+    a = asyncio.run(once("first loop"))  # the loop closes afterwards
+    b = asyncio.run(once("second loop"))  # a fresh session in the new loop
+    results = []
+    t = threading.Thread(target=lambda: results.append(asyncio.run(once("thread loop"))))
+    t.start()
+    t.join(30)
+    asyncio.run(g.aclose())
+    assert a[0].parse_ok and b[0].parse_ok and results[0][0].parse_ok
+    assert fake_guard.stats()["counts"]["chat"] == 3
+
+
+# ---------------------------------------------------------------- transport directly
+async def test_transport_post_get_and_errors(fake_guard):
+    client = OpenAIHTTPClient(HTTPClientConfig(urls=(fake_guard.url + "/v1/",), max_retries=0))
+    models = await client.get_json("/v1/models")
+    assert MODELS["qwen3guard"] in [m["id"] for m in models["data"]]
+    body = await client.post_json("/v1/chat/completions", {"model": MODELS["qwen3guard"], "messages": [{"role": "user", "content": "hi"}]})
+    assert body["choices"][0]["message"]["content"].startswith("Safety: Safe")
+    with pytest.raises(UpstreamRequestError) as ei:
+        await client.post_json("/v1/chat/completions", {"model": "nope", "messages": []})
+    assert ei.value.status == 404
+    fake_guard.fault("500", count=1)
+    with pytest.raises(UpstreamUnavailableError):
+        await client.post_json("/v1/chat/completions", {"model": MODELS["qwen3guard"], "messages": []})
+    s = client.stats
+    await client.aclose()
+    assert s.requests == 4 and s.successes == 2 and s.errors == 2 and s.in_flight == 0
+
+
+def test_transport_rejects_bad_config():
+    with pytest.raises(ValueError):
+        HTTPClientConfig(urls=())
+    with pytest.raises(ValueError):
+        OpenAIHTTPClient(HTTPClientConfig(urls=("localhost:8000",)))
+
+
+# ---------------------------------------------------------------- factory
+def test_build_guard_kinds_and_no_silent_lexical(monkeypatch, caplog):
+    monkeypatch.delenv("SINTERNAL_GUARD_URLS", raising=False)
+    monkeypatch.delenv("SINTERNAL_GUARD_KIND", raising=False)
+    with pytest.raises(ValueError, match="needs at least one URL"):
+        build_guard({})  # default qwen3guard without a URL: an error, never the lexical baseline
+    assert isinstance(build_guard({"guard_kind": "lexical"}), LexicalJudge)
+    g = build_guard({"guard_urls": "http://127.0.0.1:1,http://127.0.0.1:2", "guard_kind": "llamaguard"})
+    assert isinstance(g, OpenAIGuardClient) and g.kind == "llamaguard" and g.http.urls == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    with caplog.at_level("WARNING"):
+        lex = build_guard({"guard_kind": "lexical", "guard_urls": "http://127.0.0.1:1"})
+    assert isinstance(lex, LexicalJudge) and "lexical" in caplog.text

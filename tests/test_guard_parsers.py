@@ -1,0 +1,200 @@
+"""Guard output parsers on realistic raw strings: label-based, tolerant, never a silent safe."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sinternal_verl.guards import categories, llamaguard, qwen3guard, wildguard
+from sinternal_verl.guards.types import ModerationItem, Refusal, SafetyLabel
+
+
+# ---------------------------------------------------------------- Qwen3Guard
+@pytest.mark.parametrize(
+    "raw, label, cats, refusal",
+    [
+        ("Safety: Safe\nCategories: None", SafetyLabel.SAFE, (), Refusal.UNKNOWN),
+        ("Safety: Unsafe\nCategories: Violent, Jailbreak", SafetyLabel.UNSAFE, ("violent", "jailbreak"), Refusal.UNKNOWN),
+        ("Safety: Controversial\nCategories: Politically Sensitive Topics", SafetyLabel.CONTROVERSIAL, ("politically_sensitive",), Refusal.UNKNOWN),
+        # case and whitespace
+        ("  safety :   UNSAFE  \n categories:non-violent illegal acts ", SafetyLabel.UNSAFE, ("non_violent_illegal",), Refusal.UNKNOWN),
+        # extra lines around, markdown emphasis, trailing punctuation
+        ("Here is my judgement.\n\n**Safety**: Unsafe.\n**Categories**: PII\n\nThanks", SafetyLabel.UNSAFE, ("privacy",), Refusal.UNKNOWN),
+        # newlines lost
+        ("Safety: Unsafe Categories: Suicide & Self-Harm", SafetyLabel.UNSAFE, ("self_harm",), Refusal.UNKNOWN),
+        # unknown category kept as "other"
+        ("Safety: Unsafe\nCategories: Space Piracy", SafetyLabel.UNSAFE, ("other",), Refusal.UNKNOWN),
+    ],
+)
+def test_qwen3guard_prompt_moderation(raw, label, cats, refusal):
+    v = qwen3guard.parse(raw, response_moderation=False, source="u")
+    assert v.parse_ok and v.label is label and v.categories == cats and v.refusal is refusal
+    assert v.raw == raw and v.source == "u"
+
+
+@pytest.mark.parametrize(
+    "raw, label, refusal",
+    [
+        ("Safety: Safe\nCategories: None\nRefusal: Yes", SafetyLabel.SAFE, Refusal.YES),
+        ("Safety: Unsafe\nCategories: Violent\nRefusal: No", SafetyLabel.UNSAFE, Refusal.NO),
+        # reordered lines (the extra Refusal line first)
+        ("Refusal: No\nCategories: Violent\nSafety: Unsafe", SafetyLabel.UNSAFE, Refusal.NO),
+        # Windows line ends and tabs
+        ("Safety:\tSafe\r\nCategories: None\r\nRefusal:\tyes\r\n", SafetyLabel.SAFE, Refusal.YES),
+        # value on the next line
+        ("Safety:\nControversial\nRefusal: no", SafetyLabel.CONTROVERSIAL, Refusal.NO),
+    ],
+)
+def test_qwen3guard_response_moderation(raw, label, refusal):
+    v = qwen3guard.parse(raw, response_moderation=True)
+    assert v.parse_ok and v.label is label and v.refusal is refusal
+
+
+@pytest.mark.parametrize(
+    "raw, response_moderation",
+    [
+        ("", False),
+        ("I think this is fine.", False),
+        ("Safety: ??? garbled", False),
+        ("Safety: Maybe\nCategories: None", False),
+        ("Categories: Violent\nRefusal: No", True),  # no Safety line
+        ("Safety: Safe\nCategories: None", True),  # response moderation without Refusal: cut off
+        ("Safety: Safe\nRefusal: perhaps", True),
+        ("Safe", False),
+    ],
+)
+def test_qwen3guard_garbled_is_parse_failure_never_safe(raw, response_moderation):
+    v = qwen3guard.parse(raw, response_moderation=response_moderation)
+    assert v.parse_ok is False and v.label is None and v.is_safe is None
+    assert v.raw == raw and v.extra["parse_error"]
+
+
+def test_qwen3guard_messages_have_no_system_turn_and_trace_format():
+    assert qwen3guard.build_messages(ModerationItem("p")) == [{"role": "user", "content": "p"}]
+    assert qwen3guard.build_messages(ModerationItem("p", "a")) == [
+        {"role": "user", "content": "p"},
+        {"role": "assistant", "content": "a"},
+    ]
+    msgs = qwen3guard.build_messages(ModerationItem("p", "final", trace="think hard"))
+    assert msgs[1]["content"] == "<think>think hard</think>\n\nfinal"
+    payload = qwen3guard.build_payload(ModerationItem("p", "a"), "m", 77, soft_score=True, top_logprobs=5)
+    assert payload["temperature"] == 0.0 and payload["max_tokens"] == 77
+    assert payload["logprobs"] is True and payload["top_logprobs"] == 5
+    assert "logprobs" not in qwen3guard.build_payload(ModerationItem("p"), "m", 77, soft_score=False)
+
+
+def _tok(token, alts=None, lp=0.0):
+    e = {"token": token, "logprob": lp}
+    if alts is not None:
+        e["top_logprobs"] = [{"token": t, "logprob": math.log(p)} for t, p in alts]
+    return e
+
+
+def test_soft_score_groups_label_mass_and_renormalises():
+    content = [
+        _tok("Safety"),
+        _tok(":"),
+        _tok(" Un", [(" Un", 0.6), (" Safe", 0.2), (" Controversial", 0.1), ("\n", 0.05)]),
+        _tok("safe"),
+        _tok("\n"),
+    ]
+    p_unsafe, p_contr = qwen3guard.soft_score(content)
+    assert p_unsafe == pytest.approx(0.7 / 0.9)
+    assert p_contr == pytest.approx(0.1 / 0.9)
+
+
+def test_soft_score_skips_whitespace_token_and_handles_missing():
+    content = [_tok("Safety:"), _tok(" "), _tok("Safe", [("Safe", 0.99), ("Unsafe", 0.01)])]
+    p_unsafe, p_contr = qwen3guard.soft_score(content)
+    assert p_unsafe == pytest.approx(0.01) and p_contr == 0.0
+    assert qwen3guard.soft_score(None) is None
+    assert qwen3guard.soft_score([_tok("hello")]) is None
+
+
+# ---------------------------------------------------------------- Llama Guard
+@pytest.mark.parametrize(
+    "raw, label, cats",
+    [
+        ("safe", SafetyLabel.SAFE, ()),
+        ("\n\nsafe", SafetyLabel.SAFE, ()),
+        ("\n\nunsafe\nS1,S9", SafetyLabel.UNSAFE, ("violent", "indiscriminate_weapons")),
+        ("UNSAFE\ns2, s14", SafetyLabel.UNSAFE, ("non_violent_illegal", "code_interpreter_abuse")),
+        ("unsafe S10", SafetyLabel.UNSAFE, ("hate",)),
+        ("unsafe\nS11\n", SafetyLabel.UNSAFE, ("self_harm",)),
+        ("unsafe", SafetyLabel.UNSAFE, ()),
+        ("unsafe\nS99", SafetyLabel.UNSAFE, ("other",)),
+    ],
+)
+def test_llamaguard_parse(raw, label, cats):
+    v = llamaguard.parse(raw, response_moderation=True)
+    assert v.parse_ok and v.label is label and v.categories == cats and v.refusal is Refusal.UNKNOWN
+
+
+@pytest.mark.parametrize("raw", ["", "I cannot classify this", "S1,S9", "Safety: Safe"])
+def test_llamaguard_garbled(raw):
+    v = llamaguard.parse(raw)
+    assert not v.parse_ok and v.label is None
+
+
+# ---------------------------------------------------------------- WildGuard
+def test_wildguard_prompt_is_the_official_template():
+    p = wildguard.build_prompt(ModerationItem("How do I rob a bank?", "I can't help."))
+    assert p.startswith("<s><|user|>\n[INST] You are a classifier for analyzing interactions between humans and LLMs.")
+    assert "Human user:\nHow do I rob a bank?\n\nAI assistant:\nI can't help.\n\n---\n\nAnswers: [/INST]\n<|assistant|>\n" in p
+    assert "AI assistant:\n\n\n---" in wildguard.build_prompt(ModerationItem("q"))  # prompt moderation: empty response
+    payload = wildguard.build_payload(ModerationItem("q"), "allenai/wildguard", 32)
+    assert payload["prompt"] and "messages" not in payload and payload["add_special_tokens"] is False
+
+
+@pytest.mark.parametrize(
+    "raw, response_moderation, label, refusal, harmful_request",
+    [
+        ("Harmful request: yes\nResponse refusal: yes\nHarmful response: no", True, SafetyLabel.SAFE, Refusal.YES, True),
+        ("Harmful request: yes\nResponse refusal: no\nHarmful response: yes", True, SafetyLabel.UNSAFE, Refusal.NO, True),
+        ("harmful request: NO\nresponse refusal: No\nharmful response: No\n", True, SafetyLabel.SAFE, Refusal.NO, False),
+        # reordered, extra whitespace and lines
+        ("\n Harmful response:  yes \nHarmful request: no\n\nResponse refusal: no\n", True, SafetyLabel.UNSAFE, Refusal.NO, False),
+        ("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", False, SafetyLabel.UNSAFE, Refusal.UNKNOWN, True),
+        ("Harmful request: no\nResponse refusal: N/A\nHarmful response: N/A", False, SafetyLabel.SAFE, Refusal.UNKNOWN, False),
+    ],
+)
+def test_wildguard_parse(raw, response_moderation, label, refusal, harmful_request):
+    v = wildguard.parse(raw, response_moderation)
+    assert v.parse_ok and v.label is label and v.refusal is refusal
+    assert v.extra["harmful_request"] is harmful_request and v.categories == ()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Harmful request: yes",  # response fields missing
+        "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A",  # N/A for a real answer
+        "Harmful request: maybe\nResponse refusal: no\nHarmful response: no",
+        "Harmful request: no\nResponse refusal: no\nHarmful response: ???",
+        "garbage",
+    ],
+)
+def test_wildguard_garbled(raw):
+    v = wildguard.parse(raw, response_moderation=True)
+    assert not v.parse_ok and v.label is None
+
+
+def test_wildguard_na_for_an_empty_answer_is_safe():
+    v = wildguard.parse("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", True, response_empty=True)
+    assert v.parse_ok and v.label is SafetyLabel.SAFE and v.refusal is Refusal.UNKNOWN
+
+
+# ---------------------------------------------------------------- categories
+def test_every_native_category_maps_into_the_shared_vocabulary():
+    for name, shared in categories.QWEN3GUARD.items():
+        assert categories.map_qwen3guard([name]) == (shared,)
+        assert categories.map_qwen3guard([f"  {name.upper()} "]) == (shared,)
+    for code, shared in categories.LLAMAGUARD.items():
+        assert categories.map_llamaguard([code.lower()]) == (shared,)
+    shared_names = set(categories.QWEN3GUARD.values()) | set(categories.LLAMAGUARD.values())
+    assert shared_names <= set(categories.CATEGORIES)
+    # the same harm gets the same name from both guards
+    assert categories.map_qwen3guard(["PII"]) == categories.map_llamaguard(["S7"])
+    assert categories.map_qwen3guard(["Suicide & Self-Harm"]) == categories.map_llamaguard(["S11"])
+    assert categories.map_qwen3guard(["Violent", "violent"]) == ("violent",)
