@@ -103,31 +103,42 @@ def test_demo_examples_score_as_expected_with_the_lexical_judge(tokenizer):
     assert [o["reward_score"] for o in outs] == [r["expect"] for r in rows]
 
 
+def _worker_config(tok_dir, reward_kwargs):
+    return OmegaConf.create(
+        {
+            "actor_rollout_ref": {"model": {"path": str(tok_dir), "tokenizer_path": None}},
+            "reward": {**reward_config(reward_kwargs)["reward"], "reward_model": {"enable": False}, "sandbox_fusion": None},
+        }
+    )
+
+
 @pytest.mark.slow
 def test_ray_reward_worker_resolves_sinternal_through_the_entry_point(fake_guard, tokenizer, tmp_path):
     """verl's RewardLoopWorker, as a Ray actor in a fresh worker process, finds ``sinternal``
-    only through our ``verl.plugins`` entry point (nothing imported by hand there)."""
+    only through our ``verl.plugins`` entry point (nothing imported by hand there); first
+    against the HTTP guard, then attached by name to guard replicas running as Ray actors."""
     import ray
 
+    from sinternal_verl.guards.ray_pool import RayGuardPool, RayPoolConfig
     from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 
     tok_dir = tmp_path / "tok"
     tokenizer.save_pretrained(tok_dir)
-    config = OmegaConf.create(
-        {
-            "actor_rollout_ref": {"model": {"path": str(tok_dir), "tokenizer_path": None}},
-            "reward": {
-                **reward_config({"guard_urls": fake_guard.url})["reward"],
-                "reward_model": {"enable": False},
-                "sandbox_fusion": None,
-            },
-        }
-    )
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+    batch = build_batch(ROWS, tokenizer)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
     try:
-        worker = ray.remote(RewardLoopWorker).remote(config)
-        outs = ray.get(worker.compute_score_batch.remote(build_batch(ROWS, tokenizer)), timeout=120)
+        worker_cls = ray.remote(RewardLoopWorker).options(num_cpus=0.5)
+        http_worker = worker_cls.remote(_worker_config(tok_dir, {"guard_urls": fake_guard.url}))
+        over_http = ray.get(http_worker.compute_score_batch.remote(batch), timeout=120)
+
+        pool = RayGuardPool.create(RayPoolConfig(name="rm-test-pool", engine="rules", num_replicas=1,
+                                                 num_gpus_per_replica=0, num_cpus_per_replica=0.5, detached=False))
+        pool_worker = worker_cls.remote(_worker_config(tok_dir, {"guard_backend": "ray_pool", "guard_pool_name": "rm-test-pool"}))
+        over_pool = ray.get(pool_worker.compute_score_batch.remote(batch), timeout=120)
+        stats_before = fake_guard.stats()["counts"].get("chat", 0)
     finally:
         ray.shutdown()
-    assert [o["reward_score"] for o in outs] == [1.0, 0.0, 0.0, 1.0]
+    assert [o["reward_score"] for o in over_http] == [1.0, 0.0, 0.0, 1.0]
+    assert [o["reward_score"] for o in over_pool] == [1.0, 0.0, 0.0, 1.0]
+    assert stats_before == 3  # only the HTTP worker reached the HTTP guard

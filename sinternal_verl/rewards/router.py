@@ -12,6 +12,7 @@ numbers; there is deliberately no key named ``reward``.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any, Mapping
 
@@ -84,19 +85,40 @@ def score_math(solution_str: str, ground_truth: Any, **kwargs: Any) -> dict[str,
 
 
 # ---- guards shared per configuration -------------------------------------------------------
-_GUARDS: dict[GuardConfig, Guard] = {}
+_GUARDS: dict[Any, Guard] = {}
 _GUARDS_LOCK = threading.Lock()
+
+ENV_BACKEND = "SINTERNAL_GUARD_BACKEND"
+BACKENDS = ("http", "ray_pool")
 
 
 def get_guard(kwargs: Mapping[str, Any] | None = None) -> Guard:
-    """One guard per configuration per process (its client keeps pooled connections)."""
-    from sinternal_verl.guards import build_guard
+    """One guard per configuration per process (its client keeps pooled connections).
 
-    config = GuardConfig.from_mapping(kwargs)
+    ``guard_backend`` (or env ``SINTERNAL_GUARD_BACKEND``): ``http`` (default) builds the
+    OpenAI-compatible client (or the lexical judge) from the guard keys; ``ray_pool``
+    attaches by name to guard replicas already running in this Ray cluster
+    (``guard_pool_name``, ``guard_pool_namespace``), with no HTTP hop.
+    """
+    kwargs = dict(kwargs or {})
+    backend = str(kwargs.get("guard_backend") or os.environ.get(ENV_BACKEND) or "http")
+    if backend not in BACKENDS:
+        raise ValueError(f"guard_backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "ray_pool":
+        from sinternal_verl.guards.ray_pool import RayGuardPool, RayPoolConfig
+
+        key: Any = ("ray_pool", kwargs.get("guard_pool_name") or RayPoolConfig.name,
+                    kwargs.get("guard_pool_namespace") or RayPoolConfig.namespace)
+        build = lambda: RayGuardPool.connect(key[1], key[2])  # noqa: E731
+    else:
+        from sinternal_verl.guards import build_guard
+
+        key = GuardConfig.from_mapping(kwargs)
+        build = lambda: build_guard(key)  # noqa: E731
     with _GUARDS_LOCK:
-        guard = _GUARDS.get(config)
+        guard = _GUARDS.get(key)
         if guard is None:
-            guard = _GUARDS[config] = build_guard(config)
+            guard = _GUARDS[key] = build()
         return guard
 
 
