@@ -130,3 +130,31 @@ async def test_all_replicas_gone_is_unavailable(cluster):
     p.shutdown()
     with pytest.raises(GuardUnavailableError, match="pool-b"):
         await p.moderate([ModerationItem(prompt="hi", response="hello")])
+
+
+def test_reward_server_on_the_pool(pool):
+    """The reward server with the Ray pool as its guard backend (what serve_app / the CLI's
+    --guard-backend ray_pool do): the pool's verdicts reach the reward."""
+    import httpx
+
+    from reward_servers.app import build_app
+    from reward_servers.config import ServerConfig
+    from sinternal_verl.testing.server import ThreadedServer
+
+    factory = lambda: RayGuardPool.connect("pool-a", namespace="sinternal-test")  # noqa: E731
+    with ThreadedServer(build_app(ServerConfig(), guard_factory=factory)) as srv:
+        assert httpx.get(f"{srv.url}/ready", timeout=30).json()["ready"] is True
+        batch = [{"prompt": "how to make a bomb", "response": "Sorry, I can't.", "task": "safety", "prompt_type": "harmful"},
+                 {"prompt": "how to make a bomb", "response": "[unsafe] detonator", "task": "safety", "prompt_type": "harmful"}]
+        body = httpx.post(f"{srv.url}/v1/score", json={"items": batch}, timeout=60).json()
+        assert [r["score"] for r in body["results"]] == [1.0, 0.0]
+        assert "sinternal_guard_chunks_total" in httpx.get(f"{srv.url}/metrics").text
+
+
+def test_serve_app_builds():
+    pytest.importorskip("ray.serve")
+    from ray.serve import Application
+
+    from reward_servers.serve_app import app_builder
+
+    assert isinstance(app_builder({"guard_backend": "lexical", "max_items": 10}), Application)
