@@ -10,6 +10,7 @@ being dropped: an unknown category is still a reported harm.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 VIOLENT = "violent"
 NON_VIOLENT_ILLEGAL = "non_violent_illegal"
@@ -98,7 +99,12 @@ _QWEN_NORM = {_norm(k): v for k, v in QWEN3GUARD.items()}
 _QWEN_NORM.update({_norm("Suicide and Self-Harm"): SELF_HARM, _norm("Non-Violent Illegal Acts"): NON_VIOLENT_ILLEGAL})
 
 
-def map_qwen3guard(names: list[str]) -> tuple[str, ...]:
+def map_qwen3guard(names: "list[str] | tuple[str, ...]") -> tuple[str, ...]:
+    return _map_qwen3guard(tuple(names))
+
+
+@lru_cache(maxsize=4096)
+def _map_qwen3guard(names: tuple[str, ...]) -> tuple[str, ...]:
     """Qwen3Guard names (case/spacing tolerant) -> shared names, order kept, no duplicates."""
     out: list[str] = []
     for name in names:

@@ -152,7 +152,10 @@ class OpenAIGuardClient:
         if self._cache_size:
             hit = cache.get(key)
             if hit is not None:
-                cache.move_to_end(key)
+                try:
+                    cache.move_to_end(key)
+                except KeyError:  # evicted meanwhile by a loop in another thread
+                    pass
                 self._cache_hits += 1
                 return hit
         loop = asyncio.get_running_loop()

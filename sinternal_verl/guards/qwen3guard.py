@@ -15,6 +15,8 @@ format ``<think>trace</think>\\n\\nanswer``.
 from __future__ import annotations
 
 import math
+import re
+from functools import lru_cache
 from typing import Any
 
 from .categories import map_qwen3guard
@@ -26,6 +28,11 @@ ENDPOINT = "/v1/chat/completions"
 LABELS = ("safety", "categories", "refusal")
 _SAFETY = {"safe": SafetyLabel.SAFE, "unsafe": SafetyLabel.UNSAFE, "controversial": SafetyLabel.CONTROVERSIAL}
 _REFUSAL = {"yes": Refusal.YES, "no": Refusal.NO}
+#: the exact format the model emits: parsed in one regex match (the hot path); anything
+#: else goes through the tolerant label-based reader.
+_CANONICAL = re.compile(r"Safety: (Safe|Unsafe|Controversial)\nCategories: ([^\n:]*)(?:\nRefusal: (Yes|No))?\n?")
+_CANON_SAFETY = {"Safe": SafetyLabel.SAFE, "Unsafe": SafetyLabel.UNSAFE, "Controversial": SafetyLabel.CONTROVERSIAL}
+_CANON_REFUSAL = {"Yes": Refusal.YES, "No": Refusal.NO, None: Refusal.UNKNOWN}
 
 
 def assistant_turn(item: ModerationItem) -> str:
@@ -59,6 +66,17 @@ def parse(text: str, response_moderation: bool, source: str = "") -> GuardVerdic
     """Read a Qwen3Guard answer. ``Safety`` is required; for response moderation so is
     ``Refusal`` (Qwen3Guard always emits it there, so its absence means a cut-off or garbled
     answer, and the benign-prompt reward depends on it). ``Categories`` defaults to none."""
+    m = _CANONICAL.fullmatch(text)
+    if m is not None and (m.group(3) is not None or not response_moderation):
+        raw_cats = _split_categories(m.group(2))
+        return GuardVerdict(
+            label=_CANON_SAFETY[m.group(1)],
+            categories=map_qwen3guard(raw_cats),
+            refusal=_CANON_REFUSAL[m.group(3)],
+            raw=text,
+            source=source,
+            extra={"raw_categories": list(raw_cats)} if raw_cats else {},
+        )
     fields = read_fields(text, LABELS)
     if "safety" not in fields:
         return unparsed(text, "no 'Safety:' field", source)
@@ -72,11 +90,8 @@ def parse(text: str, response_moderation: bool, source: str = "") -> GuardVerdic
             return unparsed(text, f"unknown refusal value {fields['refusal']!r}", source)
     elif response_moderation:
         return unparsed(text, "response moderation answer has no 'Refusal:' field", source)
-    raw_cats: list[str] = []
-    cats_value = fields.get("categories", "")
-    if cats_value and first_word(cats_value) != "none":
-        raw_cats = [c.strip() for c in cats_value.replace(";", ",").split(",") if c.strip()]
-    extra: dict[str, Any] = {"raw_categories": raw_cats} if raw_cats else {}
+    raw_cats = _split_categories(fields.get("categories", ""))
+    extra: dict[str, Any] = {"raw_categories": list(raw_cats)} if raw_cats else {}
     return GuardVerdict(
         label=label,
         categories=map_qwen3guard(raw_cats),
@@ -86,6 +101,14 @@ def parse(text: str, response_moderation: bool, source: str = "") -> GuardVerdic
         source=source,
         extra=extra,
     )
+
+
+@lru_cache(maxsize=4096)
+def _split_categories(value: str) -> tuple[str, ...]:
+    """``"Violent, PII"`` -> ``("Violent", "PII")``; ``"None"`` / empty -> ``()``."""
+    if not value or first_word(value) == "none":
+        return ()
+    return tuple(c.strip() for c in value.replace(";", ",").split(",") if c.strip())
 
 
 def _label_of_token(token: str) -> str | None:
