@@ -30,6 +30,8 @@ def _load(name: str, module: str) -> None:
         raise
 
 
-_load("reward_manager:sinternal", "sinternal_verl.reward_manager")
+# the platform first: verl resolves its platform lazily, and it must be registered before any
+# code asks for it, even if a later registration fails
 if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
     _load("platform:cpu", "sinternal_verl.cpu.platform")
+_load("reward_manager:sinternal", "sinternal_verl.reward_manager")
