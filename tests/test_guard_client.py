@@ -370,3 +370,16 @@ def test_build_guard_kinds_and_no_silent_lexical(monkeypatch, caplog):
     with caplog.at_level("WARNING"):
         lex = build_guard({"guard_kind": "lexical", "guard_urls": "http://127.0.0.1:1"})
     assert isinstance(lex, LexicalJudge) and "lexical" in caplog.text
+
+
+def test_retry_after_values_are_read_and_capped():
+    import email.utils
+    import time
+
+    client = OpenAIHTTPClient(HTTPClientConfig(urls=("http://127.0.0.1:1",), retry_after_max_s=5.0))
+    assert client._retry_after("2") == 2.0
+    assert client._retry_after("3600") == 5.0  # a server cannot stall us beyond the cap
+    assert client._retry_after(None) is None and client._retry_after("soon") is None
+    in_3s = email.utils.formatdate(time.time() + 3, usegmt=True)
+    assert 1.0 <= client._retry_after(in_3s) <= 3.5
+    assert client._retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
