@@ -41,6 +41,9 @@ class MathRewardConfig:
     symbolic_workers: int = 1
     #: how long a fresh worker may take to import sympy and say it is ready
     symbolic_startup_timeout_s: float = 60.0
+    #: run a few comparisons in a fresh worker before it takes answers: sympy loads lazily and
+    #: its first simplify costs ~1 s, which must not eat an answer's time limit
+    symbolic_warmup: bool = True
     #: address-space cap of a worker (MiB), 0 for none: a runaway power dies with MemoryError
     symbolic_max_memory_mb: int = 4096
     #: answers longer than this (characters, after extraction) never reach sympy

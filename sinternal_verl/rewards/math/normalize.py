@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Iterable
 
@@ -32,7 +33,9 @@ _SQRT_SHORT_RE = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
 _FRAC_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
 _FRAC_HALF_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*\{")
 _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_ASSIGN_RE = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([A-Za-z]\))?(?:=|\\in(?![A-Za-z]))")
+_ASSIGN_RE = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([^()=]*\))?(?:=|\\in(?![A-Za-z]))")
+_KEEP_SPACE_RE = re.compile(r"(\\[A-Za-z]+|_[A-Za-z0-9])\s+(?=[A-Za-z0-9])")
+_SINGLE_BRACE_SCRIPT_RE = re.compile(r"([\^_])\{([A-Za-z0-9])\}")
 _CHOICE_RE = re.compile(r"^\(([A-Z])\)$")
 
 
@@ -76,9 +79,9 @@ def normalize(answer: str, units: Iterable[str] = ()) -> str:
     s = _DEGREE_RE.sub("", s)
     s = _PERCENT_RE.sub("", s)
     s = s.replace("{,}", "")
-    s = _drop_units(s, units)
     for sp in _SPACING:
         s = s.replace(sp, " ")
+    s = _drop_units(s, units)
     s = re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
     s = _unwrap_text_commands(s)
     s = _SQRT_SHORT_RE.sub(r"\\sqrt{\1}", s)
@@ -88,7 +91,10 @@ def normalize(answer: str, units: Iterable[str] = ()) -> str:
     s = re.sub(r"\\le(?![A-Za-z])", r"\\leq", s)
     s = re.sub(r"\\ge(?![A-Za-z])", r"\\geq", s)
     s = re.sub(r"\s+(?:and|or)\s+", ",", s) if re.search(r"[\d}]", s) else s
-    s = re.sub(r"\s+", "", s)
+    # keep the one space that separates tokens (``\log_2 8``, ``\sin x``), drop the rest
+    s = _KEEP_SPACE_RE.sub("\\1\x00", s)
+    s = re.sub(r"\s+", "", s).replace("\x00", " ")
+    s = _SINGLE_BRACE_SCRIPT_RE.sub(r"\1\2", s)
     s = s.rstrip(".").rstrip("\\")  # trailing period (and a dangling ``\`` from ``\.``)
     if _THOUSANDS_RE.fullmatch(s):
         s = s.replace(",", "")
@@ -163,6 +169,22 @@ def parse_number(s: str, max_exponent: int = 1000) -> Fraction | None:
         v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
         return -v if m.group(1) == "-" else v
     return None
+
+
+def parse_decimal(s: str) -> Decimal | None:
+    """Exact value of a decimal / scientific number of any exponent (``1e999999999``):
+    Decimal compares exactly without expanding the power, where Fraction would build it."""
+    m = _DEC_RE.fullmatch(s) or _SCI_TEX_RE.fullmatch(s)
+    if not m or len(s) > 200:
+        return None
+    exp = m.group(2) if m.re is _DEC_RE else (m.group(2) or m.group(3))
+    try:
+        return Decimal(m.group(1)).scaleb(int(exp or 0), _WIDE)
+    except (InvalidOperation, ValueError):
+        return None
+
+
+_WIDE = Context(prec=400, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 # --- structure ------------------------------------------------------------------------
@@ -250,4 +272,9 @@ def parse_structure(s: str, depth: int = 0) -> Structure:
     stripped = strip_assignment(s)
     if stripped != s:
         return parse_structure(stripped, depth + 1)
+    pm = split_top(s, "\\pm")
+    if len(pm) == 2:  # ``a \pm b`` is the answer pair a+b, a-b
+        a, b = pm[0].strip(), pm[1].strip()
+        plus, minus = (f"{a}+{b}", f"{a}-{b}") if a else (b, f"-{b}")
+        return Structure("set", (Structure("atom", (plus,)), Structure("atom", (minus,))))
     return Structure("atom", (s,))

@@ -50,13 +50,16 @@ class SymbolicResult:
 class SymbolicWorker:
     """One child process; not thread-safe on its own (the pool hands it to one caller)."""
 
-    def __init__(self, max_memory_mb: int = 0, startup_timeout_s: float = 60.0):
+    def __init__(self, max_memory_mb: int = 0, startup_timeout_s: float = 60.0, warmup: bool = True):
         self.max_memory_mb = max_memory_mb
+        self.warmup = warmup
         self.startup_timeout_s = startup_timeout_s
         self.proc: subprocess.Popen | None = None
         self._buf = b""
         self._next_id = 0
         self._stderr = None
+        self._eof = False
+        self._last_rc: int | None = None
         #: how many times a worker had to be (re)started; a timeout costs one restart
         self.starts = 0
 
@@ -70,7 +73,7 @@ class SymbolicWorker:
         self.kill()
         self._stderr = tempfile.TemporaryFile()
         cmd = [sys.executable, "-m", "sinternal_verl.rewards.math.symbolic_worker",
-               "--max-memory-mb", str(self.max_memory_mb)]
+               "--max-memory-mb", str(self.max_memory_mb)] + ([] if self.warmup else ["--no-warmup"])
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._stderr, bufsize=0, close_fds=True)
@@ -95,7 +98,8 @@ class SymbolicWorker:
             return ""
 
     def _readline(self, deadline: float) -> str | None:
-        """One line from the worker, or None on timeout / EOF."""
+        """One line from the worker, or None on timeout / EOF (``self._eof`` tells which)."""
+        self._eof = False
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
@@ -106,6 +110,7 @@ class SymbolicWorker:
                     return None
                 chunk = os.read(fd, 65536)
                 if not chunk:
+                    self._eof = True
                     return None
                 self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
@@ -115,7 +120,8 @@ class SymbolicWorker:
         self.start()
         assert self.proc is not None and self.proc.stdin is not None
         self._next_id += 1
-        req = json.dumps({"id": self._next_id, "a": a, "b": b}).encode() + b"\n"
+        # the worker's own CPU backstop: well past the wall-clock limit we enforce from here
+        req = json.dumps({"id": self._next_id, "a": a, "b": b, "cpu_s": 2 * timeout_s + 5}).encode() + b"\n"
         deadline = time.monotonic() + timeout_s
         try:
             self.proc.stdin.write(req)
@@ -124,10 +130,11 @@ class SymbolicWorker:
             return SymbolicResult(False, error=f"worker pipe closed: {exc}")
         line = self._readline(deadline)
         if line is None:
-            died = self.proc.poll() is not None
+            died = self._eof or self.proc.poll() is not None
+            tail = self._stderr_tail()[-300:] if died else ""
             self.kill()
             if died:
-                return SymbolicResult(False, error=f"worker died: {self._stderr_tail()[-300:]}")
+                return SymbolicResult(False, error=f"worker died (exit {self._last_rc}): {tail}")
             return SymbolicResult(False, timed_out=True)
         resp = json.loads(line)
         if resp.get("id") != self._next_id:  # cannot happen with one caller; be loud if it does
@@ -141,7 +148,7 @@ class SymbolicWorker:
             if proc.poll() is None:
                 proc.kill()
             try:
-                proc.wait(timeout=5)
+                self._last_rc = proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
             for f in (proc.stdin, proc.stdout):
@@ -159,8 +166,8 @@ class SymbolicPool:
     """A few workers shared by all threads of one process, plus a verdict cache."""
 
     def __init__(self, workers: int = 1, max_memory_mb: int = 0, startup_timeout_s: float = 60.0,
-                 cache_size: int = 4096):
-        self.workers = [SymbolicWorker(max_memory_mb, startup_timeout_s) for _ in range(workers)]
+                 cache_size: int = 4096, warmup: bool = True):
+        self.workers = [SymbolicWorker(max_memory_mb, startup_timeout_s, warmup) for _ in range(workers)]
         self._idle: queue.Queue[SymbolicWorker] = queue.Queue()
         for w in self.workers:
             self._idle.put(w)
@@ -207,17 +214,17 @@ _POOLS_PID = os.getpid()
 
 
 def get_pool(workers: int = 1, max_memory_mb: int = 0, startup_timeout_s: float = 60.0,
-             cache_size: int = 4096) -> SymbolicPool:
+             cache_size: int = 4096, warmup: bool = True) -> SymbolicPool:
     """The process-wide pool for these settings (a forked child gets its own)."""
     global _POOLS_PID
-    key = (workers, max_memory_mb, startup_timeout_s, cache_size)
+    key = (workers, max_memory_mb, startup_timeout_s, cache_size, warmup)
     with _POOLS_LOCK:
         if os.getpid() != _POOLS_PID:  # inherited after fork: those workers are the parent's
             _POOLS.clear()
             _POOLS_PID = os.getpid()
         pool = _POOLS.get(key)
         if pool is None or pool.closed:
-            pool = _POOLS[key] = SymbolicPool(workers, max_memory_mb, startup_timeout_s, cache_size)
+            pool = _POOLS[key] = SymbolicPool(workers, max_memory_mb, startup_timeout_s, cache_size, warmup)
         return pool
 
 

@@ -3,9 +3,10 @@
 Run as ``python -m sinternal_verl.rewards.math.symbolic_worker``. It imports sympy and
 latex2sympy2_extended once, prints ``{"ready": true}``, then answers one request per line:
 ``{"id": n, "a": latex, "b": latex}`` -> ``{"id": n, "eq": true|false, "err": str|null}``.
-The parent kills it when an answer overruns its time limit. It exits on stdin EOF, and on
-Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG), so it cannot outlive a
-crashed trainer even while stuck inside a C-level big-integer power.
+The parent kills it when an answer overruns its time limit. It exits on stdin EOF (parent
+gone), and an RLIMIT_CPU set per request makes the kernel end it if a request runs far
+past its limit, so it cannot outlive a crashed trainer while stuck inside a C-level
+big-integer power.
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ import signal
 import sys
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+def _cpu_backstop(seconds: float) -> None:
+    """Let the kernel end this process if one request burns more than ``seconds`` of CPU.
 
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+    The parent kills us when a request overruns its wall-clock limit; this covers the
+    case where the parent itself died mid-request (we would otherwise spin on, orphaned,
+    inside a GIL-holding big-integer power). Only the soft limit moves (an unprivileged
+    process may raise it again later, never the hard one). PR_SET_PDEATHSIG is no use:
+    it fires when the *thread* that started us exits, and we are started from executor
+    threads that come and go.
+    """
+    try:
+        import math
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        soft = int(math.ceil(ru.ru_utime + ru.ru_stime + seconds))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _limit_memory(mb: int) -> None:
@@ -48,11 +59,24 @@ def _build_comparator():
     conv = ConversionConfig(interpret_as_mixed_fractions=True, lowercase_symbols=False)
     cache: dict[str, object] = {}
 
+    imag = sympy.Symbol("i")
+
+    def exact(e):
+        """Decimals as exact rationals (0.1+0.2 is 0.3), the symbol i as the imaginary unit."""
+        if not isinstance(e, sympy.Basic):
+            return e
+        floats = {f: sympy.Rational(str(f)) for f in e.atoms(sympy.Float)}
+        if floats:
+            e = e.xreplace(floats)
+        if imag in getattr(e, "free_symbols", ()):
+            e = e.xreplace({imag: sympy.I})
+        return e
+
     def parse(s: str):
         if s not in cache:
             if len(cache) > 2048:
                 cache.clear()
-            cache[s] = latex2sympy(s, normalization_config=None, conversion_config=conv)
+            cache[s] = exact(latex2sympy(s, normalization_config=None, conversion_config=conv))
         return cache[s]
 
     def zero(d) -> bool:
@@ -85,13 +109,32 @@ def _build_comparator():
     return equal
 
 
+_WARMUP = (
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+    ("x^2+2x+1", "(x+1)^2"),
+    ("\\frac{2\\pi}{3}", "2\\pi/3"),
+    ("\\sin^2 x+\\cos^2 x", "1"),
+    ("y=2x+3", "y=3+2x"),
+    ("e^{i\\pi}", "-1"),
+    ("\\log_2 8", "3"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-memory-mb", type=int, default=0)
+    ap.add_argument("--no-warmup", action="store_true")
     args = ap.parse_args(argv)
-    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent; it kills us
     equal = _build_comparator()
+    if not args.no_warmup:
+        # sympy loads much of itself lazily on first use (simplify of a radical or a polynomial
+        # costs ~1 s once): pay that before "ready", not inside some answer's time limit
+        for a, b in _WARMUP:
+            try:
+                equal(a, b)
+            except Exception:  # noqa: BLE001 - warm-up is best effort
+                pass
     _limit_memory(args.max_memory_mb)  # after the imports: they need the room once
     out = sys.stdout
     out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
@@ -101,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             req = json.loads(line)
         except ValueError:
             continue
+        _cpu_backstop(float(req.get("cpu_s", 60.0)))
         try:
             resp = {"id": req.get("id"), "eq": bool(equal(req["a"], req["b"])), "err": None}
         except MemoryError:

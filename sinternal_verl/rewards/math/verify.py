@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .config import MathRewardConfig
-from .normalize import Structure, normalize, parse_number, parse_structure
+from .normalize import Structure, normalize, parse_decimal, parse_number, parse_structure
 from .symbolic import get_pool
 
 _CHOICE_PRED_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|$)")
 _WORD_RE = re.compile(r"[a-z']{2,}")
+_INFINITIES = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1, "\\infin": 1, "-\\infin": -1, "oo": 1, "-oo": -1}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
     np_, ng = parse_number(p, cfg.numeric_max_exponent), parse_number(g, cfg.numeric_max_exponent)
     if np_ is not None and ng is not None:
         return _numbers_equal(np_, ng, cfg.numeric_rel_tol)
+    dp, dg = parse_decimal(p), parse_decimal(g)  # a number too large for the exact path
+    if dp is not None and dg is not None:
+        return dp == dg
+    if p in _INFINITIES or g in _INFINITIES:  # only another spelling of the same infinity
+        return _INFINITIES.get(p) == _INFINITIES.get(g) is not None
     if _WORD_RE.fullmatch(p) or _WORD_RE.fullmatch(g):  # words are compared as words
         return False
     if not cfg.symbolic or len(p) > cfg.symbolic_max_chars or len(g) > cfg.symbolic_max_chars:
@@ -65,7 +71,7 @@ def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
         ctx.timed_out = True
         return False
     pool = get_pool(cfg.symbolic_workers, cfg.symbolic_max_memory_mb, cfg.symbolic_startup_timeout_s,
-                    cfg.symbolic_cache_size)
+                    cfg.symbolic_cache_size, cfg.symbolic_warmup)
     ctx.calls += 1
     res = pool.compare(p, g, min(cfg.symbolic_timeout_s, left))
     if res.timed_out:
