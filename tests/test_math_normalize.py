@@ -94,3 +94,13 @@ def test_structures():
     assert parse_structure("(x+1)(x-1)").kind == "atom"
     s = parse_structure("3\\pm2")
     assert s.kind == "set" and sorted(i.items[0] for i in s.items) == ["3+2", "3-2"]
+
+
+def test_integer_powers_are_exact_or_refused_by_size():
+    from sinternal_verl.rewards.math.normalize import power_log10
+
+    assert parse_number("2^{10}") == 1024 and parse_number("-2^{3}") == -8
+    assert parse_number("2^{10000}", max_exponent=1000) is None
+    assert power_log10("9^{9^{9^9}}") == float("inf")
+    assert 3010 < power_log10("2^{10000}") < 3011
+    assert power_log10("1^{9^{9^9}}") is None and power_log10("x^2") is None

@@ -22,7 +22,7 @@ from sinternal_verl.rewards.math import (
 )
 from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker
 
-TOWER = "9^{9^{9^9}}"
+TOWER = "9^{9^{9^9}}+1"  # not a pure power: the exact path cannot refuse it, sympy must be stopped
 KEYS = {"score", "acc", "pred", "math_no_answer", "math_truncated", "math_timeout", "math_symbolic", "math_error"}
 
 
@@ -202,3 +202,9 @@ def test_cpu_backstop_ends_a_runaway_worker_nobody_kills():
         assert proc.wait(timeout=60) == -signal.SIGXCPU
     finally:
         w.kill()
+
+
+def test_huge_integer_power_is_refused_without_sympy():
+    v = verify("9^{9^{9^9}}", "3")
+    assert not v.correct and v.symbolic_calls == 0 and not v.timed_out
+    assert verify("2^{10}", "1024").symbolic_calls == 0

@@ -10,6 +10,7 @@ data, not copied from any grader.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
@@ -140,6 +141,46 @@ def _dec(text: str, exp: str | None, max_exp: int) -> Fraction | None:
         return None
 
 
+_INT_POW_RE = re.compile(r"([+-]?\d+)\^(?:\{(.+)\}|(\d))")
+
+
+def power_log10(s: str, depth: int = 0) -> float | None:
+    """log10 of the magnitude of an integer power tower (``9^{9^{9^9}}``), without building
+    it; None when ``s`` is not one (or its base is 0 / +-1). ``inf`` for absurd towers."""
+    if depth > 10 or len(s) > 200:
+        return None
+    m = _INT_POW_RE.fullmatch(s)
+    if not m:
+        return None
+    base = abs(int(m.group(1)))
+    if base <= 1:
+        return None
+    exp_s = m.group(2) if m.group(2) is not None else m.group(3)
+    if re.fullmatch(r"\d{1,300}", exp_s):
+        exp = float(int(exp_s))
+    else:
+        inner = power_log10(exp_s, depth + 1)
+        if inner is None:
+            return None
+        exp = float("inf") if inner > 300 else 10.0 ** inner
+    return exp * math.log10(base)
+
+
+def _int_power(s: str, max_exponent: int) -> Fraction | None:
+    """``2^{10}`` -> 1024 exactly, for results up to 10**max_exponent (no sympy)."""
+    m = _INT_POW_RE.fullmatch(s)
+    if not m:
+        return None
+    lg = power_log10(s)
+    if lg is None or lg > max_exponent:
+        return None
+    exp_s = m.group(2) if m.group(2) is not None else m.group(3)
+    exp = parse_number(exp_s, max_exponent)
+    if exp is None or exp.denominator != 1:
+        return None
+    return Fraction(int(m.group(1))) ** int(exp)
+
+
 def parse_number(s: str, max_exponent: int = 1000) -> Fraction | None:
     """Exact value of a plain number (int, decimal, scientific, ``a/b``, ``\\frac{a}{b}``,
     mixed number ``2\\frac{1}{2}``), or None when ``s`` is not one. Large exponents are
@@ -168,6 +209,8 @@ def parse_number(s: str, max_exponent: int = 1000) -> Fraction | None:
     if m and int(m.group(3)) < int(m.group(4)):  # a proper fraction after an integer: 2 1/2
         v = int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))
         return -v if m.group(1) == "-" else v
+    if "^" in s:
+        return _int_power(s, max_exponent)
     return None
 
 

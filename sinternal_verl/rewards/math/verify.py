@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .config import MathRewardConfig
-from .normalize import Structure, normalize, parse_decimal, parse_number, parse_structure
+from .normalize import Structure, normalize, parse_decimal, parse_number, parse_structure, power_log10
 from .symbolic import get_pool
 
 _CHOICE_PRED_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|$)")
@@ -57,6 +57,10 @@ def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
     np_, ng = parse_number(p, cfg.numeric_max_exponent), parse_number(g, cfg.numeric_max_exponent)
     if np_ is not None and ng is not None:
         return _numbers_equal(np_, ng, cfg.numeric_rel_tol)
+    # an integer power too large to build cannot equal a number we could build
+    if (np_ is not None and (power_log10(g) or 0) > cfg.numeric_max_exponent) or (
+            ng is not None and (power_log10(p) or 0) > cfg.numeric_max_exponent):
+        return False
     dp, dg = parse_decimal(p), parse_decimal(g)  # a number too large for the exact path
     if dp is not None and dg is not None:
         return dp == dg
