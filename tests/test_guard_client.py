@@ -383,3 +383,18 @@ def test_retry_after_values_are_read_and_capped():
     in_3s = email.utils.formatdate(time.time() + 3, usegmt=True)
     assert 1.0 <= client._retry_after(in_3s) <= 3.5
     assert client._retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
+
+
+async def test_cancelled_owner_does_not_cancel_identical_waiters(fake_guard):
+    fake_guard.fault("slow", count=1, delay_s=0.5)
+    g = guard(fake_guard.url, cache_size=0)
+    item = ModerationItem("shared prompt", "shared answer")
+    owner = asyncio.create_task(g.moderate_one(item))
+    await asyncio.sleep(0.1)  # the owner's request is in flight
+    waiter = asyncio.create_task(g.moderate_one(item))
+    await asyncio.sleep(0.05)
+    owner.cancel()
+    verdict = await asyncio.wait_for(waiter, 10)
+    await g.aclose()
+    assert owner.cancelled() and verdict.parse_ok
+    assert g.stats.in_flight == 0
