@@ -1,0 +1,90 @@
+"""Run a command and measure its wall time and peak RSS summed over its whole process tree.
+
+Why: a verl run is many processes (torchrun children, Ray's GCS/raylet/workers); the figure that
+matters on a laptop is the peak of their sum, which ``/usr/bin/time`` does not give.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    returncode: int
+    wall_s: float
+    peak_rss_bytes: int
+    log_path: Path
+
+    @property
+    def peak_rss_gb(self) -> float:
+        return self.peak_rss_bytes / 1024**3
+
+    def log_tail(self, chars: int = 4000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-chars:]
+
+
+def _tree_rss(root) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(
+    args: Sequence[str],
+    *,
+    log_path: str | Path,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout_s: float = 900.0,
+    sample_every_s: float = 0.5,
+) -> MeasuredRun:
+    """Run ``args`` with stdout+stderr to ``log_path``; kill the whole tree on timeout."""
+    import psutil
+
+    log_path = Path(log_path)
+    peak = 0
+    stop = threading.Event()
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(list(args), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        root = psutil.Process(proc.pid)
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, _tree_rss(root))
+                stop.wait(sample_every_s)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            for p in [*root.children(recursive=True), root]:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            proc.wait()
+            rc = -9
+        finally:
+            stop.set()
+            sampler.join()
+    return MeasuredRun(rc, time.monotonic() - t0, peak, log_path)
