@@ -35,3 +35,4 @@ def _load(name: str, module: str) -> None:
 if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
     _load("platform:cpu", "sinternal_verl.cpu.platform")
 _load("reward_manager:sinternal", "sinternal_verl.reward_manager")
+_load("reward_manager:sinternal_overlong", "sinternal_verl.rewards.overlong")
