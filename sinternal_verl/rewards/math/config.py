@@ -37,8 +37,9 @@ class MathRewardConfig:
     symbolic_timeout_s: float = 5.0
     #: total symbolic budget of one score call (a tuple of 10 items makes up to 10 comparisons)
     symbolic_budget_s: float = 10.0
-    #: worker processes per host process (concurrent scorers share them)
-    symbolic_workers: int = 1
+    #: worker processes per host process (concurrent scorers share them); with 2, a timed-out
+    #: worker restarts in the background while the other keeps answering
+    symbolic_workers: int = 2
     #: how long a fresh worker may take to import sympy and say it is ready
     symbolic_startup_timeout_s: float = 60.0
     #: run a few comparisons in a fresh worker before it takes answers: sympy loads lazily and

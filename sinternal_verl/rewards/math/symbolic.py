@@ -175,6 +175,7 @@ class SymbolicPool:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.closed = False
+        self.restart_errors: list[str] = []
 
     def warmup(self) -> None:
         """Start every worker now (the first comparison would otherwise pay ~0.5 s)."""
@@ -193,7 +194,14 @@ class SymbolicPool:
         w = self._idle.get()  # bounded wait: every holder is bounded by its own time limit
         try:
             res = w.compare(a, b, timeout_s)
-        finally:
+        except BaseException:
+            self._idle.put(w)
+            raise
+        if w.proc is None and not self.closed:
+            # killed (timeout) or died: start its replacement now, off this caller's clock,
+            # and hand it out again only once it is ready
+            threading.Thread(target=self._restart, args=(w,), daemon=True).start()
+        else:
             self._idle.put(w)
         if res.error is None or not res.error.startswith("worker"):
             with self._lock:
@@ -201,6 +209,17 @@ class SymbolicPool:
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return res
+
+    def _restart(self, w: SymbolicWorker) -> None:
+        try:
+            if not self.closed:
+                w.start()
+        except SymbolicWorkerError as exc:  # the next compare() retries and raises it
+            self.restart_errors.append(str(exc))
+        finally:
+            self._idle.put(w)
+            if self.closed:
+                w.kill()
 
     def close(self) -> None:
         self.closed = True

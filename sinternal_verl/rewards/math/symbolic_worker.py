@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import sys
 
@@ -50,12 +51,13 @@ def _limit_memory(mb: int) -> None:
             pass
 
 
-def _build_comparator():
+def _build_comparator(n_probes: int = 4):
     import sympy
     from latex2sympy2_extended import latex2sympy
     from latex2sympy2_extended.latex2sympy2 import ConversionConfig
     from sympy.core.relational import Relational
 
+    tol = sympy.Float("1e-20")
     conv = ConversionConfig(interpret_as_mixed_fractions=True, lowercase_symbols=False)
     cache: dict[str, object] = {}
 
@@ -79,16 +81,26 @@ def _build_comparator():
             cache[s] = exact(latex2sympy(s, normalization_config=None, conversion_config=conv))
         return cache[s]
 
+    rng = random.Random(20240607)
+    #: probe points: values for the 1st, 2nd, ... free symbol; mixed signs, never integers
+    probes = [[sympy.Float(rng.uniform(-3.0, 3.0), 30) for _ in range(8)] for _ in range(n_probes)]
+
     def zero(d) -> bool:
+        """Is ``d`` identically 0? Evaluated, not simplified: at 30 digits for a constant,
+        at a few fixed random points for an expression in symbols (a nonzero expression
+        vanishing at all of them is vanishingly unlikely). ``simplify`` only when the
+        expression cannot be evaluated (unknown functions, matrices)."""
         if d == 0:
             return True
-        d = sympy.simplify(d)
-        if d == 0:
-            return True
-        if getattr(d, "free_symbols", None) == set() and d.is_number:
-            v = sympy.N(d, 30)
-            return bool(v.is_real is not False and abs(v) < sympy.Float("1e-20"))
-        return False
+        syms = sorted(getattr(d, "free_symbols", ()), key=str)
+        if len(syms) <= 8:
+            points = [dict(zip(syms, p)) for p in probes] if syms else [{}]
+            values = [d.evalf(30, subs=pt) if pt else d.evalf(30) for pt in points]
+            if all(v.is_number and v.is_finite for v in values):
+                return all(abs(v) < tol for v in values)
+            if any(v.is_number and v.is_finite and abs(v) >= tol for v in values):
+                return False
+        return sympy.simplify(d) == 0
 
     def equal(a: str, b: str) -> bool:
         ea, eb = parse(a), parse(b)
