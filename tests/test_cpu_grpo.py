@@ -71,7 +71,7 @@ def test_grpo_two_steps_on_cpu_with_guard_rewards(tmp_path: Path):
             "actor_rollout_ref.rollout.n=2", "actor_rollout_ref.rollout.calculate_log_probs=True",
             "actor_rollout_ref.actor.use_kl_loss=False", "algorithm.use_kl_in_reward=False",
             "reward.reward_manager.source=register", "reward.reward_manager.name=sinternal",
-            f"+reward.reward_kwargs.guard_urls={guard.url}", "reward.num_workers=1",
+            f"+reward.reward_kwargs.guard_urls={guard.url}",
             "trainer.total_training_steps=2", "trainer.val_before_train=False", "trainer.test_freq=-1",
             "trainer.save_freq=-1", "trainer.logger=[console,file]", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
             "trainer.project_name=cpu", "trainer.experiment_name=grpo",

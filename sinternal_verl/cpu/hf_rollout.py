@@ -219,11 +219,12 @@ class HFGenerator:
         unknown = [n for n in named_tensors if n not in params]
         if unknown:
             raise KeyError(f"weights for unknown parameter(s) {unknown[:5]} (total {len(unknown)})")
+        for name, tensor in named_tensors.items():  # validate everything before touching the model
+            if tuple(params[name].shape) != tuple(tensor.shape):
+                raise ValueError(f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(params[name].shape)}")
         with torch.no_grad():
             for name, tensor in named_tensors.items():
                 target = params[name]
-                if tuple(target.shape) != tuple(tensor.shape):
-                    raise ValueError(f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(target.shape)}")
                 target.copy_(tensor.to(dtype=target.dtype, device=target.device))
         self.weight_version += 1
         return len(named_tensors)

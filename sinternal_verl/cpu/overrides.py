@@ -52,6 +52,9 @@ def ppo_overrides(
     attn_implementation: str = "sdpa",
     rollout_max_batch_size: int = 64,
     rollout_batch_wait_s: float = 0.02,
+    agent_loop_workers: int = 1,
+    storage_units: int = 1,
+    reward_workers: int = 1,
 ) -> list[str]:
     """Overrides for ``verl.trainer.main_ppo`` on CPU with the ``hf`` rollout.
 
@@ -59,6 +62,9 @@ def ppo_overrides(
     many "GPU" slots (the CPU platform's ``ray_resource_name()`` is ``GPU``); it must equal
     ``trainer.n_gpus_per_node * trainer.nnodes``. ``ray_num_cpus``: verl's placement groups ask
     for more CPUs than a laptop has; Ray only uses the number for scheduling.
+    ``agent_loop_workers`` / ``storage_units`` / ``reward_workers``: verl starts 8 of each by
+    default, every one a Python process importing verl (~0.4 GB each); one of each is plenty
+    on a CPU, and a single agent-loop worker lets the rollout coalesce all requests of a step.
     """
     return [
         "trainer.device=cpu",
@@ -79,6 +85,9 @@ def ppo_overrides(
         f"+actor_rollout_ref.rollout.engine_kwargs.hf.max_batch_size={rollout_max_batch_size}",
         f"+actor_rollout_ref.rollout.engine_kwargs.hf.batch_wait_s={rollout_batch_wait_s}",
         f"+actor_rollout_ref.rollout.engine_kwargs.hf.attn_implementation={attn_implementation}",
+        f"actor_rollout_ref.rollout.agent.num_workers={agent_loop_workers}",
+        f"transfer_queue.backend.SimpleStorage.num_data_storage_units={storage_units}",
+        f"reward.num_workers={reward_workers}",
     ]
 
 

@@ -1,0 +1,105 @@
+"""The transformers rollout server: coalesces concurrent requests into one padded generate,
+honours verl's sampling parameters, returns log-probs matching a forward pass, takes weights."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import AutoModelForCausalLM
+
+from sinternal_verl.cpu.hf_rollout import HFRolloutOptions, HFRolloutServer, parse_sampling_params
+from sinternal_verl.cpu.tiny import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "m")
+
+
+def _server(model_dir, **hf) -> HFRolloutServer:
+    rollout = OmegaConf.create(
+        {"name": "hf", "prompt_length": 32, "response_length": 8, "max_model_len": None,
+         "engine_kwargs": {"hf": {"batch_wait_s": 0.2, **hf}}}
+    )  # fmt: skip
+    model = OmegaConf.create({"path": str(model_dir)})
+    return HFRolloutServer(config=rollout, model_config=model)
+
+
+async def test_concurrent_requests_coalesce_and_logprobs_match(model_dir):
+    srv = _server(model_dir)
+    greedy = dict(temperature=0, top_p=1.0, top_k=-1, repetition_penalty=1.0, logprobs=True)
+    prompts = [[1, 10, 20, 30], [1, 40], [1, 50, 60], [1, 70, 80, 90, 100]]
+    outs = await asyncio.gather(
+        *[srv.generate(prompt_ids=p, sampling_params=dict(greedy), request_id=str(i)) for i, p in enumerate(prompts)]
+    )
+    assert srv.stats["requests"] == 4 and srv.stats["generate_calls"] == 1  # one padded batch
+    ref = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    for p, out in zip(prompts, outs):
+        assert 1 <= len(out.token_ids) <= 8 and len(out.log_probs) == len(out.token_ids)
+        assert out.stop_reason == "completed" and "global_steps" in out.extra_fields
+        # the same tokens and log-probs as an unpadded forward pass of the reference model
+        seq = torch.tensor([p + out.token_ids])
+        with torch.no_grad():
+            logits = ref(seq).logits[0, len(p) - 1 : -1]
+        lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids).unsqueeze(-1)).squeeze(-1)
+        assert logits.argmax(-1).tolist() == out.token_ids
+        assert torch.allclose(lp, torch.tensor(out.log_probs), atol=1e-4)
+
+
+async def test_sampling_params_honoured(model_dir):
+    srv = _server(model_dir)
+    out = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 0, "max_tokens": 3, "ignore_eos": True}, request_id="a")
+    assert len(out.token_ids) == 3 and out.log_probs is None  # logprobs not asked
+    # temperature scales the returned log-probs (vLLM processed_logprobs); top_k=1 forces the argmax
+    hot = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 2.0, "top_k": 1, "max_tokens": 3, "ignore_eos": True, "logprobs": True}, request_id="b")
+    assert hot.token_ids == out.token_ids
+    ref = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        logits = ref(torch.tensor([[1, 2, 3] + hot.token_ids])).logits[0, 2:-1]
+    lp = torch.log_softmax(logits / 2.0, -1).gather(-1, torch.tensor(hot.token_ids).unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(lp, torch.tensor(hot.log_probs), atol=1e-4)
+    # sampling with different seeds of the global RNG gives different continuations at high temperature
+    torch.manual_seed(0)
+    s1 = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True}, request_id="c")
+    torch.manual_seed(1)
+    s2 = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True}, request_id="d")
+    assert s1.token_ids != s2.token_ids
+    # default max tokens = response_length
+    full = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 0, "ignore_eos": True}, request_id="e")
+    assert len(full.token_ids) == 8
+
+
+def test_bad_sampling_params_are_rejected():
+    kw = dict(prompt_len=4, response_length=8, prompt_length=32, max_model_len=40)
+    with pytest.raises(ValueError, match="stop"):
+        parse_sampling_params({"stop": ["x"]}, **kw)
+    with pytest.raises(ValueError, match="top_p"):
+        parse_sampling_params({"top_p": 0}, **kw)
+    with pytest.raises(ValueError, match="headroom"):
+        parse_sampling_params({}, **{**kw, "prompt_len": 40})
+    settings, max_tokens, lp = parse_sampling_params({"max_tokens": 100, "logprobs": True}, **kw)
+    assert max_tokens == 36 and lp  # clamped to the context left
+    with pytest.raises(ValueError, match="unknown hf rollout option"):
+        HFRolloutOptions.from_rollout_config({"engine_kwargs": {"hf": {"max_batch": 3}}})
+
+
+async def test_weight_update_changes_generation_and_rejects_bad_weights(model_dir):
+    srv = _server(model_dir)
+    greedy = {"temperature": 0, "max_tokens": 6, "ignore_eos": True, "logprobs": True}
+    before = await srv.generate(prompt_ids=[1, 5, 6], sampling_params=dict(greedy), request_id="x")
+    new = {n: torch.randn_like(p) for n, p in srv.generator.model.named_parameters()}
+    assert await srv.update_weights(new, global_steps=7) == len(new)
+    after = await srv.generate(prompt_ids=[1, 5, 6], sampling_params=dict(greedy), request_id="y")
+    assert after.extra_fields["global_steps"] == 7
+    assert after.log_probs != before.log_probs
+    with pytest.raises(KeyError, match="unknown parameter"):
+        await srv.update_weights({"not.a.weight": torch.zeros(1)})
+    name = next(iter(new))
+    with pytest.raises(ValueError, match="shape mismatch"):
+        await srv.update_weights({name: torch.zeros(3, 3, 3)})
+    # a failed update leaves the server usable
+    again = await srv.generate(prompt_ids=[1, 5, 6], sampling_params=dict(greedy), request_id="z")
+    assert again.token_ids == after.token_ids
