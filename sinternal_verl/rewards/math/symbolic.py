@@ -178,9 +178,15 @@ class SymbolicPool:
         self.restart_errors: list[str] = []
 
     def warmup(self) -> None:
-        """Start every worker now (the first comparison would otherwise pay ~0.5 s)."""
-        for w in self.workers:
-            w.start()
+        """Start every worker now (the first comparison would otherwise pay the start-up).
+        Takes each worker out of the pool while starting it, so it is safe at any time."""
+        held = [self._idle.get() for _ in self.workers]
+        try:
+            for w in held:
+                w.start()
+        finally:
+            for w in held:
+                self._idle.put(w)
 
     def compare(self, a: str, b: str, timeout_s: float) -> SymbolicResult:
         key = (a, b) if a <= b else (b, a)
