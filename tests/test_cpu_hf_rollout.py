@@ -103,3 +103,28 @@ async def test_weight_update_changes_generation_and_rejects_bad_weights(model_di
     # a failed update leaves the server usable
     again = await srv.generate(prompt_ids=[1, 5, 6], sampling_params=dict(greedy), request_id="z")
     assert again.token_ids == after.token_ids
+
+
+async def test_bad_request_fails_alone_and_generate_errors_reach_every_caller(model_dir):
+    srv = _server(model_dir)
+    greedy = {"temperature": 0, "max_tokens": 2}
+    good, bad = await asyncio.gather(
+        srv.generate(prompt_ids=[1, 2], sampling_params=dict(greedy), request_id="g"),
+        srv.generate(prompt_ids=[1, 10**6], sampling_params=dict(greedy), request_id="b"),
+        return_exceptions=True,
+    )
+    assert not isinstance(good, Exception) and len(good.token_ids) >= 1
+    assert isinstance(bad, ValueError) and "vocabulary" in str(bad)
+    # a failure inside generate() (NaN weights make sampling fail) reaches every request of that
+    # batch as an exception, never as an empty answer, and the server keeps serving after new weights
+    healthy = {n: p.detach().clone() for n, p in srv.generator.model.named_parameters()}
+    await srv.update_weights({n: torch.full_like(p, float("nan")) for n, p in healthy.items()})
+    sample = {"temperature": 1.0, "max_tokens": 2}
+    results = await asyncio.gather(
+        *[srv.generate(prompt_ids=[1, 3], sampling_params=dict(sample), request_id=str(i)) for i in range(3)],
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    await srv.update_weights(healthy)
+    ok = await srv.generate(prompt_ids=[1, 3], sampling_params=dict(greedy), request_id="after")
+    assert len(ok.token_ids) >= 1

@@ -166,6 +166,7 @@ class HFGenerator:
         pad = self.tokenizer.pad_token_id
         self.pad_id: int = pad if pad is not None else min(self.eos_ids)
         self.weight_version = 0
+        self.vocab_size: int = int(self.model.get_input_embeddings().weight.shape[0])
 
     @torch.no_grad()
     def generate(self, requests: list[GenerationRequest]) -> list[tuple[list[int], Optional[list[float]]]]:
@@ -275,6 +276,10 @@ class HFRolloutServer:
         if image_data or video_data or kwargs.get("audio_data"):
             raise NotImplementedError("hf rollout is text-only")
         prompt_ids = [int(t) for t in prompt_ids]
+        vocab = self.generator.vocab_size
+        bad = [t for t in prompt_ids if not 0 <= t < vocab]
+        if bad:  # rejected here, so one bad request cannot fail the batch it would have joined
+            raise ValueError(f"prompt token id(s) {bad[:5]} outside the model's vocabulary (size {vocab})")
         settings, max_tokens, want_lp = parse_sampling_params(
             sampling_params,
             prompt_len=len(prompt_ids),
@@ -321,6 +326,7 @@ class HFRolloutServer:
             for r in batch:
                 groups.setdefault(r.settings, []).append(r)
             for group in groups.values():
+                logger.debug("hf rollout: one generate call for %d request(s)", len(group))
                 async with self._lock:  # weights do not change under a running generate
                     try:
                         self.stats["generate_calls"] += 1

@@ -26,7 +26,14 @@ class _AfterImportLoader(importlib.abc.Loader):
     def create_module(self, spec):
         return self._wrapped.create_module(spec)
 
+    def __getattr__(self, name):  # get_source, get_code, is_package, ... of the real loader
+        return getattr(self._wrapped, name)
+
     def exec_module(self, module):
+        # hand the module its real loader back, so inspect/linecache/pickle see nothing unusual
+        module.__loader__ = self._wrapped
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._wrapped
         self._wrapped.exec_module(module)
         with _lock:
             callbacks = _pending.pop(self._name, [])
