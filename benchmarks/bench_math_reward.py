@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds per symbolic comparison, ours and math-verify alike (its default is 5)")
     ap.add_argument("--repeat", type=int, default=1, help="score the set this many times per system")
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 130)
     rows = load(args.labelled)
     patho = {i for i, r in enumerate(rows) if "pathological" in r["note"]}
     fns = systems(args.symbolic_timeout)

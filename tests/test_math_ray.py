@@ -37,7 +37,7 @@ def test_math_reward_inside_a_ray_actor():
                 return [w.pid for p in symbolic._POOLS.values() for w in p.workers if w.pid]
 
         actor = Scorer.remote()
-        cfg = {"symbolic_timeout_s": 1.0, "symbolic_startup_timeout_s": 120.0}
+        cfg = {"symbolic_timeout_s": 1.0, "symbolic_startup_timeout_s": 120.0, "symbolic_max_power_digits": 0}
         hung = ray.get(actor.score_async.remote(f"<think>t</think> \\boxed{{{TOWER}}}", "3", **cfg), timeout=120)
         good = ray.get(actor.score.remote("<think>t</think> \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt2}",
                                           **{**cfg, "symbolic_timeout_s": 30.0}), timeout=120)

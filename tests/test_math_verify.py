@@ -24,6 +24,8 @@ from sinternal_verl.rewards.math import (
 from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker
 
 TOWER = "9^{9^{9^9}}+1"  # not a pure power: the exact path cannot refuse it, sympy must be stopped
+#: the tower check would refuse TOWER before sympy; these tests need it to reach sympy
+NO_TOWER_CHECK = {"symbolic_max_power_digits": 0}
 KEYS = {"score", "acc", "pred", "math_no_answer", "math_truncated", "math_timeout", "math_symbolic", "math_error"}
 
 
@@ -74,7 +76,7 @@ def test_pathological_tower_times_out_and_worker_is_replaced():
     pool = get_pool(cfg.symbolic_workers, cfg.symbolic_max_memory_mb, cfg.symbolic_startup_timeout_s, 0, True)
     pool.warmup()
     before = {w.pid for w in pool.workers}
-    out = compute_math_score(f"\\boxed{{{TOWER}}}", "3", symbolic_timeout_s=0.5, symbolic_cache_size=0)
+    out = compute_math_score(f"\\boxed{{{TOWER}}}", "3", symbolic_timeout_s=0.5, symbolic_cache_size=0, **NO_TOWER_CHECK)
     assert out["math_timeout"] == 1.0 and out["acc"] == 0.0 and out["score"] == 0.0
     assert sum(not _alive(pid) for pid in before) == 1  # the stuck one was killed, not left running
     # the pool recovers: a replacement starts in the background; comparisons keep working
@@ -89,7 +91,7 @@ def test_pathological_tower_times_out_and_worker_is_replaced():
 
 def test_timeout_in_worker_threads_and_asyncio():
     """signal.alarm does not work off the main thread; our limit must."""
-    cfg = dict(symbolic_timeout_s=0.5, symbolic_cache_size=0, symbolic_workers=2)
+    cfg = dict(symbolic_timeout_s=0.5, symbolic_cache_size=0, symbolic_workers=2, **NO_TOWER_CHECK)
     with ThreadPoolExecutor(4) as ex:
         futs = [ex.submit(compute_math_score, f"\\boxed{{{TOWER}}}", "3", **cfg) for _ in range(2)]
         futs += [ex.submit(compute_math_score, "\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}",
@@ -112,7 +114,7 @@ def test_timeout_in_worker_threads_and_asyncio():
 def test_total_budget_caps_many_comparisons():
     # a 3-tuple of towers: the per-call budget stops after the first timeout
     out = compute_math_score(f"\\boxed{{({TOWER}, {TOWER}, {TOWER})}}", "(1,2,3)",
-                             symbolic_timeout_s=0.4, symbolic_budget_s=0.4, symbolic_cache_size=0)
+                             symbolic_timeout_s=0.4, symbolic_budget_s=0.4, symbolic_cache_size=0, **NO_TOWER_CHECK)
     assert out["math_timeout"] == 1.0 and out["acc"] == 0.0
 
 
@@ -217,3 +219,10 @@ def test_huge_integer_power_is_refused_without_sympy():
     v = verify("9^{9^{9^9}}", "3")
     assert not v.correct and v.symbolic_calls == 0 and not v.timed_out
     assert verify("2^{10}", "1024").symbolic_calls == 0
+
+
+def test_embedded_power_towers_never_reach_sympy():
+    v = verify(TOWER, "3")
+    assert not v.correct and v.symbolic_calls == 0 and not v.timed_out
+    assert verify("2^{10}+x", "x+1024").correct  # small powers still go to sympy
+    assert verify("10^{3}+1", "1001").correct

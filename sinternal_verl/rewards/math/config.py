@@ -53,6 +53,10 @@ class MathRewardConfig:
     symbolic_cache_size: int = 4096
     #: numbers written with a larger decimal exponent skip the exact path (10^{10^9} is not built)
     numeric_max_exponent: int = 1000
+    #: an answer containing an integer power with more decimal digits than this anywhere in it
+    #: (``9^{9^{9^9}}+1``) never reaches sympy, which would try to build it and burn the whole
+    #: time limit; it counts as not equal. 0 turns the check off (the time limit still holds).
+    symbolic_max_power_digits: int = 100_000
     #: relative tolerance of the exact numeric path (0 = exact; 0.333 != 1/3)
     numeric_rel_tol: float = 0.0
     #: an answer after ``</think>`` is required when the response opened a trace

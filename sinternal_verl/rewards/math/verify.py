@@ -35,6 +35,41 @@ class Verdict:
     gold_norm: str = ""
 
 
+_POW_BASE_RE = re.compile(r"(\d+)\^")
+
+
+def _brace_group(s: str, start: int) -> str | None:
+    """The text of the ``{...}`` group opening at ``s[start]`` (nesting respected)."""
+    depth = 0
+    for i in range(start, len(s)):
+        if s[i] == "{":
+            depth += 1
+        elif s[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return s[start + 1 : i]
+    return None
+
+
+def max_power_digits(s: str) -> float:
+    """Decimal digits of the largest integer power written anywhere in ``s`` (0 if none).
+
+    Looks at every ``<int>^{...}`` / ``<int>^<digit>`` inside a larger expression, which
+    :func:`power_log10` alone (a whole-string check) does not."""
+    worst = 0.0
+    for m in _POW_BASE_RE.finditer(s):
+        after = m.end()
+        if after >= len(s):
+            continue
+        exp = _brace_group(s, after) if s[after] == "{" else (s[after] if s[after].isdigit() else None)
+        if exp is None:
+            continue
+        lg = power_log10(f"{m.group(1)}^{{{exp}}}")
+        if lg is not None and lg > worst:
+            worst = lg
+    return worst
+
+
 class _Ctx:
     def __init__(self, cfg: MathRewardConfig):
         self.cfg = cfg
@@ -69,6 +104,9 @@ def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
     if _WORD_RE.fullmatch(p) or _WORD_RE.fullmatch(g):  # words are compared as words
         return False
     if not cfg.symbolic or len(p) > cfg.symbolic_max_chars or len(g) > cfg.symbolic_max_chars:
+        return False
+    limit = cfg.symbolic_max_power_digits
+    if limit and (max_power_digits(p) > limit or max_power_digits(g) > limit):
         return False
     left = ctx.deadline - time.monotonic()
     if left <= 0:
