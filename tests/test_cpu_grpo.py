@@ -1,6 +1,7 @@
 """verl's real ``main_ppo`` GRPO on the CPU platform with the ``hf`` rollout and our ``sinternal``
 reward manager scoring against a loopback fake Qwen3Guard server: 2 steps on the tiny model.
-Prints wall time and peak RSS across all processes (driver, Ray, workers)."""
+Validation after step 2 shows our extra reward keys. Prints wall time and peak RSS across all
+processes (driver, Ray, workers)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_grpo_two_steps_on_cpu_with_guard_rewards(tmp_path: Path):
             "actor_rollout_ref.actor.use_kl_loss=False", "algorithm.use_kl_in_reward=False",
             "reward.reward_manager.source=register", "reward.reward_manager.name=sinternal",
             f"+reward.reward_kwargs.guard_urls={guard.url}",
-            "trainer.total_training_steps=2", "trainer.val_before_train=False", "trainer.test_freq=-1",
+            "trainer.total_training_steps=2", "trainer.val_before_train=False", "trainer.test_freq=2",
             "trainer.save_freq=-1", "trainer.logger=[console,file]", f"trainer.default_local_dir={tmp_path / 'ckpt'}",
             "trainer.project_name=cpu", "trainer.experiment_name=grpo",
         ]  # fmt: skip
@@ -91,5 +92,11 @@ def test_grpo_two_steps_on_cpu_with_guard_rewards(tmp_path: Path):
         assert m["response_length/mean"] > 0
         # the rollout's log-probs agree with the actor's recomputation: right model, right weights
         assert m["training/rollout_probs_diff_max"] < 0.05, m["training/rollout_probs_diff_max"]
-    # the harmful prompts (2 per step x 2 rollouts) went to the guard
+    # the harmful prompts went to the guard
     assert sum(guard_stats["counts"].values()) >= 1, guard_stats
+    # validation after step 2 (greedy rollout) logs our reward manager's extra keys per data source
+    val = steps[-1]["data"]
+    assert val["val-aux/safety/harmful_prompt/mean@1"] == 1.0
+    assert val["val-aux/safety/guard_error/mean@1"] == 0.0  # the guard answered: no failed scoring
+    assert val["val-aux/math_dapo/is_math/mean@1"] == 1.0
+    assert 0.0 <= val["val-core/safety/acc/mean@1"] <= 1.0
