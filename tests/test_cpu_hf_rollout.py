@@ -128,3 +128,15 @@ async def test_bad_request_fails_alone_and_generate_errors_reach_every_caller(mo
     await srv.update_weights(healthy)
     ok = await srv.generate(prompt_ids=[1, 3], sampling_params=dict(greedy), request_id="after")
     assert len(ok.token_ids) >= 1
+
+
+async def test_abort_parks_new_requests_until_resume(model_dir):
+    srv = _server(model_dir)
+    greedy = {"temperature": 0, "max_tokens": 2}
+    assert (await srv.abort_all_requests())["aborted_count"] == 0
+    parked = asyncio.ensure_future(srv.generate(prompt_ids=[1, 4], sampling_params=dict(greedy), request_id="p"))
+    await asyncio.sleep(0.3)
+    assert not parked.done() and srv.stats["generate_calls"] == 0
+    await srv.resume_generation()
+    out = await asyncio.wait_for(parked, 30)
+    assert len(out.token_ids) >= 1

@@ -252,8 +252,8 @@ class HFRolloutServer:
         self.global_steps: Optional[int] = None
         self._queue: Optional[asyncio.Queue] = None
         self._worker: Optional[asyncio.Task] = None
-        self._paused = asyncio.Event()
-        self._paused.set()  # set == generation allowed
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._paused: Optional[asyncio.Event] = None  # set == generation allowed
         self._lock: Optional[asyncio.Lock] = None
         self.stats = {"requests": 0, "generate_calls": 0, "weight_updates": 0}
 
@@ -287,8 +287,8 @@ class HFRolloutServer:
             prompt_length=self.config.prompt_length,
             max_model_len=self.max_model_len,
         )
-        await self._paused.wait()
         self._ensure_worker()
+        await self._paused.wait()
         req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id)
         req.future = asyncio.get_running_loop().create_future()
         self.stats["requests"] += 1
@@ -301,10 +301,20 @@ class HFRolloutServer:
             extra_fields={"global_steps": self.global_steps},
         )
 
-    def _ensure_worker(self) -> None:
-        if self._queue is None:
+    def _ensure_loop_state(self) -> None:
+        """Queue, lock and batch worker belong to the running loop (Ray has one; tests and
+        benchmarks may run several loops in turn), so rebuild them when the loop changes."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
             self._queue = asyncio.Queue()
             self._lock = asyncio.Lock()
+            self._paused = asyncio.Event()
+            self._paused.set()
+            self._worker = None
+
+    def _ensure_worker(self) -> None:
+        self._ensure_loop_state()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._batch_loop())
 
@@ -341,7 +351,7 @@ class HFRolloutServer:
                         r.future.set_result(res)
 
     async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
-        self._ensure_lock()
+        self._ensure_loop_state()
         async with self._lock:
             n = await asyncio.to_thread(self.generator.load_weights, named_tensors)
         self.stats["weight_updates"] += 1
@@ -349,10 +359,6 @@ class HFRolloutServer:
             self.global_steps = global_steps
         return n
 
-    def _ensure_lock(self) -> None:
-        if self._lock is None:
-            self._queue = asyncio.Queue()
-            self._lock = asyncio.Lock()
 
     async def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps
@@ -378,10 +384,12 @@ class HFRolloutServer:
 
     async def abort_all_requests(self, reset_prefix_cache: bool = True, reject_request: bool = False) -> dict:
         # requests in flight finish (they are short on a CPU); new ones wait for resume_generation
+        self._ensure_loop_state()
         self._paused.clear()
         return {"aborted_count": 0, "request_ids": []}
 
     async def resume_generation(self) -> None:
+        self._ensure_loop_state()
         self._paused.set()
 
     async def start_profile(self, **kwargs: Any) -> None:
