@@ -51,6 +51,7 @@ def main() -> None:
     p.add_argument("--cap", type=int, default=128, help="guard concurrency cap")
     p.add_argument("--service-time", type=float, default=0.1, help="guard seconds per request")
     p.add_argument("-n", type=int, default=1024, help="distinct trajectories")
+    p.add_argument("--client-concurrency", type=int, default=None, help="guard_max_concurrency_per_url (default: --cap)")
     p.add_argument("--baseline-n", type=int, default=128, help="trajectories for the slow baseline")
     a = p.parse_args()
 
@@ -61,7 +62,7 @@ def main() -> None:
     tokenizer = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in make_rows(64, "x")])
     ceiling = a.cap / a.service_time
     with guard_process(a.service_time, a.cap) as url:
-        ours_cfg = reward_config({"guard_urls": url, "guard_max_concurrency_per_url": a.cap, "guard_cache_size": 0})
+        ours_cfg = reward_config({"guard_urls": url, "guard_max_concurrency_per_url": a.client_concurrency or a.cap, "guard_cache_size": 0})
         run_manager(ours_cfg, tokenizer, make_rows(a.cap, "warm-up"))  # connections, first-call imports
         ours_s = run_manager(ours_cfg, tokenizer, make_rows(a.n, "ours"))
         ours = a.n / ours_s

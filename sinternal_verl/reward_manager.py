@@ -27,8 +27,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from sinternal_verl.guards.config import GuardConfig
-from sinternal_verl.rewards.router import RESULT_KEYS, compute_score_async, get_guard, resolve_task
-from sinternal_verl.rewards.safety import SafetyRewardConfig
+from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +60,7 @@ class SInternalRewardManager(RewardManagerBase):
     """Safety (guard) + math reward manager for verl's reward loop."""
 
     settings: ClassVar[dict[str, Any]] = {}
+    router: ClassVar[RewardRouter]
 
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
@@ -74,26 +74,25 @@ class SInternalRewardManager(RewardManagerBase):
     def init_class(cls, config, tokenizer) -> None:
         if cls._class_initialized:
             return
-        settings = dict(_plain(config.reward.get("reward_kwargs")) or {})
-        # Fail at start-up, not at the first safety trajectory, on a misspelt option value.
-        SafetyRewardConfig.from_mapping(settings)
-        cls.settings = settings
+        cls.settings = dict(_plain(config.reward.get("reward_kwargs")) or {})
+        # Settings are parsed once for the worker; a misspelt value fails at start-up, not at
+        # the first trajectory. The guard itself is built on first use (math-only runs need none).
+        cls.router = RewardRouter(cls.settings)
         cls._class_initialized = True
 
-    def guard(self):
-        return get_guard(self.settings)
-
     async def run_single(self, data: DataProto) -> dict:
-        item = data[-1:][0]  # multi-sequence outputs: the reward is on the last sequence
-        response_ids = item.batch["responses"]
-        valid_len = int(item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        # Read the last row's tensors directly: slicing a DataProto builds TensorDicts, which
+        # costs more than the rest of the reward path when thousands of trajectories finish
+        # at once. (Multi-sequence outputs: the reward is on the last sequence, as in verl.)
+        batch, nt = data.batch, data.non_tensor_batch
+        response_ids = batch["responses"][-1]
+        valid_len = int(batch["attention_mask"][-1][-response_ids.shape[-1] :].sum())
         response_str = self.tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True)
 
-        nt = item.non_tensor_batch
-        data_source = nt.get("data_source")
-        ground_truth = (nt.get("reward_model") or {}).get("ground_truth")
-        extra_info = dict(nt.get("extra_info") or {})
-        prompt = user_prompt_from(nt, extra_info)
+        data_source = nt["data_source"][-1] if "data_source" in nt else None
+        ground_truth = (nt["reward_model"][-1] or {}).get("ground_truth") if "reward_model" in nt else None
+        extra_info = dict(nt["extra_info"][-1] or {}) if "extra_info" in nt else {}
+        prompt = user_prompt_from({"raw_prompt": nt["raw_prompt"][-1]} if "raw_prompt" in nt else {}, extra_info)
         if prompt is not None:
             extra_info["prompt"] = prompt
 
@@ -105,8 +104,7 @@ class SInternalRewardManager(RewardManagerBase):
                 result = await self.loop.run_in_executor(None, lambda: self.user_fn(**kwargs))
             return _as_reward(result)
 
-        guard = self.guard() if resolve_task(data_source, extra_info) == "safety" else None
-        result = await compute_score_async(data_source, response_str, ground_truth, extra_info, guard=guard, **self.settings)
+        result = await self.router.score(data_source, response_str, ground_truth, extra_info)
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
 
 

@@ -6,6 +6,7 @@
 
 from sinternal_verl.rewards.router import (
     RESULT_KEYS,
+    RewardRouter,
     UnknownTaskError,
     compute_score,
     compute_score_async,
@@ -17,6 +18,7 @@ from sinternal_verl.rewards.safety import GUARD_ERRORS, SafetyRewardConfig, safe
 __all__ = [
     "GUARD_ERRORS",
     "RESULT_KEYS",
+    "RewardRouter",
     "SafetyRewardConfig",
     "UnknownTaskError",
     "compute_score",

@@ -18,7 +18,6 @@ from typing import Any, Mapping
 
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
-from sinternal_verl.rewards.reasoning import split_reasoning
 from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
 
 RESULT_KEYS = ("score", "acc", "safe", "refused", "truncated", "guard_error", "controversial", "harmful_prompt", "is_math")
@@ -70,18 +69,25 @@ def math_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k[len("math_") :]: v for k, v in kwargs.items() if k.startswith("math_")}
 
 
-def score_math(solution_str: str, ground_truth: Any, **kwargs: Any) -> dict[str, float]:
-    from sinternal_verl.rewards.math import compute_math_score
-
-    if ground_truth is None or (isinstance(ground_truth, str) and not ground_truth.strip()):
-        raise ValueError("math item without a ground truth (reward_model.ground_truth)")
-    res = compute_math_score(solution_str, str(ground_truth), **math_kwargs(kwargs))
+def _math_result(res: Mapping[str, Any]) -> dict[str, float]:
     out = _blank()
     out["score"] = float(res["score"])
     out["acc"] = float(res["acc"])
-    out["truncated"] = float(split_reasoning(solution_str).truncated)
+    out["truncated"] = float(res.get("math_truncated", 0.0))
     out["is_math"] = 1.0
     return out
+
+
+def _check_ground_truth(ground_truth: Any) -> None:
+    if ground_truth is None or (isinstance(ground_truth, str) and not ground_truth.strip()):
+        raise ValueError("math item without a ground truth (reward_model.ground_truth)")
+
+
+def score_math(solution_str: str, ground_truth: Any, **kwargs: Any) -> dict[str, float]:
+    from sinternal_verl.rewards.math import compute_math_score
+
+    _check_ground_truth(ground_truth)
+    return _math_result(compute_math_score(solution_str, ground_truth, **math_kwargs(kwargs)))
 
 
 # ---- guards shared per configuration -------------------------------------------------------
@@ -131,6 +137,49 @@ def prompt_text(extra_info: Mapping[str, Any] | None) -> str:
     raise ValueError("safety item without the user prompt: put it in extra_info['prompt']")
 
 
+class RewardRouter:
+    """Reward settings parsed once, for callers that score many items (the verl reward
+    manager, the reward server): per-item work is then only the scoring itself.
+
+    ``settings`` is the flat mapping of ``compute_score``'s keyword arguments. Invalid
+    values fail here, at construction, not at the first item.
+    """
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, guard: Guard | None = None):
+        from sinternal_verl.rewards.math import MathRewardConfig
+
+        self.settings = dict(settings or {})
+        self.safety = SafetyRewardConfig.from_mapping(self.settings)
+        self.math = MathRewardConfig.from_kwargs(math_kwargs(self.settings))
+        self._guard = guard
+
+    @property
+    def guard(self) -> Guard:
+        """The guard, built (or attached) on first use: a math-only run needs none."""
+        if self._guard is None:
+            self._guard = get_guard(self.settings)
+        return self._guard
+
+    async def score(
+        self,
+        data_source: str | None,
+        solution_str: str,
+        ground_truth: Any = None,
+        extra_info: Mapping[str, Any] | None = None,
+    ) -> dict[str, float]:
+        if resolve_task(data_source, extra_info) == "math":
+            from sinternal_verl.rewards.math import score_math as math_score
+
+            _check_ground_truth(ground_truth)
+            # a symbolic comparison can block up to its time limit: keep it off the event loop
+            res = await asyncio.to_thread(math_score, solution_str, ground_truth, self.math)
+            return _math_result(res)
+        res = await safety_score(prompt_text(extra_info), solution_str, extra_info, self.guard, self.safety)
+        out = _blank()
+        out.update(res)
+        return out
+
+
 async def compute_score_async(
     data_source: str | None,
     solution_str: str,
@@ -142,15 +191,9 @@ async def compute_score_async(
 ) -> dict[str, float]:
     """verl's reward-function signature, async. ``kwargs`` are the reward settings: guard keys
     (``guard_urls``, ``guard_kind``, ...; see :class:`GuardConfig`), safety keys (see
-    :class:`SafetyRewardConfig`) and ``math_*`` keys for the math reward."""
-    task = resolve_task(data_source, extra_info)
-    if task == "math":
-        return score_math(solution_str, ground_truth, **kwargs)
-    guard = guard or get_guard(kwargs)
-    res = await safety_score(prompt_text(extra_info), solution_str, extra_info, guard, SafetyRewardConfig.from_mapping(kwargs))
-    out = _blank()
-    out.update(res)
-    return out
+    :class:`SafetyRewardConfig`) and ``math_*`` keys for the math reward. Scoring many items
+    with the same settings? Hold a :class:`RewardRouter` instead."""
+    return await RewardRouter(kwargs, guard=guard).score(data_source, solution_str, ground_truth, extra_info)
 
 
 # ---- sync entry point ----------------------------------------------------------------------
