@@ -1,4 +1,4 @@
-"""Score items with the reward core (``sinternal_verl.rewards.compute_score_async``).
+"""Score items with the reward core (``sinternal_verl.rewards.RewardRouter``).
 
 This is the only place the server touches rewards; it adds what HTTP needs on top:
 per-item errors (an unreadable verdict, an unknown task) versus request-wide failures (the
@@ -13,15 +13,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sinternal_verl.guards.types import Guard, GuardError, GuardUnavailableError
+from sinternal_verl.guards.types import (
+    Guard,
+    GuardError,
+    GuardUnavailableError,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+)
+from sinternal_verl.rewards import RewardRouter
 
 from reward_servers.protocol import ScoreItem
-
-try:  # the generic upstream errors arrived with the guards' HTTP client
-    from sinternal_verl.guards.types import UpstreamRequestError, UpstreamUnavailableError
-except ImportError:  # pragma: no cover - older types module
-    UpstreamUnavailableError = GuardUnavailableError  # type: ignore[misc,assignment]
-    UpstreamRequestError = ()  # type: ignore[misc,assignment]
 
 
 class GuardBackendError(RuntimeError):
@@ -52,19 +53,24 @@ class Scorer:
     def __init__(self, guard_getter: Callable[[], Guard | None], reward_kwargs: Mapping[str, Any] | None = None):
         self._guard_getter = guard_getter
         self.reward_kwargs = dict(reward_kwargs or {})
+        RewardRouter(self.reward_kwargs)  # a bad setting fails at start-up, not per request
+        self._router: RewardRouter | None = None
+
+    def _get_router(self) -> RewardRouter:
+        # built on first use: the guard getter may create an HTTP client bound to the
+        # server's running event loop
+        if self._router is None:
+            self._router = RewardRouter(self.reward_kwargs, guard=self._guard_getter())
+        return self._router
 
     async def _one(self, item: ScoreItem) -> ItemOutcome:
-        from sinternal_verl.rewards import compute_score_async
-
         t0 = time.perf_counter()
         try:
-            values = await compute_score_async(
+            values = await self._get_router().score(
                 item.data_source or (f"sinternal_server/{item.task}" if item.task else None),
                 item.response,
                 item.ground_truth,
                 _extra_info(item),
-                guard=self._guard_getter(),
-                **self.reward_kwargs,
             )
         except (UpstreamUnavailableError, GuardUnavailableError):
             raise
