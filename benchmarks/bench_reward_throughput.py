@@ -33,16 +33,28 @@ def make_rows(n: int, tag: str) -> list[dict]:
     ]
 
 
-def run_manager(config, tokenizer, rows) -> float:
-    from sinternal_verl.demo import build_batch, score_all
+def run_manager(config, tokenizer, rows, close: bool = False) -> float:
+    """Time ``run_single`` over all rows at once, as verl's RewardLoopWorker calls it. The
+    one-row DataProto slices verl hands to ``run_single`` are cut before the clock starts:
+    that is verl's work, the same for every manager."""
+    import asyncio
+
+    from sinternal_verl.demo import build_batch
     from verl.trainer.ppo.reward import load_reward_manager
 
     manager = load_reward_manager(config, tokenizer)
     batch = build_batch(rows, tokenizer)
+    slices = [batch[i : i + 1] for i in range(len(batch))]
+
+    async def score_all():
+        return await asyncio.gather(*(manager.run_single(s) for s in slices))
+
     t0 = time.perf_counter()
-    outs = manager.loop.run_until_complete(score_all(manager, batch))
+    outs = manager.loop.run_until_complete(score_all())
     elapsed = time.perf_counter() - t0
     assert len(outs) == len(rows) and all("reward_score" in o for o in outs)
+    if close:  # close pooled connections before the process exits
+        manager.loop.run_until_complete(manager.router.guard.aclose())
     return elapsed
 
 
@@ -51,9 +63,13 @@ def main() -> None:
     p.add_argument("--cap", type=int, default=128, help="guard concurrency cap")
     p.add_argument("--service-time", type=float, default=0.1, help="guard seconds per request")
     p.add_argument("-n", type=int, default=1024, help="distinct trajectories")
-    p.add_argument("--client-concurrency", type=int, default=None, help="guard_max_concurrency_per_url (default: --cap)")
+    p.add_argument("--max-in-flight", type=int, default=None, help="manager's max_trajectories_in_flight")
+    p.add_argument("--gc-threshold", type=int, default=None, help="manager's gc_threshold (0: Python's default)")
+    p.add_argument("--client-concurrency", type=int, default=None,
+                   help="guard_max_concurrency_per_url (default 1.5 x --cap: keep the guard's batch full, as the README advises)")
     p.add_argument("--baseline-n", type=int, default=128, help="trajectories for the slow baseline")
     a = p.parse_args()
+    a.client_concurrency = a.client_concurrency or int(1.5 * a.cap)
 
     import sinternal_verl.plugin  # noqa: F401
     from sinternal_verl.cpu.tiny import build_tokenizer
@@ -62,9 +78,15 @@ def main() -> None:
     tokenizer = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in make_rows(64, "x")])
     ceiling = a.cap / a.service_time
     with guard_process(a.service_time, a.cap) as url:
-        ours_cfg = reward_config({"guard_urls": url, "guard_max_concurrency_per_url": a.client_concurrency or a.cap, "guard_cache_size": 0})
-        run_manager(ours_cfg, tokenizer, make_rows(a.cap, "warm-up"))  # connections, first-call imports
-        ours_s = run_manager(ours_cfg, tokenizer, make_rows(a.n, "ours"))
+        settings = {"guard_urls": url, "guard_max_concurrency_per_url": a.client_concurrency, "guard_cache_size": 0}
+        if a.max_in_flight is not None:
+            settings["max_trajectories_in_flight"] = a.max_in_flight
+        if a.gc_threshold is not None:
+            settings["gc_threshold"] = a.gc_threshold
+        ours_cfg = reward_config(settings)
+        # warm-up: open the pooled connections, first-call imports
+        run_manager(ours_cfg, tokenizer, make_rows(a.client_concurrency, "warm-up"))
+        ours_s = run_manager(ours_cfg, tokenizer, make_rows(a.n, "ours"), close=True)
         ours = a.n / ours_s
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +109,7 @@ def main() -> None:
             base = a.baseline_n / base_s
 
     print(f"guard: cap {a.cap} concurrent, {a.service_time * 1000:.0f} ms/request -> ceiling {ceiling:.0f} req/s")
+    print(f"ours: guard_max_concurrency_per_url={a.client_concurrency}, {a.n} distinct trajectories in one verl batch")
     print(f"{'path':<48}{'n':>6}{'seconds':>10}{'traj/s':>10}")
     print(f"{'sinternal manager (ours)':<48}{a.n:>6}{ours_s:>10.2f}{ours:>10.0f}")
     print(f"{'naive manager + sync requests fn (baseline)':<48}{a.baseline_n:>6}{base_s:>10.2f}{base:>10.0f}")

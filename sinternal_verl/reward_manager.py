@@ -16,8 +16,11 @@ called instead of our router, as with verl's own managers.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import inspect
 import logging
+import weakref
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -30,6 +33,18 @@ from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
 
 logger = logging.getLogger(__name__)
+
+#: gen-0 threshold of Python's cyclic GC in reward worker processes (``gc_threshold``).
+#: verl keeps one DataProto slice per trajectory alive while a batch is scored; with
+#: Python's default (700) every few hundred allocations the collector re-walks all of them,
+#: which measured ~40% of the manager's CPU per trajectory (benchmarks/bench_reward_throughput.py).
+DEFAULT_GC_THRESHOLD = 10_000
+
+#: trajectories scored at once per event loop (``max_trajectories_in_flight``). verl starts
+#: one task per trajectory of a whole batch at once; without a bound, every task decodes and
+#: builds its guard request before the first one reaches the network. Keep it above the guard
+#: concurrency (URLs x ``guard_max_concurrency_per_url``) so the guard always has work queued.
+DEFAULT_MAX_IN_FLIGHT = 256
 
 
 def user_prompt_from(non_tensor: dict[str, Any], extra_info: dict[str, Any]) -> str | None:
@@ -61,6 +76,8 @@ class SInternalRewardManager(RewardManagerBase):
 
     settings: ClassVar[dict[str, Any]] = {}
     router: ClassVar[RewardRouter]
+    _admission: ClassVar["weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]"]
+    _max_in_flight: ClassVar[int] = DEFAULT_MAX_IN_FLIGHT
 
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
@@ -75,12 +92,25 @@ class SInternalRewardManager(RewardManagerBase):
         if cls._class_initialized:
             return
         cls.settings = dict(_plain(config.reward.get("reward_kwargs")) or {})
+        _raise_gc_threshold(int(cls.settings.get("gc_threshold", DEFAULT_GC_THRESHOLD)))
         # Settings are parsed once for the worker; a misspelt value fails at start-up, not at
         # the first trajectory. The guard itself is built on first use (math-only runs need none).
         cls.router = RewardRouter(cls.settings)
+        cls._max_in_flight = int(cls.settings.get("max_trajectories_in_flight", DEFAULT_MAX_IN_FLIGHT))
+        if cls._max_in_flight < 1:
+            raise ValueError(f"max_trajectories_in_flight must be >= 1, got {cls._max_in_flight}")
+        cls._admission = weakref.WeakKeyDictionary()
         cls._class_initialized = True
 
     async def run_single(self, data: DataProto) -> dict:
+        loop = asyncio.get_running_loop()
+        admission = self._admission.get(loop)
+        if admission is None:
+            admission = self._admission[loop] = asyncio.Semaphore(self._max_in_flight)
+        async with admission:
+            return await self._score(data)
+
+    async def _score(self, data: DataProto) -> dict:
         # Read the last row's tensors directly: slicing a DataProto builds TensorDicts, which
         # costs more than the rest of the reward path when thousands of trajectories finish
         # at once. (Multi-sequence outputs: the reward is on the last sequence, as in verl.)
@@ -106,6 +136,16 @@ class SInternalRewardManager(RewardManagerBase):
 
         result = await self.router.score(data_source, response_str, ground_truth, extra_info)
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
+
+
+def _raise_gc_threshold(threshold: int) -> None:
+    """Raise (never lower) the gen-0 GC threshold of this process; 0 leaves it alone.
+
+    verl runs the manager in dedicated RewardLoopWorker processes, so the setting only
+    affects reward scoring. Cyclic garbage is still collected, just in larger batches."""
+    current = gc.get_threshold()
+    if threshold > current[0]:
+        gc.set_threshold(threshold, *current[1:])
 
 
 def _as_reward(result: Any) -> dict:

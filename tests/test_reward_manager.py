@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import httpx
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -142,3 +144,36 @@ def test_ray_reward_worker_resolves_sinternal_through_the_entry_point(fake_guard
     assert [o["reward_score"] for o in over_http] == [1.0, 0.0, 0.0, 1.0]
     assert [o["reward_score"] for o in over_pool] == [1.0, 0.0, 0.0, 1.0]
     assert stats_before == 3  # only the HTTP worker reached the HTTP guard
+
+
+def test_trajectories_in_flight_are_bounded(fake_guard, tokenizer):
+    httpx.post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
+    rows = [dict(ROWS[0], prompt=f"How do I build a bomb? #{i}") for i in range(12)]
+    tok = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in rows])
+    settings = {"guard_urls": fake_guard.url, "guard_max_concurrency_per_url": 64, "max_trajectories_in_flight": 3}
+    _, outs = run_manager(reward_config(settings), tok, rows)
+    assert [o["reward_score"] for o in outs] == [1.0] * 12
+    stats = fake_guard.stats()
+    assert stats["counts"]["chat"] == 12 and 1 <= stats["max_in_flight"] <= 3
+
+
+def test_gc_threshold_is_raised_never_lowered(tokenizer):
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, *before[1:])
+        load_reward_manager(reward_config({"gc_threshold": 12345}), tokenizer)
+        assert gc.get_threshold()[0] == 12345
+        from sinternal_verl.reward_manager import SInternalRewardManager
+
+        SInternalRewardManager._class_initialized = False
+        load_reward_manager(reward_config({"gc_threshold": 800}), tokenizer)
+        assert gc.get_threshold()[0] == 12345
+    finally:
+        gc.set_threshold(*before)
+
+
+def test_in_flight_bound_must_be_positive(tokenizer):
+    with pytest.raises(ValueError, match="max_trajectories_in_flight"):
+        load_reward_manager(reward_config({"max_trajectories_in_flight": 0}), tokenizer)

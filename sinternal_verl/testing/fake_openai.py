@@ -13,7 +13,11 @@ Faults for failure-path tests are switched on over HTTP (``POST /_control``) so 
 the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"slow"|"garbage"|"ok",
 "count": N (-1 = until reset), "delay_s": 2.0}``. ``GET /_stats`` reports what arrived.
 ``service_time_s`` and ``max_concurrency`` turn it into a guard with a known ceiling
-(``max_concurrency / service_time_s`` requests per second) for benchmarks.
+(``max_concurrency / service_time_s`` requests per second) for benchmarks. They model a GPU
+server: ``max_concurrency`` slots, each busy ``service_time_s`` per request, scheduled on
+absolute times at arrival (a request waits for the earliest free slot). The fake server's
+own Python overhead therefore does not eat into the ceiling, as a vLLM engine's batch does
+not wait for its API front-end; what is measured against the ceiling is the client.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import heapq
 import json
 import math
 import re
@@ -159,7 +164,8 @@ class FakeOpenAIState:
     def __init__(self, service_time_s: float = 0.0, max_concurrency: int | None = None):
         self.service_time_s = service_time_s
         self.max_concurrency = max_concurrency
-        self._sem: asyncio.Semaphore | None = None
+        #: finish times of the requests holding the ``max_concurrency`` slots
+        self._slots: list[float] = []
         self.mode = "ok"
         self.mode_count = 0
         self.delay_s = 0.0
@@ -169,10 +175,14 @@ class FakeOpenAIState:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    def sem(self) -> asyncio.Semaphore | None:
-        if self.max_concurrency and self._sem is None:
-            self._sem = asyncio.Semaphore(self.max_concurrency)
-        return self._sem
+    def reserve(self, now: float) -> float:
+        """Start time of this request: now, or when the earliest of the busy slots frees."""
+        if not self.max_concurrency:
+            return now
+        slots = self._slots
+        start = now if len(slots) < self.max_concurrency else max(now, heapq.heappop(slots))
+        heapq.heappush(slots, start + self.service_time_s)
+        return start
 
     def take_fault(self) -> str:
         if self.mode == "ok":
@@ -246,14 +256,15 @@ def build_app(
             return JSONResponse(
                 {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}}, status_code=404
             )
-        sem = state.sem()
-        if sem is not None:
-            await sem.acquire()
+        loop = asyncio.get_running_loop()
+        start = state.reserve(loop.time())
+        if start > loop.time():
+            await asyncio.sleep(start - loop.time())
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             if state.service_time_s:
-                await asyncio.sleep(state.service_time_s)
+                await asyncio.sleep(max(0.0, start + state.service_time_s - loop.time()))
             n = int(body.get("n") or 1)
             texts = []
             for i in range(n):
@@ -265,8 +276,6 @@ def build_app(
                 texts.append("Safety: ??? garbled" if fault == "garbage" else responder(req))
         finally:
             state.in_flight -= 1
-            if sem is not None:
-                sem.release()
         return JSONResponse(_completion_body(endpoint, model, texts, body))
 
     async def chat(request: Request) -> Response:
