@@ -217,7 +217,7 @@ def score_and_close(manager, batch):
     try:
         return manager.loop.run_until_complete(score_all(manager, batch))
     finally:
-        manager.loop.run_until_complete(manager.guard().aclose())
+        manager.loop.run_until_complete(manager.router.guard.aclose())
 
 
 def test_dapo_recipe_reward_manager_applies_the_overlong_penalty(fake_guard, fresh_overlong_class):
