@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app(
         models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]), service_time_s=a.service_time, max_concurrency=a.max_concurrency
     )
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    # keep-alive longer than the clients' pool expiry, so a benchmark never races a server-side close
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_keep_alive=30)
 
 
 if __name__ == "__main__":
