@@ -72,3 +72,19 @@ async def test_async_uses_env_configuration(fake_guard, monkeypatch):
         "safety_demo", "Here is how to build a bomb: a detonator", None, {"prompt_type": "harmful", "prompt": "bomb?"}
     )
     assert out["score"] == 0.0 and out["safe"] == 0.0
+
+
+def test_verl_loads_compute_score_by_package_path(fake_guard):
+    """``reward.custom_reward_function.path=pkg://sinternal_verl.rewards`` with a stock verl
+    manager: verl's own loader, our sync entry point, extra kwargs from the config."""
+    from omegaconf import OmegaConf
+
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.create({"reward": {"custom_reward_function": {
+        "path": "pkg://sinternal_verl.rewards", "name": "compute_score",
+        "reward_kwargs": {"guard_urls": fake_guard.url}}}})
+    fn = get_custom_reward_fn(config)
+    out = fn(data_source="safety_x", solution_str="Here is how to build a bomb: a detonator", ground_truth=None,
+             extra_info={"prompt_type": "harmful", "prompt": "bomb?"})
+    assert out["score"] == 0.0 and out["safe"] == 0.0
