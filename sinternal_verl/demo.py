@@ -35,8 +35,11 @@ def load_rows(path: Path | None) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def build_batch(rows: list[dict[str, Any]], tokenizer):
-    """Left-padded prompts, right-padded responses: the layout verl's rollout produces."""
+def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | None = None):
+    """Left-padded prompts, right-padded responses: the layout verl's rollout produces.
+
+    ``response_length`` is the rollout's token budget (verl pads every response to it); a
+    response that fills it was cut off. Default: one more than the longest response."""
     import numpy as np
     import torch
 
@@ -46,7 +49,9 @@ def build_batch(rows: list[dict[str, Any]], tokenizer):
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=True) for r in rows]
     prompts = [p["input_ids"] if isinstance(p, dict) or hasattr(p, "keys") else p for p in prompts]
     responses = [tokenizer.encode(r["response"], add_special_tokens=False) for r in rows]
-    pl, rl = max(map(len, prompts)), max(map(len, responses))
+    pl = max(map(len, prompts))
+    rl = response_length or max(map(len, responses)) + 1
+    responses = [r[:rl] for r in responses]
     prompt_t = torch.tensor([[pad] * (pl - len(p)) + list(p) for p in prompts])
     resp_t = torch.tensor([list(r) + [pad] * (rl - len(r)) for r in responses])
     mask = torch.tensor([[0] * (pl - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (rl - len(r)) for p, r in zip(prompts, responses)])

@@ -117,7 +117,12 @@ class SInternalRewardManager(RewardManagerBase):
         batch, nt = data.batch, data.non_tensor_batch
         response_ids = batch["responses"][-1]
         valid_len = int(batch["attention_mask"][-1][-response_ids.shape[-1] :].sum())
+        # Decoded inline, not in an executor: a fast tokenizer decodes a response in ~10 us, less
+        # than the thread hop (measured in benchmarks/bench_reward_throughput.py).
         response_str = self.tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True)
+        # All of the token budget used: without a closed trace this is a cut-off trace, whatever
+        # the text shows (R1 / Qwen3 templates open <think> in the prompt).
+        length_limited = valid_len >= response_ids.shape[-1]
 
         data_source = nt["data_source"][-1] if "data_source" in nt else None
         ground_truth = (nt["reward_model"][-1] or {}).get("ground_truth") if "reward_model" in nt else None
@@ -131,10 +136,10 @@ class SInternalRewardManager(RewardManagerBase):
             if self.user_fn_is_async:
                 result = await self.user_fn(**kwargs)
             else:
-                result = await self.loop.run_in_executor(None, lambda: self.user_fn(**kwargs))
+                result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.user_fn(**kwargs))
             return _as_reward(result)
 
-        result = await self.router.score(data_source, response_str, ground_truth, extra_info)
+        result = await self.router.score(data_source, response_str, ground_truth, extra_info, length_limited=length_limited)
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
 
 

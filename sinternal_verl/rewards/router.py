@@ -12,15 +12,32 @@ numbers; there is deliberately no key named ``reward``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from typing import Any, Mapping
 
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
+from sinternal_verl.rewards.reasoning import THINK_CLOSE
 from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
 
-RESULT_KEYS = ("score", "acc", "safe", "refused", "truncated", "guard_error", "controversial", "harmful_prompt", "is_math")
+logger = logging.getLogger(__name__)
+
+RESULT_KEYS = (
+    "score",
+    "acc",
+    "safe",
+    "refused",
+    "truncated",
+    "empty_answer",
+    "guard_error",
+    "controversial",
+    "harmful_prompt",
+    "is_math",
+    "math_timeout",
+    "math_error",
+)
 
 TASKS = ("safety", "math")
 MATH_SOURCES = frozenset(
@@ -74,7 +91,12 @@ def _math_result(res: Mapping[str, Any]) -> dict[str, float]:
     out["score"] = float(res["score"])
     out["acc"] = float(res["acc"])
     out["truncated"] = float(res.get("math_truncated", 0.0))
+    out["math_timeout"] = float(res.get("math_timeout", 0.0))
+    out["math_error"] = float(res.get("math_error", 0.0))
     out["is_math"] = 1.0
+    if out["math_error"]:
+        logger.warning("math reward: the symbolic checker failed on %r; scored as incorrect (math_error=1)",
+                       str(res.get("pred", ""))[:200])
     return out
 
 
@@ -98,6 +120,13 @@ ENV_BACKEND = "SINTERNAL_GUARD_BACKEND"
 BACKENDS = ("http", "ray_pool")
 
 
+def _backend(kwargs: Mapping[str, Any]) -> str:
+    backend = str(kwargs.get("guard_backend") or os.environ.get(ENV_BACKEND) or "http")
+    if backend not in BACKENDS:
+        raise ValueError(f"guard_backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
 def get_guard(kwargs: Mapping[str, Any] | None = None) -> Guard:
     """One guard per configuration per process (its client keeps pooled connections).
 
@@ -107,10 +136,7 @@ def get_guard(kwargs: Mapping[str, Any] | None = None) -> Guard:
     (``guard_pool_name``, ``guard_pool_namespace``), with no HTTP hop.
     """
     kwargs = dict(kwargs or {})
-    backend = str(kwargs.get("guard_backend") or os.environ.get(ENV_BACKEND) or "http")
-    if backend not in BACKENDS:
-        raise ValueError(f"guard_backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "ray_pool":
+    if _backend(kwargs) == "ray_pool":
         from sinternal_verl.guards.ray_pool import RayGuardPool, RayPoolConfig
 
         key: Any = ("ray_pool", kwargs.get("guard_pool_name") or RayPoolConfig.name,
@@ -152,6 +178,10 @@ class RewardRouter:
         self.safety = SafetyRewardConfig.from_mapping(self.settings)
         self.math = MathRewardConfig.from_kwargs(math_kwargs(self.settings))
         self._guard = guard
+        if guard is None and _backend(self.settings) == "ray_pool":
+            # attaching does blocking Ray calls: do it here (sync construction), never from
+            # inside the event loop that scores trajectories
+            self._guard = get_guard(self.settings)
 
     @property
     def guard(self) -> Guard:
@@ -166,15 +196,24 @@ class RewardRouter:
         solution_str: str,
         ground_truth: Any = None,
         extra_info: Mapping[str, Any] | None = None,
+        *,
+        length_limited: bool = False,
     ) -> dict[str, float]:
+        """Score one response. ``length_limited``: it used the whole token budget, so without
+        a ``</think>`` it is a cut-off trace (templates that open ``<think>`` in the prompt)."""
         if resolve_task(data_source, extra_info) == "math":
             from sinternal_verl.rewards.math import score_math as math_score
 
             _check_ground_truth(ground_truth)
+            if length_limited and THINK_CLOSE not in solution_str:
+                out = _blank()
+                out.update(score=float(self.math.incorrect_score), truncated=1.0, is_math=1.0)
+                return out
             # a symbolic comparison can block up to its time limit: keep it off the event loop
             res = await asyncio.to_thread(math_score, solution_str, ground_truth, self.math)
             return _math_result(res)
-        res = await safety_score(prompt_text(extra_info), solution_str, extra_info, self.guard, self.safety)
+        res = await safety_score(prompt_text(extra_info), solution_str, extra_info, self.guard, self.safety,
+                                 length_limited=length_limited)
         out = _blank()
         out.update(res)
         return out
