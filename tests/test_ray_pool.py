@@ -112,6 +112,15 @@ async def test_killed_replica_restarts_and_nothing_is_lost(pool):
     _check(items[:12], await pool.moderate(items[:12]))
 
 
+async def test_engine_error_in_every_replica_is_unavailable_not_a_crash(pool):
+    """An exception raised by the engine inside a replica (RayTaskError) is retried on the
+    other replicas, then surfaces as GuardUnavailableError, which on_guard_error handles."""
+    bad = [ModerationItem(prompt="q", response="[engine-error] boom")]
+    with pytest.raises(GuardUnavailableError, match="RayTaskError"):
+        await pool.moderate(bad)
+    _check(_items(3), await pool.moderate(_items(3)))  # the replicas still serve
+
+
 async def test_connect_by_name(pool):
     other = RayGuardPool.connect("pool-a", namespace="sinternal-test", chunk_size=2)
     assert other.kind == "qwen3guard" and len(other.handles) == NODES and other.config.chunk_size == 2

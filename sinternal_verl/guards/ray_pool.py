@@ -99,7 +99,8 @@ class RayPoolConfig:
 # ---- engines (run inside the replica process) ------------------------------------------------
 class _RulesEngine:
     """The fake guard's rules, as text: no model, deterministic. ``service_time_s`` per call
-    imitates a model's latency (tests kill replicas while calls are in flight)."""
+    imitates a model's latency (tests kill replicas while calls are in flight); a payload
+    containing ``[engine-error]`` makes the engine raise, as a model engine can."""
 
     def __init__(self, model: str, service_time_s: float = 0.0, **_: Any):
         self.model = model
@@ -112,6 +113,8 @@ class _RulesEngine:
             time.sleep(self.service_time_s)
         out = []
         for p in payloads:
+            if "[engine-error]" in str(p.get("messages") or p.get("prompt")):
+                raise RuntimeError("rules engine: scripted engine failure")
             endpoint = "chat" if "messages" in p else "completions"
             out.append(guard_responder(FakeRequest(endpoint, p.get("model", self.model), p.get("messages"), p.get("prompt"), p)))
         return out
@@ -350,7 +353,9 @@ class RayGuardPool:
             tried.add(i)
             try:
                 verdicts = await self._call(i, chunk)
-            except (rex.RayActorError, rex.ActorUnavailableError, asyncio.TimeoutError) as exc:
+            # RayTaskError: the engine raised inside the replica (e.g. a CUDA error); it is a
+            # guard failure like a dead replica, not a crash of the caller
+            except (rex.RayActorError, rex.ActorUnavailableError, rex.RayTaskError, asyncio.TimeoutError) as exc:
                 last = f"replica {i}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 logger.warning("guard replica %s failed (%s); retrying the chunk on another replica", i, last)
                 if attempt + 1 < self.config.max_attempts:
@@ -390,7 +395,9 @@ class RayGuardPool:
 
         results = await asyncio.gather(*(probe(i) for i in range(len(self.handles))))
         detail = {f"{self.address}{REPLICA_SEP}{i}": r for i, r in enumerate(results)}
-        return ReadyReport(ready=any(r == "ok" for r in results), detail=detail)
+        # every replica, as the HTTP client requires of every URL: a run should not start with
+        # a replica that fails (Ray restarts it; ask again once it is back)
+        return ReadyReport(ready=all(r == "ok" for r in results), detail=detail)
 
     async def aclose(self) -> None:
         """Detach (the replicas keep serving others); use :meth:`shutdown` to stop them."""

@@ -139,7 +139,7 @@ class SymbolicWorker:
         resp = json.loads(line)
         if resp.get("id") != self._next_id:  # cannot happen with one caller; be loud if it does
             self.kill()
-            return SymbolicResult(False, error=f"out-of-order worker reply {resp!r}")
+            return SymbolicResult(False, error=f"worker replied out of order: {resp!r}")
         return SymbolicResult(bool(resp.get("eq")), error=resp.get("err"))
 
     def kill(self) -> None:
