@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from sinternal_verl.guards.types import (
     Guard,
+    GuardConfigError,
     GuardError,
     GuardUnavailableError,
     UpstreamRequestError,
@@ -72,10 +73,10 @@ class Scorer:
                 item.ground_truth,
                 _extra_info(item),
             )
+        except (GuardConfigError, UpstreamRequestError) as exc:
+            raise GuardBackendError(str(exc)) from exc
         except (UpstreamUnavailableError, GuardUnavailableError):
             raise
-        except UpstreamRequestError as exc:  # type: ignore[misc]
-            raise GuardBackendError(str(exc)) from exc
         except (GuardError, ValueError) as exc:
             return ItemOutcome(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
         return ItemOutcome({k: float(v) for k, v in values.items()}, None, time.perf_counter() - t0)

@@ -148,6 +148,15 @@ def test_guard_down_is_503_never_zeros(server, fake_guard):
     assert httpx.get(f"{srv.url}/ready").status_code == 200  # /v1/models still answers; only completions fail
 
 
+def test_guard_that_does_not_serve_the_model_is_502(server, fake_guard):
+    """A configuration problem (model not served, bad key) is the guard refusing *us*: 502 with
+    the upstream's message, not 503 (waiting will not fix it)."""
+    srv = server(model="Qwen/Not-Served")
+    r = httpx.post(f"{srv.url}/v1/score", json={"items": items()[:1]}, timeout=30)
+    assert r.status_code == 502, r.text
+    assert "404" in r.json()["error"]["message"] and "Not-Served" in r.json()["error"]["message"]
+
+
 def test_guard_unreachable_ready_503(fake_guard):
     from sinternal_verl.testing.server import free_port
 

@@ -15,6 +15,7 @@ from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
 from .lexical import GCG_REFUSAL_PHRASES, HARMFUL_PROMPT_KEYWORDS, LexicalJudge
 from .types import (
     Guard,
+    GuardConfigError,
     GuardError,
     GuardUnavailableError,
     GuardVerdict,
@@ -34,6 +35,7 @@ __all__ = [
     "HARMFUL_PROMPT_KEYWORDS",
     "Guard",
     "GuardConfig",
+    "GuardConfigError",
     "GuardError",
     "GuardStats",
     "GuardUnavailableError",

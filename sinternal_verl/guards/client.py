@@ -28,7 +28,7 @@ from . import llamaguard, qwen3guard, wildguard
 from .config import GuardConfig
 from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
 from .parsing import unparsed
-from .types import GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport, UpstreamRequestError, UpstreamUnavailableError
+from .types import GuardConfigError, GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport, UpstreamRequestError, UpstreamUnavailableError
 
 #: kind -> module with ENDPOINT, build_payload(item, model, max_tokens, soft_score, top_logprobs), parse(...)
 FORMATS = {"qwen3guard": qwen3guard, "llamaguard": llamaguard, "wildguard": wildguard}
@@ -256,7 +256,7 @@ class OpenAIGuardClient:
                         v.extra["http_status"] = e.status
                         return v
                     self._errors += 1
-                    raise GuardUnavailableError(e.url, f"HTTP {e.status}: {e.body[:300]}", 1) from e
+                    raise GuardConfigError(e.url, f"HTTP {e.status}: {e.body[:300]}", 1) from e
                 text, logprobs, problem = extract_text(body, self._endpoint)
                 if text is None:
                     verdict = unparsed("", problem, base)

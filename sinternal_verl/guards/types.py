@@ -127,6 +127,12 @@ class GuardUnavailableError(GuardError, UpstreamUnavailableError):
         RuntimeError.__init__(self, f"guard at {url} unavailable after {attempts} attempt(s): {cause}")
 
 
+class GuardConfigError(GuardUnavailableError):
+    """The guard refused us as a client (HTTP 401 / 403 / 404: bad key, model not served).
+    Retrying cannot help; an operator must fix the configuration. A subclass of
+    :class:`GuardUnavailableError`, so every handler of an unusable guard handles it too."""
+
+
 @runtime_checkable
 class Guard(Protocol):
     """What every guard backend implements.
