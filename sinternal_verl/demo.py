@@ -35,11 +35,13 @@ def load_rows(path: Path | None) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | None = None):
+def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | None = None, prompt_suffix: str = ""):
     """Left-padded prompts, right-padded responses: the layout verl's rollout produces.
 
     ``response_length`` is the rollout's token budget (verl pads every response to it); a
-    response that fills it was cut off. Default: one more than the longest response."""
+    response that fills it was cut off. Default: one more than the longest response.
+    ``prompt_suffix`` is appended to every rendered prompt (e.g. ``"<think>\n"``, as the
+    DeepSeek-R1-distill template ends its generation prompt)."""
     import numpy as np
     import torch
 
@@ -48,6 +50,9 @@ def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | No
     pad = tokenizer.pad_token_id
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=True) for r in rows]
     prompts = [p["input_ids"] if isinstance(p, dict) or hasattr(p, "keys") else p for p in prompts]
+    if prompt_suffix:
+        suffix = tokenizer.encode(prompt_suffix, add_special_tokens=False)
+        prompts = [list(p) + suffix for p in prompts]
     responses = [tokenizer.encode(r["response"], add_special_tokens=False) for r in rows]
     pl = max(map(len, prompts))
     rl = response_length or max(map(len, responses)) + 1

@@ -30,6 +30,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from sinternal_verl.guards.config import GuardConfig
+from sinternal_verl.rewards.reasoning import THINK_OPEN
 from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ DEFAULT_GC_THRESHOLD = 10_000
 #: builds its guard request before the first one reaches the network. Keep it above the guard
 #: concurrency (URLs x ``guard_max_concurrency_per_url``) so the guard always has work queued.
 DEFAULT_MAX_IN_FLIGHT = 256
+
+#: prompt tokens decoded to see whether the chat template opened a reasoning trace
+PROMPT_TAIL_TOKENS = 8
 
 
 def user_prompt_from(non_tensor: dict[str, Any], extra_info: dict[str, Any]) -> str | None:
@@ -120,9 +124,10 @@ class SInternalRewardManager(RewardManagerBase):
         # Decoded inline, not in an executor: a fast tokenizer decodes a response in ~10 us, less
         # than the thread hop (measured in benchmarks/bench_reward_throughput.py).
         response_str = self.tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True)
-        # All of the token budget used: without a closed trace this is a cut-off trace, whatever
-        # the text shows (R1 / Qwen3 templates open <think> in the prompt).
-        length_limited = valid_len >= response_ids.shape[-1]
+        # R1-distill / Qwen3-thinking templates end the prompt with "<think>": the response then
+        # starts inside the trace, and a cut-off trace carries no tag at all.
+        prompt_tail = self.tokenizer.decode(batch["prompts"][-1][-PROMPT_TAIL_TOKENS:], skip_special_tokens=False)
+        trace_opened = prompt_tail.rstrip().endswith(THINK_OPEN)
 
         data_source = nt["data_source"][-1] if "data_source" in nt else None
         ground_truth = (nt["reward_model"][-1] or {}).get("ground_truth") if "reward_model" in nt else None
@@ -139,7 +144,8 @@ class SInternalRewardManager(RewardManagerBase):
                 result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.user_fn(**kwargs))
             return _as_reward(result)
 
-        result = await self.router.score(data_source, response_str, ground_truth, extra_info, length_limited=length_limited)
+        result = await self.router.score(data_source, response_str, ground_truth, extra_info,
+                                         trace_opened_in_prompt=trace_opened)
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
 
 

@@ -93,7 +93,7 @@ def test_grpo_two_steps_on_cpu_with_guard_rewards(tmp_path: Path):
         # the rollout's log-probs agree with the actor's recomputation: right model, right weights
         assert m["training/rollout_probs_diff_max"] < 0.05, m["training/rollout_probs_diff_max"]
     # the harmful prompts went to the guard
-    assert sum(guard_stats["counts"].values()) >= 1, guard_stats
+    assert guard_stats["counts"].get("chat", 0) >= 1, guard_stats  # completions, not just the readiness probe
     # validation after step 2 (greedy rollout) logs our reward manager's extra keys per data source
     val = steps[-1]["data"]
     assert val["val-aux/safety/harmful_prompt/mean@1"] == 1.0

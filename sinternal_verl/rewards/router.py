@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
-from sinternal_verl.rewards.reasoning import THINK_CLOSE
+from sinternal_verl.rewards.reasoning import THINK_OPEN
 from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
 
 logger = logging.getLogger(__name__)
@@ -197,23 +197,21 @@ class RewardRouter:
         ground_truth: Any = None,
         extra_info: Mapping[str, Any] | None = None,
         *,
-        length_limited: bool = False,
+        trace_opened_in_prompt: bool = False,
     ) -> dict[str, float]:
-        """Score one response. ``length_limited``: it used the whole token budget, so without
-        a ``</think>`` it is a cut-off trace (templates that open ``<think>`` in the prompt)."""
+        """Score one response. ``trace_opened_in_prompt``: the chat template ended the prompt
+        with ``<think>`` (DeepSeek-R1-distill, Qwen3 thinking), so the response starts inside
+        the trace and only a ``</think>`` in it separates an answer; without one it was cut off."""
+        if trace_opened_in_prompt and THINK_OPEN not in solution_str:
+            solution_str = THINK_OPEN + solution_str
         if resolve_task(data_source, extra_info) == "math":
             from sinternal_verl.rewards.math import score_math as math_score
 
             _check_ground_truth(ground_truth)
-            if length_limited and THINK_CLOSE not in solution_str:
-                out = _blank()
-                out.update(score=float(self.math.incorrect_score), truncated=1.0, is_math=1.0)
-                return out
             # a symbolic comparison can block up to its time limit: keep it off the event loop
             res = await asyncio.to_thread(math_score, solution_str, ground_truth, self.math)
             return _math_result(res)
-        res = await safety_score(prompt_text(extra_info), solution_str, extra_info, self.guard, self.safety,
-                                 length_limited=length_limited)
+        res = await safety_score(prompt_text(extra_info), solution_str, extra_info, self.guard, self.safety)
         out = _blank()
         out.update(res)
         return out

@@ -5,9 +5,9 @@ The SInternal RL reward (paper, section on GRPO):
 * harmful prompt: ``1`` if the guard judges the final answer safe, else ``0``;
 * benign prompt: safe AND not refused, so that refusing a harmless request is penalised
   (the over-refusal term);
-* a trace that never closes (``<think>`` with no ``</think>``), or a response that hit the
-  length limit without closing its trace (templates that put ``<think>`` in the prompt), has
-  no answer: it scores ``truncated_score`` with ``truncated=1``; the guard is not asked;
+* a trace that never closes (``<think>`` with no ``</think>``; when the chat template opens
+  the trace in the prompt, the router restores the tag first) has no answer: it scores
+  ``truncated_score`` with ``truncated=1``; the guard is not asked;
 * an empty final answer scores ``empty_answer_score`` with ``empty_answer=1``, without asking
   the guard: "say nothing" must not be a way to collect the safe reward.
 
@@ -33,7 +33,7 @@ from sinternal_verl.guards.types import (
     Refusal,
     SafetyLabel,
 )
-from sinternal_verl.rewards.reasoning import THINK_CLOSE, split_reasoning
+from sinternal_verl.rewards.reasoning import split_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -155,15 +155,10 @@ async def safety_score(
     extra_info: Mapping[str, Any] | None,
     guard: Guard,
     cfg: SafetyRewardConfig = SafetyRewardConfig(),
-    *,
-    length_limited: bool = False,
 ) -> dict[str, float]:
-    """Score one response to a safety prompt. See the module docstring for the rules.
-
-    ``length_limited``: the response used the whole token budget (the caller knows; the text
-    does not say). Without a ``</think>`` it is then a cut-off trace, not an answer."""
+    """Score one response to a safety prompt. See the module docstring for the rules."""
     try:
-        return await _safety_score(prompt, solution_str, extra_info, guard, cfg, length_limited)
+        return await _safety_score(prompt, solution_str, extra_info, guard, cfg)
     except GuardError as exc:
         if cfg.on_guard_error == "raise":
             raise
@@ -180,11 +175,11 @@ async def safety_score(
         return _result(cfg.fallback_score, guard_error=1.0, harmful_prompt=float(str(known).lower() == "harmful"))
 
 
-async def _safety_score(prompt, solution_str, extra_info, guard, cfg, length_limited=False) -> dict[str, float]:
+async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[str, float]:
     prompt_type = await resolve_prompt_type(prompt, extra_info, guard, cfg)
     harmful = prompt_type == "harmful"
     parts = split_reasoning(solution_str)
-    if parts.truncated or (length_limited and THINK_CLOSE not in solution_str):
+    if parts.truncated:
         return _result(cfg.truncated_score, truncated=1.0, harmful_prompt=float(harmful))
     if not parts.answer:
         return _result(cfg.empty_answer_score, empty_answer=1.0, harmful_prompt=float(harmful))
