@@ -24,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=d.port)
     p.add_argument("--api-key", default=None, help=f"bearer token clients must send (or env {ENV_SERVER_API_KEY})")
     g = p.add_argument_group("guard")
-    g.add_argument("--guard-backend", choices=("openai", "ray_pool", "lexical"), default="openai",
-                   help="openai: HTTP upstreams (--guard-url); ray_pool: attach to a RayGuardPool by name; "
-                        "lexical: the offline judge")
+    g.add_argument("--guard-backend", choices=("http", "openai", "ray_pool", "lexical"), default="http",
+                   help="http (alias openai): OpenAI-compatible upstreams (--guard-url), as the reward manager's "
+                        "guard_backend=http; ray_pool: attach to a RayGuardPool by name; lexical: the offline judge")
     g.add_argument("--guard-url", action="append", default=None, help="OpenAI-compatible guard URL (repeatable)")
     g.add_argument("--guard-kind", default=None, help="qwen3guard | llamaguard | wildguard | lexical")
     g.add_argument("--guard-model", default=None, help="served model name (default: the kind's model)")
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guard-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other GuardConfig field, e.g. max_concurrency_per_url=128 (value parsed as JSON if possible)")
     g.add_argument("--ray-pool-name", default="sinternal_guard_pool", help="RayGuardPool name (--guard-backend ray_pool)")
+    g.add_argument("--ray-pool-namespace", default="sinternal", help="RayGuardPool namespace (--guard-backend ray_pool)")
     g.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS", "auto"), help="Ray cluster for ray_pool")
     s = p.add_argument_group("limits and behaviour")
     s.add_argument("--max-items", type=int, default=lim.max_items, help="items per request")
@@ -104,7 +105,7 @@ def guard_factory(args: argparse.Namespace):
 
             if not ray.is_initialized():
                 ray.init(address=args.ray_address, namespace=None, log_to_driver=False)
-            return RayGuardPool.connect(args.ray_pool_name)
+            return RayGuardPool.connect(args.ray_pool_name, args.ray_pool_namespace)
 
         return make_pool
 

@@ -24,7 +24,7 @@ from reward_servers.protocol import Limits
 
 
 def _guard_factory(args: dict[str, Any]):
-    backend = args.get("guard_backend", "openai")
+    backend = args.get("guard_backend", "http")  # "openai" is an alias of "http"
     if backend == "ray_pool":
         def make_pool():
             from sinternal_verl.guards.ray_pool import RayGuardPool
