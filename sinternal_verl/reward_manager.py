@@ -29,7 +29,6 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.rewards.reasoning import THINK_OPEN
 from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
 
@@ -166,4 +165,4 @@ def _as_reward(result: Any) -> dict:
     return {"reward_score": float(result), "reward_extra_info": {"acc": float(result)}}
 
 
-__all__ = ["SInternalRewardManager", "GuardConfig", "user_prompt_from"]
+__all__ = ["SInternalRewardManager", "user_prompt_from"]
