@@ -131,6 +131,19 @@ class RewardClient:
             self._async = httpx.AsyncClient(timeout=self.config.timeout_s, headers=self._headers, limits=limits)
         return self._async
 
+    def _outcome(self, resp: httpx.Response) -> tuple[bool, Any, str, str | None]:
+        """(done, body, failure, retry_after) for one response; raises at once when retrying
+        cannot help (a 4xx other than 429). Shared by the sync and async retry loops."""
+        if resp.status_code == 200:
+            return True, resp.json(), "", None
+        last = f"HTTP {resp.status_code}: {_error_message(resp)}"
+        if resp.status_code not in RETRY_STATUS:
+            raise RewardClientError(f"reward server at {self.base} refused the request: {last}", resp.status_code)
+        return False, None, last, resp.headers.get("retry-after")
+
+    def _give_up(self, last: str) -> RewardClientError:
+        return RewardClientError(f"reward server at {self.base} failed after {self.config.max_retries + 1} attempt(s): {last}")
+
     def _post_sync(self, path: str, payload: dict) -> Any:
         cfg, last = self.config, ""
         for attempt in range(cfg.max_retries + 1):
@@ -141,16 +154,13 @@ class RewardClient:
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
-                if resp.status_code == 200:
-                    return resp.json()
-                last = f"HTTP {resp.status_code}: {_error_message(resp)}"
-                if resp.status_code not in RETRY_STATUS:
-                    raise RewardClientError(f"reward server at {self.base} refused the request: {last}", resp.status_code)
-                retry_after = resp.headers.get("retry-after")
+                done, body, last, retry_after = self._outcome(resp)
+                if done:
+                    return body
             if attempt < cfg.max_retries:
                 self.stats["retries"] += 1
                 time.sleep(_backoff(cfg, attempt, retry_after))
-        raise RewardClientError(f"reward server at {self.base} failed after {cfg.max_retries + 1} attempt(s): {last}")
+        raise self._give_up(last)
 
     async def _post_async(self, path: str, payload: dict) -> Any:
         cfg, last = self.config, ""
@@ -162,16 +172,13 @@ class RewardClient:
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
-                if resp.status_code == 200:
-                    return resp.json()
-                last = f"HTTP {resp.status_code}: {_error_message(resp)}"
-                if resp.status_code not in RETRY_STATUS:
-                    raise RewardClientError(f"reward server at {self.base} refused the request: {last}", resp.status_code)
-                retry_after = resp.headers.get("retry-after")
+                done, body, last, retry_after = self._outcome(resp)
+                if done:
+                    return body
             if attempt < cfg.max_retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(_backoff(cfg, attempt, retry_after))
-        raise RewardClientError(f"reward server at {self.base} failed after {cfg.max_retries + 1} attempt(s): {last}")
+        raise self._give_up(last)
 
     # ---- API ----------------------------------------------------------------------------------
     def _chunks(self, items: Sequence[Any]) -> list[list[dict]]:
