@@ -43,12 +43,10 @@ def run(args: argparse.Namespace) -> int:
     versions.add_row("python", platform.python_version())
     console.print(versions)
 
-    try:
-        from sinternal_verl.compat import check_verl_version
+    from sinternal_verl.compat import check_verl_version
 
+    try:
         check_verl_version()
-    except ImportError:
-        pass
     except Exception as exc:  # noqa: BLE001 - shown to the user
         problems.append(str(exc))
 
