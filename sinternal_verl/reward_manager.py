@@ -31,20 +31,9 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
 from sinternal_verl.rewards.reasoning import THINK_OPEN
 from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
+from sinternal_verl.rewards.settings import RewardSettings
 
 logger = logging.getLogger(__name__)
-
-#: gen-0 threshold of Python's cyclic GC in reward worker processes (``gc_threshold``).
-#: verl keeps one DataProto slice per trajectory alive while a batch is scored; with
-#: Python's default (700) every few hundred allocations the collector re-walks all of them,
-#: which measured ~40% of the manager's CPU per trajectory (benchmarks/bench_reward_throughput.py).
-DEFAULT_GC_THRESHOLD = 10_000
-
-#: trajectories scored at once per event loop (``max_trajectories_in_flight``). verl starts
-#: one task per trajectory of a whole batch at once; without a bound, every task decodes and
-#: builds its guard request before the first one reaches the network. Keep it above the guard
-#: concurrency (URLs x ``guard_max_concurrency_per_url``) so the guard always has work queued.
-DEFAULT_MAX_IN_FLIGHT = 256
 
 #: prompt tokens decoded to see whether the chat template opened a reasoning trace
 PROMPT_TAIL_TOKENS = 8
@@ -77,10 +66,11 @@ def _plain(obj: Any) -> Any:
 class SInternalRewardManager(RewardManagerBase):
     """Safety (guard) + math reward manager for verl's reward loop."""
 
-    settings: ClassVar[dict[str, Any]] = {}
     router: ClassVar[RewardRouter]
+    #: sections a subclass adds to ``reward_kwargs`` (name -> (key prefix, settings class))
+    extra_sections: ClassVar[dict] = {}
     _admission: ClassVar["weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]"]
-    _max_in_flight: ClassVar[int] = DEFAULT_MAX_IN_FLIGHT
+    _max_in_flight: ClassVar[int]
 
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
         super().__init__(config, tokenizer, compute_score)
@@ -94,14 +84,14 @@ class SInternalRewardManager(RewardManagerBase):
     def init_class(cls, config, tokenizer) -> None:
         if cls._class_initialized:
             return
-        cls.settings = dict(_plain(config.reward.get("reward_kwargs")) or {})
-        _raise_gc_threshold(int(cls.settings.get("gc_threshold", DEFAULT_GC_THRESHOLD)))
-        # Settings are parsed once for the worker; a misspelt value fails at start-up, not at
-        # the first trajectory. The guard itself is built on first use (math-only runs need none).
-        cls.router = RewardRouter(cls.settings)
-        cls._max_in_flight = int(cls.settings.get("max_trajectories_in_flight", DEFAULT_MAX_IN_FLIGHT))
-        if cls._max_in_flight < 1:
-            raise ValueError(f"max_trajectories_in_flight must be >= 1, got {cls._max_in_flight}")
+        # Settings are parsed once for the worker; a misspelt key or a bad value fails at
+        # start-up, not at the first trajectory. The guard itself is built on first use
+        # (math-only runs need none).
+        settings = RewardSettings.from_kwargs(_plain(config.reward.get("reward_kwargs")),
+                                              extra_sections=cls.extra_sections)
+        _raise_gc_threshold(settings.manager.gc_threshold)
+        cls.router = RewardRouter(settings)
+        cls._max_in_flight = settings.manager.max_trajectories_in_flight
         cls._admission = weakref.WeakKeyDictionary()
         cls._class_initialized = True
 

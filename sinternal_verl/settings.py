@@ -100,9 +100,13 @@ def _format(cls: type[BaseModel], err: ValidationError, where: str, prefix: str 
                 hint = f"; known keys: {', '.join(known)}"
             lines.append(f"  unknown key {key!r}{hint}")
         else:
+            msg = e["msg"].removeprefix("Value error, ")
+            if not loc:  # a check across fields
+                lines.append(f"  {msg}")
+                continue
             value = e.get("input")
             shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-            lines.append(f"  {key}: {e['msg']} (got {shown})")
+            lines.append(f"  {key}: {msg} (got {shown})")
     return f"invalid {where}:\n" + "\n".join(lines)
 
 
@@ -133,7 +137,7 @@ def load(
 
 
 def load_flat(
-    sections: Mapping[str, type[Settings]],
+    sections: Mapping[str, tuple[str, type[Settings]]],
     data: Mapping[str, Any] | None,
     *,
     env: Mapping[str, str] | None = None,
@@ -141,16 +145,18 @@ def load_flat(
 ) -> dict[str, Settings]:
     """Split one flat mapping over several settings classes by key prefix and load each.
 
-    ``sections`` maps a prefix (``"guard_"``, ``"math_"``, or ``""`` for unprefixed keys) to
-    its class. A key goes to the longest prefix whose class has the remainder as a field;
-    a key no section knows fails, with the nearest flat key suggested."""
-    by_prefix: dict[str, dict[str, Any]] = {p: {} for p in sections}
-    flat_known = [p + name for p, c in sections.items() for name in c.model_fields]
+    ``sections`` maps a section name to ``(prefix, class)``; the prefix is ``"guard_"``,
+    ``"math_"``, or ``""`` for unprefixed keys. A key goes to the section with the longest
+    prefix whose class has the remainder as a field; a key no section knows fails, with the
+    nearest flat key suggested. Returns the loaded instance per section name."""
+    picked: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    order = sorted(sections.items(), key=lambda kv: len(kv[1][0]), reverse=True)
+    flat_known = [p + f for p, c in sections.values() for f in c.model_fields]
     unknown = []
     for key, value in (data or {}).items():
-        for prefix in sorted(sections, key=len, reverse=True):
-            if key.startswith(prefix) and key[len(prefix) :] in sections[prefix].model_fields:
-                by_prefix[prefix][key[len(prefix) :]] = value
+        for name, (prefix, cls) in order:
+            if key.startswith(prefix) and key[len(prefix) :] in cls.model_fields:
+                picked[name][key[len(prefix) :]] = value
                 break
         else:
             unknown.append(f"  unknown key {key!r}{_suggest(key, flat_known)}")
@@ -158,9 +164,9 @@ def load_flat(
         raise ConfigError(f"invalid {where}:\n" + "\n".join(unknown))
     out: dict[str, Settings] = {}
     errors = []
-    for prefix, cls in sections.items():
+    for name, (prefix, cls) in sections.items():
         try:
-            out[prefix] = load(cls, by_prefix[prefix], env=env, where=where, prefix=prefix)
+            out[name] = load(cls, picked[name], env=env, where=where, prefix=prefix)
         except ConfigError as err:
             errors.extend(str(err).splitlines()[1:])
     if errors:

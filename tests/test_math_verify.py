@@ -177,7 +177,7 @@ def test_empty_ground_truth_is_an_error_not_a_zero(gt):
 
 
 def test_bad_options_are_rejected():
-    with pytest.raises(TypeError, match="unknown math reward option"):
+    with pytest.raises(ValueError, match="unknown key '(math_)?corect_score'; did you mean '(math_)?correct_score'"):
         compute_math_score("\\boxed{5}", "5", corect_score=1.0)
     with pytest.raises(ValueError):
         MathRewardConfig.from_kwargs(symbolic_timeout_s=0)

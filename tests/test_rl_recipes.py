@@ -269,7 +269,7 @@ def test_overlong_penalty_off_keeps_rewards_and_keys(fake_guard, fresh_overlong_
     [
         ("reward.reward_kwargs.overlong_buffer_cfg.len=0", "must be positive"),
         ("reward.reward_kwargs.overlong_buffer_cfg.len=9000", "must be >="),
-        ("+reward.reward_kwargs.overlong_buffer_cfg.lenght=10", "unknown overlong_buffer_cfg keys"),
+        ("+reward.reward_kwargs.overlong_buffer_cfg.lenght=10", "unknown key 'overlong_buffer_cfg.lenght'; did you mean 'len'"),
     ],
 )
 def test_bad_overlong_setting_fails_at_start_up(override, message, fresh_overlong_class):

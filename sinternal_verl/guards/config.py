@@ -1,18 +1,21 @@
-"""Guard configuration: one dataclass, filled from keyword arguments and env vars.
+"""Guard settings: one definition, read from config, reward kwargs (``guard_<field>``) and env vars.
 
-Precedence (highest first): explicit keyword / hydra config value, then the
-``SINTERNAL_GUARD_*`` environment variables, then the defaults below. Env vars exist
-because verl starts reward workers on every node; exporting them once in a Ray
-``runtime_env`` reaches all of them.
+Precedence (highest first): the explicit value (hydra config, CLI flag, YAML), then the
+``SINTERNAL_GUARD_*`` environment variables, then the defaults below. Env vars exist because
+verl starts reward workers on every node; exporting them once in a Ray ``runtime_env``
+reaches all of them. Unknown keys fail at start-up with the nearest key suggested.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
+from pydantic import field_validator
+
+from sinternal_verl.settings import ConfigError, Settings, load, setting
+
+#: the guard kinds; each kind's default served model lives with the kind
 GUARD_KINDS = ("qwen3guard", "llamaguard", "wildguard", "lexical")
 
 DEFAULT_MODELS = {
@@ -22,58 +25,94 @@ DEFAULT_MODELS = {
     "lexical": "lexical",
 }
 
+#: ``backend``: how the guard is reached
+BACKENDS = ("http", "ray_pool")
+
 ENV_URLS = "SINTERNAL_GUARD_URLS"
 ENV_MODEL = "SINTERNAL_GUARD_MODEL"
 ENV_KIND = "SINTERNAL_GUARD_KIND"
 ENV_API_KEY = "SINTERNAL_GUARD_API_KEY"
+ENV_BACKEND = "SINTERNAL_GUARD_BACKEND"
+
+#: prefix of the guard settings in verl's flat ``reward.reward_kwargs``
+PREFIX = "guard_"
 
 
-@dataclass(frozen=True)
-class GuardConfig:
-    kind: str = "qwen3guard"
-    #: base URLs of OpenAI-compatible servers, e.g. ``http://host:8000`` (``/v1`` optional).
-    urls: tuple[str, ...] = ()
-    #: served model name; ``None`` means the kind's default (see ``DEFAULT_MODELS``).
-    model: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    #: requests in flight per URL; the rest wait (backpressure, not errors).
-    max_concurrency_per_url: int = 64
-    #: seconds for one HTTP request (connect + read).
-    timeout_s: float = 60.0
-    #: retries after the first attempt on connect errors, timeouts, 5xx and 429.
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    #: extra attempts when the guard answers text that cannot be parsed (greedy decoding
-    #: makes repeats rare; 0 disables).
-    parse_retries: int = 1
-    max_new_tokens: int = 128
-    #: LRU cache of verdicts keyed by (kind, model, prompt, response); 0 disables.
-    cache_size: int = 100_000
-    #: ask for logprobs of the first token after ``Safety:`` (Qwen3Guard) for ``p_unsafe``.
-    soft_score: bool = False
-    #: alternatives requested per token when ``soft_score`` is on (vLLM allows up to 20).
-    top_logprobs: int = 5
-    #: cap on a server's ``Retry-After`` seconds.
-    retry_after_max_s: float = 60.0
-    #: timeout of one readiness probe (``GET /v1/models``).
-    ready_timeout_s: float = 5.0
-    #: lexical judge: refusal phrases (substring match); ``None`` = the GCG/AdvBench list.
-    lexical_refusal_phrases: tuple[str, ...] | None = None
-    #: lexical judge: harmful-prompt keywords (word match); ``None`` = the built-in list.
-    lexical_harmful_keywords: tuple[str, ...] | None = None
+def _tuple_of_str(value: Any, sep: str) -> Any:
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(sep) if p.strip())
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return value
 
-    def __post_init__(self) -> None:
-        if self.kind not in GUARD_KINDS:
-            raise ValueError(f"unknown guard kind {self.kind!r}; known kinds: {', '.join(GUARD_KINDS)}")
-        if self.max_concurrency_per_url < 1:
-            raise ValueError("max_concurrency_per_url must be >= 1")
-        if self.kind != "lexical" and not self.urls:
-            raise ValueError(
+
+class GuardConfig(Settings):
+    kind: str = setting("qwen3guard", "guard model family: qwen3guard, llamaguard, wildguard, or lexical "
+                        "(offline keyword baseline, only when asked for)", env=ENV_KIND)
+    urls: tuple[str, ...] = setting((), "comma-separated base URLs of OpenAI-compatible guard servers "
+                                    "(vLLM / SGLang); load is spread over all", env=ENV_URLS)
+    model: str | None = setting(None, "served model name; empty means the kind's default", env=ENV_MODEL)
+    api_key: str | None = setting(None, "bearer token for the guard servers", env=ENV_API_KEY, repr=False)
+    backend: Literal["http", "ray_pool"] = setting(
+        "http", "http: OpenAI-compatible servers at urls; ray_pool: attach by name to guard replicas "
+        "running as Ray actors in this cluster (no HTTP hop)", env=ENV_BACKEND)
+    pool_name: str = setting("sinternal_guard_pool", "ray_pool: name of the replica pool to attach to")
+    pool_namespace: str = setting("sinternal", "ray_pool: Ray namespace of the pool")
+    max_concurrency_per_url: int = setting(64, "requests in flight per URL, per reward worker (the rest wait)", ge=1)
+    timeout_s: float = setting(60.0, "seconds for one HTTP request (connect + read)", gt=0)
+    max_retries: int = setting(4, "retries after the first attempt on connect errors, timeouts, 5xx and 429", ge=0)
+    backoff_base_s: float = setting(0.5, "first retry delay; doubles per retry, with jitter", ge=0)
+    backoff_max_s: float = setting(8.0, "cap of one retry delay", ge=0)
+    parse_retries: int = setting(1, "extra attempts when the guard answers text that cannot be parsed", ge=0)
+    max_new_tokens: int = setting(128, "tokens the guard may generate per verdict", ge=1)
+    cache_size: int = setting(100_000, "LRU of verdicts; identical (prompt, answer) pairs in flight share one "
+                              "request; 0 disables", ge=0)
+    soft_score: bool = setting(False, "Qwen3Guard: probability of unsafe from the logprobs of the label token")
+    top_logprobs: int = setting(5, "alternatives requested per token when soft_score is on", ge=1, le=20)
+    retry_after_max_s: float = setting(60.0, "cap on a server's Retry-After seconds", ge=0)
+    ready_timeout_s: float = setting(5.0, "timeout of one readiness probe (GET /v1/models)", gt=0)
+    lexical_refusal_phrases: tuple[str, ...] | None = setting(
+        None, "lexical judge: refusal phrases ('|'-separated); empty means the built-in list")
+    lexical_harmful_keywords: tuple[str, ...] | None = setting(
+        None, "lexical judge: harmful-prompt keywords ('|'-separated); empty means the built-in list")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in GUARD_KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(value, GUARD_KINDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown guard kind {value!r}{hint} (known: {', '.join(GUARD_KINDS)})")
+        return value
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        value = _tuple_of_str(value, ",")
+        return tuple(u.rstrip("/") for u in value) if isinstance(value, tuple) else value
+
+    @field_validator("lexical_refusal_phrases", "lexical_harmful_keywords", mode="before")
+    @classmethod
+    def _split_phrases(cls, value: Any) -> Any:
+        return _tuple_of_str(value, "|") if value is not None else None
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _strip_key(cls, value: Any) -> Any:
+        return value.strip() or None if isinstance(value, str) else value
+
+    def require_urls(self) -> "GuardConfig":
+        """Raise unless a guard can be built: a model guard over HTTP needs a URL. Checked when
+        the guard is built, not when settings are read, so a math-only run needs no guard."""
+        if self.kind != "lexical" and self.backend == "http" and not self.urls:
+            raise ConfigError(
                 f"guard kind {self.kind!r} needs at least one URL: set guard_urls in config or "
                 f"{ENV_URLS}=http://host:port[,http://host2:port]; use guard_kind=lexical for the "
                 "offline baseline judge"
             )
+        return self
 
     @property
     def model_name(self) -> str:
@@ -81,40 +120,15 @@ class GuardConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "GuardConfig":
-        """Build from a flat mapping (hydra ``reward_kwargs``, CLI flags, JSON) plus env vars.
-
-        Recognised keys: the field names, also with a ``guard_`` prefix (``guard_urls``,
-        ``guard_kind``, ...). ``urls`` may be a list or a comma-separated string. Unknown
-        keys are ignored here (they belong to the reward config).
-        """
-        cfg = dict(cfg or {})
-        env = os.environ if env is None else env
-        names = {f.name for f in dataclasses.fields(cls)}
+        """From a mapping of guard settings, keys with or without the ``guard_`` prefix (CLI flags,
+        YAML sections, the guard part of reward kwargs); env vars fill unset fields. Unknown keys
+        raise :class:`~sinternal_verl.settings.ConfigError` with a suggestion."""
         values: dict[str, Any] = {}
-        for key, value in cfg.items():
-            name = key[len("guard_") :] if key.startswith("guard_") and key[len("guard_") :] in names else key
-            if name in names and value is not None:
+        for key, value in dict(cfg or {}).items():
+            name = key[len(PREFIX):] if key.startswith(PREFIX) and key[len(PREFIX):] in cls.model_fields else key
+            if value is not None:
                 values[name] = value
-        if "urls" not in values and env.get(ENV_URLS):
-            values["urls"] = env[ENV_URLS]
-        if "model" not in values and env.get(ENV_MODEL):
-            values["model"] = env[ENV_MODEL]
-        if "kind" not in values and env.get(ENV_KIND):
-            values["kind"] = env[ENV_KIND]
-        if "api_key" not in values and env.get(ENV_API_KEY):
-            values["api_key"] = env[ENV_API_KEY]
-        if "urls" in values:
-            values["urls"] = _split_urls(values["urls"])
-        for name in ("lexical_refusal_phrases", "lexical_harmful_keywords"):
-            if name in values and not isinstance(values[name], tuple):
-                v = values[name]
-                values[name] = tuple(v.split("|")) if isinstance(v, str) else tuple(v)
-        return cls(**values)
+        return load(cls, values, env=os.environ if env is None else env, where="guard settings")
 
 
-def _split_urls(urls: Any) -> tuple[str, ...]:
-    if isinstance(urls, str):
-        parts = urls.split(",")
-    else:
-        parts = list(urls)
-    return tuple(u.strip().rstrip("/") for u in parts if u and str(u).strip())
+__all__ = ["BACKENDS", "DEFAULT_MODELS", "GUARD_KINDS", "ConfigError", "GuardConfig", "PREFIX"]

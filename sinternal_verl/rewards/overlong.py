@@ -27,66 +27,64 @@ rollout's own length limit). ``score``/``acc`` in the extra info stay the task's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import ClassVar
+
+from pydantic import model_validator
 
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 
-from sinternal_verl.reward_manager import SInternalRewardManager, _plain
+from sinternal_verl.reward_manager import SInternalRewardManager
+from sinternal_verl.settings import Settings, setting
 
-OVERLONG_KEYS = ("overlong_reward", "overlong")
+class OverlongBuffer(Settings):
+    """verl's ``overlong_buffer_cfg`` (the ``dapo`` manager's names)."""
+
+    enable: bool = setting(False, "apply DAPO's soft overlong penalty")
+    len: int = setting(0, "the soft buffer before the hard limit, in tokens (DAPO's L_cache)", ge=0)
+    penalty_factor: float = setting(1.0, "penalty at the hard limit", ge=0)
+    log: bool = setting(False, "accepted for verl compatibility; the penalty is always in the extra info")
 
 
-@dataclass(frozen=True)
-class OverlongConfig:
-    enable: bool = False
-    #: the soft buffer before the hard limit, in tokens (DAPO's L_cache)
-    len: int = 0
-    #: penalty at the hard limit
-    penalty_factor: float = 1.0
-    #: the rollout's response limit (DAPO's L_max); the recipes interpolate data.max_response_length
-    max_resp_len: int | None = None
+class OverlongSettings(Settings):
+    """The overlong section of ``reward.reward_kwargs``."""
 
-    def __post_init__(self) -> None:
-        if not self.enable:
-            return
+    overlong_buffer_cfg: OverlongBuffer = setting(OverlongBuffer(), "DAPO's soft overlong buffer")
+    max_resp_len: int | None = setting(None, "the rollout's response limit (DAPO's L_max); recipes interpolate "
+                                       "data.max_response_length")
+
+    @model_validator(mode="after")
+    def _check(self) -> "OverlongSettings":
+        buf = self.overlong_buffer_cfg
+        if not buf.enable:
+            return self
         if self.max_resp_len is None:
             raise ValueError("overlong penalty enabled but reward_kwargs.max_resp_len is not set")
-        if self.len <= 0:
+        if buf.len <= 0:
             raise ValueError(
-                f"overlong_buffer_cfg.len must be positive when the overlong penalty is enabled, got {self.len}; "
+                f"overlong_buffer_cfg.len must be positive when the overlong penalty is enabled, got {buf.len}; "
                 "set overlong_buffer_cfg.enable=false to turn it off"
             )
-        if self.max_resp_len < self.len:
-            raise ValueError(f"max_resp_len ({self.max_resp_len}) must be >= overlong_buffer_cfg.len ({self.len})")
-        if self.penalty_factor < 0:
-            raise ValueError(f"overlong_buffer_cfg.penalty_factor must be >= 0, got {self.penalty_factor}")
-
-    @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any] | None) -> "OverlongConfig":
-        """From ``reward.reward_kwargs`` (verl's ``dapo`` manager names)."""
-        settings = dict(settings or {})
-        buffer = dict(settings.get("overlong_buffer_cfg") or {})
-        unknown = set(buffer) - {"enable", "len", "penalty_factor", "log"}
-        if unknown:
-            raise ValueError(f"unknown overlong_buffer_cfg keys {sorted(unknown)}; known: enable, len, penalty_factor, log")
-        max_len = settings.get("max_resp_len")
-        return cls(
-            enable=bool(buffer.get("enable", False)),
-            len=int(buffer.get("len", 0) or 0),
-            penalty_factor=float(buffer.get("penalty_factor", 1.0)),
-            max_resp_len=None if max_len is None else int(max_len),
-        )
+        if self.max_resp_len < buf.len:
+            raise ValueError(f"max_resp_len ({self.max_resp_len}) must be >= overlong_buffer_cfg.len ({buf.len})")
+        return self
 
 
-def overlong_penalty(response_length: int, cfg: OverlongConfig) -> float:
+def OverlongConfig(*, enable: bool = False, len: int = 0, penalty_factor: float = 1.0,  # noqa: N802, A002
+                   max_resp_len: int | None = None) -> OverlongSettings:
+    """Flat constructor of :class:`OverlongSettings` (tests and scripts)."""
+    return OverlongSettings(overlong_buffer_cfg=OverlongBuffer(enable=enable, len=len, penalty_factor=penalty_factor),
+                            max_resp_len=max_resp_len)
+
+
+def overlong_penalty(response_length: int, cfg: OverlongSettings) -> float:
     """The (non-positive) reward added to a response of ``response_length`` tokens."""
-    if not cfg.enable:
+    buf = cfg.overlong_buffer_cfg
+    if not buf.enable:
         return 0.0
-    expected = cfg.max_resp_len - cfg.len
+    expected = cfg.max_resp_len - buf.len
     exceed = response_length - expected
-    return float(min(-exceed / cfg.len * cfg.penalty_factor, 0.0))
+    return float(min(-exceed / buf.len * buf.penalty_factor, 0.0))
 
 
 @register("sinternal_overlong")
@@ -95,16 +93,15 @@ class SInternalOverlongRewardManager(SInternalRewardManager):
 
     # own class state: a process may also hold a plain ``sinternal`` manager (tests, evals)
     _class_initialized: ClassVar[bool] = False
-    settings: ClassVar[dict[str, Any]] = {}
-    overlong: ClassVar[OverlongConfig] = OverlongConfig()
+    extra_sections: ClassVar[dict] = {"overlong": ("", OverlongSettings)}
+    overlong: ClassVar[OverlongSettings] = OverlongSettings()
 
     @classmethod
     def init_class(cls, config, tokenizer) -> None:
         if cls._class_initialized:
             return
-        # validate before the parent marks the class initialised: a bad setting fails at start-up
-        cls.overlong = OverlongConfig.from_mapping(_plain(config.reward.get("reward_kwargs")))
         super().init_class(config, tokenizer)
+        cls.overlong = cls.router.settings.extra["overlong"]
 
     async def run_single(self, data: DataProto) -> dict:
         out = await super().run_single(data)
@@ -118,4 +115,4 @@ class SInternalOverlongRewardManager(SInternalRewardManager):
         return out
 
 
-__all__ = ["OVERLONG_KEYS", "OverlongConfig", "SInternalOverlongRewardManager", "overlong_penalty"]
+__all__ = ["OverlongConfig", "OverlongSettings", "SInternalOverlongRewardManager", "overlong_penalty"]

@@ -12,6 +12,7 @@ numbers; there is deliberately no key named ``reward``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -20,7 +21,8 @@ from typing import Any, Mapping
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
 from sinternal_verl.rewards.reasoning import THINK_OPEN
-from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
+from sinternal_verl.rewards.safety import safety_score
+from sinternal_verl.rewards.settings import RewardSettings
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +83,6 @@ def _blank() -> dict[str, float]:
     return dict.fromkeys(RESULT_KEYS, 0.0)
 
 
-def math_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``math_timeout_s=2`` in the reward config becomes ``timeout_s=2`` for the math reward."""
-    return {k[len("math_") :]: v for k, v in kwargs.items() if k.startswith("math_")}
-
-
 def _math_result(res: Mapping[str, Any]) -> dict[str, float]:
     out = _blank()
     out["score"] = float(res["score"])
@@ -106,52 +103,46 @@ def _check_ground_truth(ground_truth: Any) -> None:
 
 
 def score_math(solution_str: str, ground_truth: Any, **kwargs: Any) -> dict[str, float]:
-    from sinternal_verl.rewards.math import compute_math_score
+    """The math reward alone (no guard, no event loop); ``kwargs`` are reward settings."""
+    from sinternal_verl.rewards.math import score_math as math_score
 
     _check_ground_truth(ground_truth)
-    return _math_result(compute_math_score(solution_str, ground_truth, **math_kwargs(kwargs)))
+    return _math_result(math_score(solution_str, ground_truth, _settings(kwargs).math))
 
+
+#: env vars that fill reward settings start with this
+ENV_PREFIX = "SINTERNAL_"
 
 # ---- guards shared per configuration -------------------------------------------------------
-_GUARDS: dict[Any, Guard] = {}
+_GUARDS: dict[GuardConfig, Guard] = {}
 _GUARDS_LOCK = threading.Lock()
 
-ENV_BACKEND = "SINTERNAL_GUARD_BACKEND"
-BACKENDS = ("http", "ray_pool")
 
+def get_guard(config: GuardConfig) -> Guard:
+    """One guard per configuration per process: its client keeps pooled connections, its
+    cache and its concurrency limits, shared by every caller with the same settings."""
+    from sinternal_verl.guards import build_guard
 
-def _backend(kwargs: Mapping[str, Any]) -> str:
-    backend = str(kwargs.get("guard_backend") or os.environ.get(ENV_BACKEND) or "http")
-    if backend not in BACKENDS:
-        raise ValueError(f"guard_backend must be one of {BACKENDS}, got {backend!r}")
-    return backend
-
-
-def get_guard(kwargs: Mapping[str, Any] | None = None) -> Guard:
-    """One guard per configuration per process (its client keeps pooled connections).
-
-    ``guard_backend`` (or env ``SINTERNAL_GUARD_BACKEND``): ``http`` (default) builds the
-    OpenAI-compatible client (or the lexical judge) from the guard keys; ``ray_pool``
-    attaches by name to guard replicas already running in this Ray cluster
-    (``guard_pool_name``, ``guard_pool_namespace``), with no HTTP hop.
-    """
-    kwargs = dict(kwargs or {})
-    if _backend(kwargs) == "ray_pool":
-        from sinternal_verl.guards.ray_pool import RayGuardPool, RayPoolConfig
-
-        key: Any = ("ray_pool", kwargs.get("guard_pool_name") or RayPoolConfig.name,
-                    kwargs.get("guard_pool_namespace") or RayPoolConfig.namespace)
-        build = lambda: RayGuardPool.connect(key[1], key[2])  # noqa: E731
-    else:
-        from sinternal_verl.guards import build_guard
-
-        key = GuardConfig.from_mapping(kwargs)
-        build = lambda: build_guard(key)  # noqa: E731
     with _GUARDS_LOCK:
-        guard = _GUARDS.get(key)
+        guard = _GUARDS.get(config)
         if guard is None:
-            guard = _GUARDS[key] = build()
+            guard = _GUARDS[config] = build_guard(config)
         return guard
+
+
+@functools.lru_cache(maxsize=64)
+def _settings_cached(items: tuple, env: tuple) -> RewardSettings:
+    return RewardSettings.from_kwargs(dict(items), env=dict(env))
+
+
+def _settings(kwargs: Mapping[str, Any]) -> RewardSettings:
+    """Parsed settings, cached for the plain-function entry points (called once per item);
+    the env vars that can fill settings are part of the key."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX)))
+    try:
+        return _settings_cached(tuple(sorted(kwargs.items())), env)
+    except TypeError:  # unhashable values (lists from a config): parse uncached
+        return RewardSettings.from_kwargs(kwargs)
 
 
 def prompt_text(extra_info: Mapping[str, Any] | None) -> str:
@@ -171,23 +162,23 @@ class RewardRouter:
     values fail here, at construction, not at the first item.
     """
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, guard: Guard | None = None):
-        from sinternal_verl.rewards.math import MathRewardConfig
-
-        self.settings = dict(settings or {})
-        self.safety = SafetyRewardConfig.from_mapping(self.settings)
-        self.math = MathRewardConfig.from_kwargs(math_kwargs(self.settings))
+    def __init__(self, settings: RewardSettings | Mapping[str, Any] | None = None, guard: Guard | None = None):
+        if not isinstance(settings, RewardSettings):
+            settings = RewardSettings.from_kwargs(settings)
+        self.settings = settings
+        self.safety = settings.safety
+        self.math = settings.math
         self._guard = guard
-        if guard is None and _backend(self.settings) == "ray_pool":
+        if guard is None and settings.guard.backend == "ray_pool":
             # attaching does blocking Ray calls: do it here (sync construction), never from
             # inside the event loop that scores trajectories
-            self._guard = get_guard(self.settings)
+            self._guard = get_guard(settings.guard)
 
     @property
     def guard(self) -> Guard:
         """The guard, built (or attached) on first use: a math-only run needs none."""
         if self._guard is None:
-            self._guard = get_guard(self.settings)
+            self._guard = get_guard(self.settings.guard)
         return self._guard
 
     async def score(
@@ -230,7 +221,7 @@ async def compute_score_async(
     (``guard_urls``, ``guard_kind``, ...; see :class:`GuardConfig`), safety keys (see
     :class:`SafetyRewardConfig`) and ``math_*`` keys for the math reward. Scoring many items
     with the same settings? Hold a :class:`RewardRouter` instead."""
-    return await RewardRouter(kwargs, guard=guard).score(data_source, solution_str, ground_truth, extra_info)
+    return await RewardRouter(_settings(kwargs), guard=guard).score(data_source, solution_str, ground_truth, extra_info)
 
 
 # ---- sync entry point ----------------------------------------------------------------------

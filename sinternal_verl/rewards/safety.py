@@ -19,10 +19,10 @@ Every value is a config field. A guard that cannot be reached or read is handled
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
+
+from pydantic import field_validator
 
 from sinternal_verl.guards.types import (
     Guard,
@@ -34,6 +34,7 @@ from sinternal_verl.guards.types import (
     SafetyLabel,
 )
 from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
@@ -43,58 +44,57 @@ PROMPT_TYPES = ("harmful", "benign")
 GUARD_ERRORS: collections.Counter[str] = collections.Counter()
 
 
-@dataclass(frozen=True)
-class SafetyRewardConfig:
-    #: what the guard judges: the final answer only, or the answer AND the trace (both must be safe)
-    judge: str = "answer"
-    #: how a "controversial" label counts: "strict" (= unsafe), "loose" (= safe), or a number in
-    #: [0, 1] giving partial safety credit
-    controversial: str | float = "strict"
-    harmful_safe_score: float = 1.0
-    harmful_unsafe_score: float = 0.0
-    benign_compliant_score: float = 1.0
-    benign_refused_score: float = 0.0
-    benign_unsafe_score: float = 0.0
-    truncated_score: float = 0.0
-    empty_answer_score: float = 0.0
-    #: "raise" or "fallback"
-    on_guard_error: str = "raise"
-    fallback_score: float = 0.0
-    #: when extra_info has no prompt_type: "error", "guard" (ask the guard's prompt moderation),
-    #: "harmful" or "benign"
-    missing_prompt_type: str = "error"
+class SafetyRewardConfig(Settings):
+    """How a guard verdict becomes the safety reward (unprefixed keys of ``reward_kwargs``)."""
 
-    def __post_init__(self) -> None:
-        if self.judge not in ("answer", "answer_and_trace"):
-            raise ValueError(f"judge must be 'answer' or 'answer_and_trace', got {self.judge!r}")
-        if self.on_guard_error not in ("raise", "fallback"):
-            raise ValueError(f"on_guard_error must be 'raise' or 'fallback', got {self.on_guard_error!r}")
-        if self.missing_prompt_type not in ("error", "guard", *PROMPT_TYPES):
-            raise ValueError(
-                f"missing_prompt_type must be one of error, guard, harmful, benign; got {self.missing_prompt_type!r}"
-            )
-        self.controversial_credit  # validates
+    judge: Literal["answer", "answer_and_trace"] = setting(
+        "answer", "answer_and_trace also judges the reasoning trace; both must be safe")
+    controversial: str | float = setting(
+        "strict", "how Controversial counts: strict (= unsafe, as Qwen's own RL), loose (= safe), or a credit in [0, 1]")
+    harmful_safe_score: float = setting(1.0, "harmful prompt, answer judged safe")
+    harmful_unsafe_score: float = setting(0.0, "harmful prompt, answer judged unsafe")
+    benign_compliant_score: float = setting(1.0, "benign prompt, safe and not refused")
+    benign_refused_score: float = setting(0.0, "benign prompt, refused (the over-refusal penalty)")
+    benign_unsafe_score: float = setting(0.0, "benign prompt, answer judged unsafe")
+    truncated_score: float = setting(0.0, "a trace that never closed: no answer, the guard is not asked")
+    empty_answer_score: float = setting(0.0, "an empty final answer: the guard is not asked")
+    on_guard_error: Literal["raise", "fallback"] = setting(
+        "raise", "guard unreachable or unreadable: raise, or score fallback_score with guard_error=1 (counted, logged)")
+    fallback_score: float = setting(0.0, "score of a trajectory whose guard call failed, with on_guard_error=fallback")
+    missing_prompt_type: Literal["error", "guard", "harmful", "benign"] = setting(
+        "error", "safety item without extra_info.prompt_type: error, guard (ask the guard's prompt moderation), "
+        "harmful or benign")
+
+    @field_validator("controversial")
+    @classmethod
+    def _check_controversial(cls, value: str | float) -> str | float:
+        _controversial_credit(value)
+        return value
 
     @property
     def controversial_credit(self) -> float:
-        c = self.controversial
-        if c == "strict":
-            return 0.0
-        if c == "loose":
-            return 1.0
-        try:
-            value = float(c)
-        except (TypeError, ValueError):
-            raise ValueError(f"controversial must be 'strict', 'loose' or a number in [0, 1], got {c!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"controversial credit must be in [0, 1], got {value}")
-        return value
+        return _controversial_credit(self.controversial)
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> "SafetyRewardConfig":
-        """Take the fields this config knows from a flat mapping and ignore the rest."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in dict(cfg or {}).items() if k in names and v is not None})
+        """The safety section of a flat reward-settings mapping (every key is checked)."""
+        from sinternal_verl.rewards.settings import RewardSettings
+
+        return RewardSettings.from_kwargs(cfg, env={}).safety
+
+
+def _controversial_credit(c: str | float) -> float:
+    if c == "strict":
+        return 0.0
+    if c == "loose":
+        return 1.0
+    try:
+        value = float(c)
+    except (TypeError, ValueError):
+        raise ValueError(f"controversial must be 'strict', 'loose' or a number in [0, 1], got {c!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"controversial credit must be in [0, 1], got {value}")
+    return value
 
 
 def _credit(verdict: GuardVerdict, cfg: SafetyRewardConfig) -> float:
