@@ -72,6 +72,20 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _suggest_flat(key: str, sections: Mapping[str, tuple[str, type[BaseModel]]], flat_known: list[str]) -> str:
+    """Within the section whose prefix the key carries first (``math_timeout_s`` ->
+    ``math_symbolic_timeout_s``, a field ending in the same words), then anywhere."""
+    for prefix, cls in sections.values():
+        if prefix and key.startswith(prefix):
+            rest = key[len(prefix) :]
+            fields = list(cls.model_fields)
+            close = difflib.get_close_matches(rest, fields, n=1, cutoff=0.6)
+            close = close or [f for f in fields if f.endswith("_" + rest) or f.startswith(rest + "_")][:1]
+            if close:
+                return f"; did you mean {prefix + close[0]!r}?"
+    return _suggest(key, flat_known)
+
+
 def _known_keys(cls: type[BaseModel]) -> list[str]:
     return list(cls.model_fields)
 
@@ -159,7 +173,7 @@ def load_flat(
                 picked[name][key[len(prefix) :]] = value
                 break
         else:
-            unknown.append(f"  unknown key {key!r}{_suggest(key, flat_known)}")
+            unknown.append(f"  unknown key {key!r}{_suggest_flat(key, sections, flat_known)}")
     if unknown:
         raise ConfigError(f"invalid {where}:\n" + "\n".join(unknown))
     out: dict[str, Settings] = {}

@@ -280,3 +280,36 @@ def test_bad_overlong_setting_fails_at_start_up(override, message, fresh_overlon
     cfg = compose_recipe("dapo", ["reward.reward_kwargs.guard_kind=lexical", override])
     with pytest.raises(ValueError, match=message):
         load_reward_manager(cfg, build_tokenizer())
+
+
+@pytest.fixture
+def fresh_manager_class():
+    from sinternal_verl.reward_manager import SInternalRewardManager
+
+    SInternalRewardManager._class_initialized = False
+    yield
+    SInternalRewardManager._class_initialized = False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+reward.reward_kwargs.controversal=loose", "unknown key 'controversal'; did you mean 'controversial'"),
+        ("+reward.reward_kwargs.on_gaurd_error=fallback", "unknown key 'on_gaurd_error'; did you mean 'on_guard_error'"),
+        ("reward.reward_kwargs.guard_kind=qwen3gaurd", "unknown guard kind 'qwen3gaurd'; did you mean 'qwen3guard'"),
+        ("+reward.reward_kwargs.math_timeout_s=2", "unknown key 'math_timeout_s'; did you mean 'math_symbolic_timeout_s'"),
+        ("reward.reward_kwargs.judge=everything", "judge: Input should be 'answer' or 'answer_and_trace'"),
+        ("+reward.reward_kwargs.guard_max_concurrency_per_url=0", "guard_max_concurrency_per_url: Input should be greater"),
+    ],
+)
+def test_typo_in_reward_kwargs_fails_at_start_up_with_a_suggestion(override, message, fresh_manager_class):
+    """Through verl's own loading path (``load_reward_manager``, as a RewardLoopWorker does), a
+    misspelt key or bad value fails before any trajectory, naming the nearest known key."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    from sinternal_verl.cpu.tiny import build_tokenizer
+    from sinternal_verl.settings import ConfigError
+
+    cfg = compose_recipe("grpo", [override])
+    with pytest.raises(ConfigError, match=message):
+        load_reward_manager(cfg, build_tokenizer())
