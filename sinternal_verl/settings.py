@@ -114,6 +114,12 @@ def _format(cls: type[BaseModel], err: ValidationError, where: str, prefix: str 
                 hint = f"; known keys: {', '.join(known)}"
             lines.append(f"  unknown key {key!r}{hint}")
         else:
+            nested = (e.get("ctx") or {}).get("error")
+            if isinstance(nested, ConfigError):  # a section checked by its own settings class
+                for sub in str(nested).splitlines()[1:]:
+                    sub = sub.strip()
+                    lines.append(f"  {key}.{sub}" if not sub.startswith("unknown key") else f"  {key}: {sub}")
+                continue
             msg = e["msg"].removeprefix("Value error, ")
             if not loc:  # a check across fields
                 lines.append(f"  {msg}")

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.no_progress:
-        cfg.progress = False
+        cfg = cfg.model_copy(update={"progress": False})
     result = run_pipeline(cfg, until=args.until, redo=args.redo)
     _print_summary(result.summary)
     if args.until == "build":

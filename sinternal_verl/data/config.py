@@ -8,179 +8,136 @@ settings nobody asked for.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
-import yaml
+from pydantic import field_validator, model_validator
 
-
-@dataclass
-class PromptsConfig:
-    #: JSONL or parquet file; each row needs ``prompt`` and ``kind`` (``harmful``/``benign``),
-    #: and optionally ``id`` (otherwise a content hash is used, so ids are stable across runs).
-    path: str = ""
-    prompt_key: str = "prompt"
-    kind_key: str = "kind"
-    id_key: str = "id"
-    #: keep only the first ``limit`` prompts (-1: all).
-    limit: int = -1
+from sinternal_verl.settings import Settings, load, load_yaml, setting
 
 
-@dataclass
-class SamplingParamsConfig:
-    #: responses per prompt (the paper's N).
-    n: int = 8
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_tokens: int = 8192
-    seed: int = 0
+class PromptsConfig(Settings):
+    path: str = setting("", "JSONL or parquet file; each row needs ``prompt`` and ``kind`` (``harmful``/``benign``), and optionally ``id`` (otherwise a content hash is used, so ids are stable across runs).")
+    prompt_key: str = setting("prompt", "")
+    kind_key: str = setting("kind", "")
+    id_key: str = setting("id", "")
+    limit: int = setting(-1, "keep only the first ``limit`` prompts (-1: all).")
 
 
-@dataclass
-class SampleConfig:
-    #: ``vllm`` (Ray actors, one per GPU), ``transformers`` (Ray actors, CPU or GPU) or
-    #: ``openai`` (any OpenAI-compatible endpoint).
-    backend: str = "vllm"
-    #: policy model path / served model name.
-    model: str = ""
-    params: SamplingParamsConfig = field(default_factory=SamplingParamsConfig)
-    #: Ray engines: how many actors, and what each asks Ray for; 0 runs one engine in this
-    #: process without Ray (CPU demos).
-    num_engines: int = 1
-    gpus_per_engine: float = 1.0
-    cpus_per_engine: float = 1.0
-    #: prompts per call to one engine; results are written after every batch.
-    batch_size: int = 16
-    #: vLLM ``LLM(...)`` keyword arguments (tensor_parallel_size, gpu_memory_utilization, ...).
-    engine_kwargs: dict = field(default_factory=dict)
-    #: ``tokenizer.apply_chat_template`` keyword arguments for the policy's prompt.
-    chat_template_kwargs: dict = field(default_factory=dict)
-    #: Ray address (``auto`` for an existing cluster, ``null`` to start a local one).
-    ray_address: str | None = None
-    ray_num_cpus: int | None = None
-    #: ``openai`` backend: base URLs, API key env var, concurrency, retries.
-    urls: list = field(default_factory=list)
-    api_key_env: str | None = None
-    max_concurrency: int = 32
-    timeout_s: float = 600.0
-    max_retries: int = 4
-    #: a sample that stopped at ``max_tokens`` counts as truncated (its answer may be cut off)
-    #: even when its trace was closed.
-    length_is_truncated: bool = True
-    think_open: str = "<think>"
-    think_close: str = "</think>"
-    #: test hook: raise after this many prompts were written (-1: never). Lets tests crash a
-    #: run mid-stage without killing the test process.
-    crash_after: int = -1
+class SamplingParamsConfig(Settings):
+    n: int = setting(8, "responses per prompt (the paper's N).")
+    temperature: float = setting(0.6, "")
+    top_p: float = setting(0.95, "")
+    max_tokens: int = setting(8192, "")
+    seed: int = setting(0, "")
 
 
-@dataclass
-class LabelConfig:
-    #: guard settings, as ``GuardConfig.from_mapping`` reads them (kind, urls, model, ...).
-    guard: dict = field(default_factory=dict)
-    #: what the guard judges: ``answer`` (the final answer, as the paper's reward does) or
-    #: ``full`` (trace and answer as ``<think>trace</think>\n\nanswer``).
-    target: str = "answer"
-    #: prompts per guard call (the guard client batches and bounds concurrency itself).
-    batch_size: int = 64
-    crash_after: int = -1
+class SampleConfig(Settings):
+    backend: Literal["vllm", "transformers", "openai"] = setting("vllm", "``vllm`` (Ray actors, one per GPU), ``transformers`` (Ray actors, CPU or GPU) or ``openai`` (any OpenAI-compatible endpoint).")
+    model: str = setting("", "policy model path / served model name.")
+    params: SamplingParamsConfig = setting(SamplingParamsConfig(), "")
+    num_engines: int = setting(1, "Ray engines: how many actors, and what each asks Ray for; 0 runs one engine in this process without Ray (CPU demos).")
+    gpus_per_engine: float = setting(1.0, "")
+    cpus_per_engine: float = setting(1.0, "")
+    batch_size: int = setting(16, "prompts per call to one engine; results are written after every batch.")
+    engine_kwargs: dict[str, Any] = setting({}, "vLLM ``LLM(...)`` keyword arguments (tensor_parallel_size, gpu_memory_utilization, ...).")
+    chat_template_kwargs: dict[str, Any] = setting({}, "``tokenizer.apply_chat_template`` keyword arguments for the policy's prompt.")
+    ray_address: str | None = setting(None, "Ray address (``auto`` for an existing cluster, ``null`` to start a local one).")
+    ray_num_cpus: int | None = setting(None, "")
+    urls: list[str] = setting([], "``openai`` backend: base URLs, API key env var, concurrency, retries.")
+    api_key_env: str | None = setting(None, "")
+    max_concurrency: int = setting(32, "")
+    timeout_s: float = setting(600.0, "")
+    max_retries: int = setting(4, "")
+    length_is_truncated: bool = setting(True, "a sample that stopped at ``max_tokens`` counts as truncated (its answer may be cut off) even when its trace was closed.")
+    think_open: str = setting("<think>", "")
+    think_close: str = setting("</think>", "")
+    crash_after: int = setting(-1, "test hook: raise after this many prompts were written (-1: never). Lets tests crash a run mid-stage without killing the test process.")
 
 
-@dataclass
-class SelectConfig:
-    seed: int = 0
-    #: how a ``controversial`` guard label counts: ``unsafe`` (strict, Qwen's reading), ``safe`` or ``drop``.
-    controversial_as: str = "unsafe"
-    #: for a benign prompt, the kinds of answer to keep, in order of preference; a prompt
-    #: whose answers match none is dropped as ``benign_no_preferred``.
-    benign_preference: list = field(default_factory=lambda: ["safe_compliant", "safe_refusal", "unsafe"])
+class LabelConfig(Settings):
+    guard: dict[str, Any] = setting({}, "guard settings (kind, urls, model, ...: the guard_* reward settings without "
+                                    "the prefix); checked when the config is loaded")
+
+    @field_validator("guard")
+    @classmethod
+    def _check_guard(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from sinternal_verl.guards.config import GuardConfig
+
+        GuardConfig.from_mapping(value)  # a typo or bad value fails at start-up
+        return value
+    target: Literal["answer", "full"] = setting("answer", "what the guard judges: ``answer`` (the final answer, as the paper's reward does) or ``full`` (trace and answer as ``<think>trace</think>\n\nanswer``).")
+    batch_size: int = setting(64, "prompts per guard call (the guard client batches and bounds concurrency itself).")
+    crash_after: int = setting(-1, "")
 
 
-@dataclass
-class CritiqueConfig:
-    #: base URLs of the expert's OpenAI-compatible server(s).
-    urls: list = field(default_factory=list)
-    model: str = ""
-    #: name of the env var that holds the API key (never the key itself).
-    api_key_env: str | None = None
-    #: share of examples that get an expert critique; the rest get the verdict alone.
-    expert_fraction: float = 1.0
-    #: keep a critique only if its verdict agrees with the guard label.
-    require_agreement: bool = True
-    #: extra attempts when the expert's reply has no parsable verdict.
-    parse_retries: int = 2
-    temperature: float = 0.0
-    #: temperature of those extra attempts (a greedy server would repeat itself otherwise).
-    retry_temperature: float = 0.7
-    max_tokens: int = 2048
-    max_concurrency: int = 16
-    timeout_s: float = 300.0
-    max_retries: int = 4
-    #: ``fail`` stops the stage when the expert is unreachable after retries (rerun resumes);
-    #: ``drop`` records the example as dropped (``expert_unavailable``) and goes on.
-    on_unavailable: str = "fail"
-    #: system message for the expert (the specification travels in the user turn).
-    system_prompt: str = (
+class SelectConfig(Settings):
+    seed: int = setting(0, "")
+    controversial_as: Literal["unsafe", "safe", "drop"] = setting("unsafe", "how a ``controversial`` guard label counts: ``unsafe`` (strict, Qwen's reading), ``safe`` or ``drop``.")
+    benign_preference: list[str] = setting(["safe_compliant", "safe_refusal", "unsafe"], "for a benign prompt, the kinds of answer to keep, in order of preference; a prompt whose answers match none is dropped as ``benign_no_preferred``.")
+
+
+class CritiqueConfig(Settings):
+    urls: list[str] = setting([], "base URLs of the expert's OpenAI-compatible server(s).")
+    model: str = setting("", "")
+    api_key_env: str | None = setting(None, "name of the env var that holds the API key (never the key itself).")
+    expert_fraction: float = setting(1.0, "share of examples that get an expert critique; the rest get the verdict alone.")
+    require_agreement: bool = setting(True, "keep a critique only if its verdict agrees with the guard label.")
+    parse_retries: int = setting(2, "extra attempts when the expert's reply has no parsable verdict.")
+    temperature: float = setting(0.0, "")
+    retry_temperature: float = setting(0.7, "temperature of those extra attempts (a greedy server would repeat itself otherwise).")
+    max_tokens: int = setting(2048, "")
+    max_concurrency: int = setting(16, "")
+    timeout_s: float = setting(300.0, "")
+    max_retries: int = setting(4, "")
+    on_unavailable: Literal["fail", "drop"] = setting("fail", "``fail`` stops the stage when the expert is unreachable after retries (rerun resumes); ``drop`` records the example as dropped (``expert_unavailable``) and goes on.")
+    system_prompt: str = setting(
         "You are an expert safety reviewer. Follow the specification exactly. End your reply with a "
-        "final line 'Verdict: safe' or 'Verdict: unsafe'."
+        "final line 'Verdict: safe' or 'Verdict: unsafe'.",
+        "system message for the expert (the specification travels in the user turn)",
     )
-    #: on-disk response cache (relative paths are under the run directory); null disables.
-    cache_dir: str | None = "cache/expert"
-    seed: int = 0
-    crash_after: int = -1
+    cache_dir: str | None = setting("cache/expert", "on-disk response cache (relative paths are under the run directory); null disables.")
+    seed: int = setting(0, "")
+    crash_after: int = setting(-1, "")
 
 
-@dataclass
-class BuildConfig:
-    val_fraction: float = 0.05
-    seed: int = 0
-    #: the assistant turn: the critique inside the model's reasoning tags, then the verdict.
-    think_open: str = "<think>"
-    think_close: str = "</think>"
-    verdict_format: str = "Verdict: {verdict}"
-    #: also show the model's reasoning trace to the verifier (off: the paper verifies the answer).
-    include_trace: bool = False
+class BuildConfig(Settings):
+    val_fraction: float = setting(0.05, "")
+    seed: int = setting(0, "")
+    think_open: str = setting("<think>", "the assistant turn: the critique inside the model's reasoning tags, then the verdict.")
+    think_close: str = setting("</think>", "")
+    verdict_format: str = setting("Verdict: {verdict}", "")
+    include_trace: bool = setting(False, "also show the model's reasoning trace to the verifier (off: the paper verifies the answer).")
 
 
-@dataclass
-class PipelineConfig:
-    #: run directory: every stage writes here; rerunning with the same directory resumes.
-    out_dir: str = "runs/verification_data"
-    #: shipped specification name or a path to the user's own file.
-    spec: str = "sinternal_default"
-    template: str = "verification_prompt"
-    prompts: PromptsConfig = field(default_factory=PromptsConfig)
-    sample: SampleConfig = field(default_factory=SampleConfig)
-    label: LabelConfig = field(default_factory=LabelConfig)
-    select: SelectConfig = field(default_factory=SelectConfig)
-    critique: CritiqueConfig = field(default_factory=CritiqueConfig)
-    build: BuildConfig = field(default_factory=BuildConfig)
-    #: show progress bars.
-    progress: bool = True
+class PipelineConfig(Settings):
+    out_dir: str = setting("runs/verification_data", "run directory: every stage writes here; rerunning with the same directory resumes.")
+    spec: str = setting("sinternal_default", "shipped specification name or a path to the user's own file.")
+    template: str = setting("verification_prompt", "")
+    prompts: PromptsConfig = setting(PromptsConfig(), "")
+    sample: SampleConfig = setting(SampleConfig(), "")
+    label: LabelConfig = setting(LabelConfig(), "")
+    select: SelectConfig = setting(SelectConfig(), "")
+    critique: CritiqueConfig = setting(CritiqueConfig(), "")
+    build: BuildConfig = setting(BuildConfig(), "")
+    progress: bool = setting(True, "show progress bars.")
 
-    def __post_init__(self) -> None:
-        if self.sample.backend not in ("vllm", "transformers", "openai"):
-            raise ValueError(f"sample.backend must be vllm, transformers or openai, not {self.sample.backend!r}")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PipelineConfig":
         if self.sample.params.n < 1:
             raise ValueError("sample.params.n must be >= 1")
-        if self.label.target not in ("answer", "full"):
-            raise ValueError(f"label.target must be 'answer' or 'full', not {self.label.target!r}")
-        if self.select.controversial_as not in ("unsafe", "safe", "drop"):
-            raise ValueError("select.controversial_as must be unsafe, safe or drop")
         bad = set(self.select.benign_preference) - {"safe_compliant", "safe_refusal", "unsafe"}
         if bad:
             raise ValueError(f"select.benign_preference has unknown entries {sorted(bad)}")
         if not 0.0 <= self.critique.expert_fraction <= 1.0:
             raise ValueError("critique.expert_fraction must be within [0, 1]")
-        if self.critique.on_unavailable not in ("fail", "drop"):
-            raise ValueError("critique.on_unavailable must be 'fail' or 'drop'")
         if not 0.0 <= self.build.val_fraction < 1.0:
             raise ValueError("build.val_fraction must be within [0, 1)")
         if "{verdict}" not in self.build.verdict_format:
             raise ValueError("build.verdict_format must contain {verdict}")
+        return self
 
     @property
     def run_dir(self) -> Path:
@@ -190,52 +147,36 @@ class PipelineConfig:
     def from_mapping(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> "PipelineConfig":
         """Build from a nested mapping; relative paths in it are resolved against ``base_dir``
         (the config file's folder), so a config works from any working directory."""
-        cfg = _build(cls, dict(data), "")
-        if base_dir is not None:
-            base = Path(base_dir)
-            for obj, attr in ((cfg, "out_dir"), (cfg.prompts, "path")):
-                value = getattr(obj, attr)
-                if value and not Path(value).expanduser().is_absolute():
-                    setattr(obj, attr, str((base / value).resolve()))
-            for obj, attr in ((cfg, "spec"), (cfg, "template"), (cfg.sample, "model")):
-                value = getattr(obj, attr)
-                if value and (base / value).exists():
-                    setattr(obj, attr, str((base / value).resolve()))
-        return cfg
+        cfg = load(cls, data, where="pipeline config")
+        if base_dir is None:
+            return cfg
+        base = Path(base_dir)
+
+        def absolute(value: str) -> str:
+            return str((base / value).resolve()) if value and not Path(value).expanduser().is_absolute() else value
+
+        def existing(value: str) -> str:
+            return str((base / value).resolve()) if value and (base / value).exists() else value
+
+        return cfg.model_copy(update={
+            "out_dir": absolute(cfg.out_dir),
+            "spec": existing(cfg.spec),
+            "template": existing(cfg.template),
+            "prompts": cfg.prompts.model_copy(update={"path": absolute(cfg.prompts.path)}),
+            "sample": cfg.sample.model_copy(update={"model": existing(cfg.sample.model)}),
+        })
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PipelineConfig":
-        """Load a YAML file; ``overrides`` are ``dotted.key=value`` strings (value parsed as YAML)."""
-        path = Path(path)
-        data = yaml.safe_load(path.read_text()) or {}
-        for item in overrides or []:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r} is not key=value")
-            node = data
-            parts = key.strip().split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = yaml.safe_load(raw)
-        return cls.from_mapping(data, base_dir=path.parent)
+        """Load a YAML file with ``dotted.key=value`` overrides (hydra's syntax)."""
+        raw = load_yaml(_Raw, path, overrides or [])
+        return cls.from_mapping(raw.model_dump(), base_dir=Path(path).parent)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _build(cls: type, data: dict, where: str):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(sorted(fields))}")
-    kwargs = {}
-    for name, value in data.items():
-        f = fields[name]
-        sub = f.default_factory if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-        if dataclasses.is_dataclass(sub) and isinstance(sub, type):
-            if not isinstance(value, Mapping):
-                raise ValueError(f"config key {where}{name} must be a mapping")
-            kwargs[name] = _build(sub, dict(value), f"{where}{name}.")
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+class _Raw(Settings):
+    """Any mapping: the YAML and its overrides merged, before the strict load."""
+
+    model_config = Settings.model_config | {"extra": "allow"}
