@@ -205,7 +205,7 @@ def load_yaml(cls: type[T], path: str | os.PathLike | None, overrides: Iterable[
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         base = OmegaConf.load(p)
-    overrides = list(overrides)
+    overrides = [item.lstrip("+") for item in overrides]  # hydra's +key= / ++key= append forms
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value")

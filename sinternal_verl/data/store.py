@@ -104,12 +104,6 @@ class StageStore:
     def mark_done(self, summary: dict) -> None:
         atomic_write_json(self.done_path, summary)
 
-    def done_summary(self) -> dict | None:
-        return json.loads(self.done_path.read_text()) if self.is_done() else None
-
-    def clear_done(self) -> None:
-        self.done_path.unlink(missing_ok=True)
-
 
 class ShardWriter:
     """Appends records to one shard; each ``write_many`` is flushed and fsynced as a unit."""
