@@ -98,6 +98,7 @@ def _probe_guard(args: argparse.Namespace, console) -> list[str]:
 
     try:
         config = GuardConfig.from_mapping({"urls": args.guard_url, "kind": args.guard_kind, "model": args.guard_model})
+        config.require_urls()
     except ValueError as exc:
         console.print(f"guard: not configured ({exc})")
         return []
