@@ -146,3 +146,37 @@ def test_cli_reports_bad_input_with_exit_code_2(tmp_path, capsys):
     assert "unknown benchmark 'harmbenc'" in err and "did you mean 'harmbench'" in err
     assert cli_main(["eval", "compare", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "no metrics.json" in capsys.readouterr().err
+
+
+def test_hub_loader_path_records_provenance(tmp_path, monkeypatch):
+    """The real ``datasets.load_dataset`` path, on a local dataset folder (no network): the
+    rows go through the same parser and the fingerprint and file hash are recorded."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    folder = tmp_path / "xstest_hub"
+    folder.mkdir()
+    (folder / "xstest_prompts.csv").write_text((EXAMPLE / "xstest_sample.csv").read_text())
+    b = load_benchmark(BenchmarkSpec(name="xstest", hf_id=str(folder)))
+    assert [it.kind for it in b.items] == ["benign"] * 4 + ["harmful"] * 2
+    pv = b.provenance
+    assert pv["source"] == "hf" and pv["hf_id"] == str(folder) and len(pv["sha256"]) == 64 and pv["fingerprint"]
+    assert pv["datasets_version"]
+
+
+def test_paper_preset_loads_with_the_readme_overrides():
+    from sinternal_verl.eval import load_eval_config
+    from sinternal_verl.eval.columns import parse_column
+
+    preset = Path(__file__).resolve().parents[1] / "recipes" / "eval" / "paper.yaml"
+    cfg = load_eval_config(preset, ["output_dir=runs/eval_paper", "models.0.num_engines=5", "models.1.path=/ckpt/sft",
+                                    "benchmarks.4.path=/data/pairs.jsonl", "judge.urls=[http://localhost:8001]"])
+    assert [m.name for m in cfg.models] == ["base", "sinternal_sft", "sinternal_grpo"]
+    assert cfg.models[0].num_engines == 5 and cfg.models[1].path == "/ckpt/sft" and cfg.judge.urls == ["http://localhost:8001"]
+    assert [b.display for b in cfg.benchmarks] == ["strongreject", "fortress", "wildjailbreak", "xstest", "verification",
+                                                    "math500", "aime2024"]
+    aime = cfg.benchmarks[-1]
+    assert (aime.n, aime.pass_k) == (16, [1, 16]) and cfg.models[0].generation.temperature == 0.6
+    assert [parse_column(c).metric for c in cfg.report.columns] == ["asr", "asr", "asr", "compliance", "f1", "pass@1", "pass@16"]
+    with pytest.raises(ConfigError, match="does not fit"):
+        load_eval_config(preset, ["models.7.path=/x"])

@@ -9,8 +9,8 @@ Public API (used by ``sinternal-verl eval`` and the one-command run)::
     compare(["runs/a", "runs/b"], "runs/ab")
 """
 
-from .config import BenchmarkSpec, EvalConfig, GenerationSettings, ModelSpec
+from .config import BenchmarkSpec, EvalConfig, GenerationSettings, ModelSpec, load_eval_config
 from .report import compare
 from .runner import EvalInputError, evaluate, prepare
 
-__all__ = ["BenchmarkSpec", "EvalConfig", "EvalInputError", "GenerationSettings", "ModelSpec", "compare", "evaluate", "prepare"]
+__all__ = ["BenchmarkSpec", "EvalConfig", "EvalInputError", "GenerationSettings", "ModelSpec", "compare", "load_eval_config", "evaluate", "prepare"]

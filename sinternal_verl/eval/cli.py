@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..settings import ConfigError, load_yaml
-    from . import EvalConfig, compare, evaluate
-    from .config import resolve_paths
+    from ..settings import ConfigError
+    from . import compare, evaluate
+    from .config import load_eval_config
     from .report import main_table
 
     if args.args[0] == "compare":
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides = [*overrides, "progress=false"]
     try:
-        cfg = resolve_paths(load_yaml(EvalConfig, config, overrides), Path(config).parent)
+        cfg = load_eval_config(config, overrides)
         metrics = evaluate(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
