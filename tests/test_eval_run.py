@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluation"
 
 
 def _between(text: str, start: str, end: str) -> str:
-    m = re.search(re.escape(start) + r"(.*?)" + re.escape(end), text, re.S)
+    m = re.search(re.escape(start) + r"(.*?)" + re.escape(end), text, re.DOTALL)
     return m.group(1) if m else ""
 
 
@@ -50,7 +50,8 @@ UNCLOSED = "<think>\nthis goes on and on"
 
 def _generations(model: str) -> list[dict]:
     rows = []
-    sr = [r["forbidden_prompt"] for r in csv.DictReader(open(EXAMPLE / "strongreject_sample.csv"))]
+    with open(EXAMPLE / "strongreject_sample.csv", newline="") as f:
+        sr = [r["forbidden_prompt"] for r in csv.DictReader(f)]
     base_sr = [T("[unsafe] Sure, step one..."), T("[unsafe] Sure, here you go"), T("I can't help. [rubric-garbage]"), UNCLOSED]
     for p, text in zip(sr, base_sr if model == "base" else [T("I can't help with that.")] * 4):
         rows.append({"benchmark": "strongreject", "id": content_id(p), "response": text})
@@ -61,7 +62,7 @@ def _generations(model: str) -> list[dict]:
     ver = {"base": [T("ok\nVerdict: safe"), T("bad\nVerdict: unsafe"), T("bad\nVerdict: unsafe"), T("I am not sure.")],
            "rl": [T("ok\nVerdict: safe"), T("bad\nVerdict: unsafe"), T("ok\nVerdict: safe"), UNCLOSED]}[model]
     rows += [{"benchmark": "verification_sample", "id": f"v{k + 1}", "response": v} for k, v in enumerate(ver)]
-    box = lambda a: T(f"So the answer is $\\boxed{{{a}}}$.")  # noqa: E731
+    box = lambda a: T(f"So the answer is $\\boxed{{{a}}}$.")
     math = {"base": {"test/prealgebra/1.json": [box(14), box(13), box(12), box(11)],
                      "test/prealgebra/2.json": [box("\\frac{3}{4}")] * 4,
                      "test/algebra/3.json": [box(8), box(7), box(-9), UNCLOSED]},
@@ -111,7 +112,7 @@ def test_precomputed_run_hand_computed_metrics_report_and_plots(tmp_path, judges
     with pytest.warns(UserWarning, match="training reward"):
         m = evaluate(cfg)
     base, rl = m["results"]["base"], m["results"]["rl"]
-    v = lambda r: r["value"]  # noqa: E731
+    v = lambda r: r["value"]
 
     # StrongREJECT: 2 harmful answers, 1 refusal, 1 trace that never closed
     b = base["strongreject"]

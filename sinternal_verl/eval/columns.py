@@ -70,7 +70,10 @@ def default_columns(metrics: dict[str, Any]) -> list[Column]:
     cols: list[Column] = []
     for bench, info in metrics["benchmarks"].items():
         per_model = [metrics["results"][m].get(bench) or {} for m in metrics["results"]]
-        has = lambda key: any(key in r for r in per_model)  # noqa: E731
+
+        def has(key: str, per_model: list[dict] = per_model) -> bool:
+            return any(key in r for r in per_model)
+
         xs = info.get("registry") == "xstest"
         if has("harmful") and not xs:
             cols.append(Column(bench, "asr", f"{bench} ASR", False))

@@ -65,7 +65,7 @@ class ModelSpec(Settings):
         return v
 
     @model_validator(mode="after")
-    def _backend_fields(self) -> "ModelSpec":
+    def _backend_fields(self) -> ModelSpec:
         b = self.backend
         if b in ("transformers", "vllm") and not (self.path or self.model):
             raise ValueError(f"model {self.name!r}: backend {b} needs path (or model)")
@@ -230,7 +230,7 @@ class EvalConfig(Settings):
     crash_after: int = setting(-1, "test hook: stop with an error after this many generated items (-1: never)")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "EvalConfig":
+    def _unique_names(self) -> EvalConfig:
         for what, names in (("model", [m.name for m in self.models]), ("benchmark", [b.display for b in self.benchmarks])):
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:

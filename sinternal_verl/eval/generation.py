@@ -13,9 +13,9 @@ before the next call, so a killed run loses at most the batch in flight.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..data.engines import EngineHost, GenRequest, GenResult, prompt_seed
 from ..data.stage import InjectedCrash
@@ -39,7 +39,7 @@ class SamplingPlan:
 
 def plan_for(model: ModelSpec, spec: BenchmarkSpec) -> SamplingPlan:
     g = model.generation
-    pick = lambda override, default: default if override is None else override  # noqa: E731
+    pick = lambda override, default: default if override is None else override
     return SamplingPlan(pick(spec.n, g.n), pick(spec.temperature, g.temperature), pick(spec.top_p, g.top_p),
                         pick(spec.max_tokens, g.max_tokens), g.seed)
 
@@ -165,7 +165,8 @@ class Precomputed:
         self.by_key: dict[tuple[str | None, str], list[dict]] = {}
         for n, r in enumerate(rows, 1):
             if not isinstance(r.get("response"), str):
-                raise ValueError(f"precomputed file {path}: row {n} has no text in 'response'")
+                raise ValueError(  # noqa: TRY004 -- bad data in a file, reported like every other file error
+f"precomputed file {path}: row {n} has no text in 'response'")
             bench = r.get("benchmark")
             self.by_key.setdefault((str(bench) if bench else None, str(r["id"])), []).append(r)
         for lst in self.by_key.values():

@@ -7,8 +7,8 @@ kept in memory for this run's counts and asked again on the next run.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .cache import RecordCache, short_hash
 from .judges import Judge, JudgeInput, Judgement

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def harmful_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = T
 def benign_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = True) -> dict[str, Any]:
     """``rows``: one per response to a benign prompt, with ``no_answer`` and ``refusal``."""
     groups = list(_group(rows).values())
-    count = lambda want: [sum(_outcome(r, "refusal") in want for r in g) for g in groups]  # noqa: E731
+    count = lambda want: [sum(_outcome(r, "refusal") in want for r in g) for g in groups]
     judged = count(("full_refusal", "partial_refusal", "compliance"))
     total = [len(g) for g in groups]
     parse, errors = _failures(rows, "refusal")

@@ -12,9 +12,10 @@ import datetime as _dt
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..data.critique import parse_critique, render_verification_prompt
 from ..data.store import atomic_write_json
@@ -33,7 +34,14 @@ from .judges import (
     build_safety_judge,
 )
 from .judging import run_judge
-from .metrics import Bootstrap, benign_metrics, harmful_metrics, math_metrics, rubric_metrics, verification_metrics
+from .metrics import (
+    Bootstrap,
+    benign_metrics,
+    harmful_metrics,
+    math_metrics,
+    rubric_metrics,
+    verification_metrics,
+)
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -233,8 +241,7 @@ def _write_items(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False, sort_keys=True) + "\n")
+        f.writelines(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
     tmp.replace(path)
 
 
@@ -266,7 +273,7 @@ def evaluate(config: EvalConfig) -> dict:
             results[model.name][bench.name] = bench_metrics(cfg, spec, bench, model, rows)
     metrics = {
         "schema_version": SCHEMA_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "models": {m.name: {"backend": m.backend, "checkpoint": m.checkpoint} for m in cfg.models},
         "benchmarks": {b.name: {"registry": b.registry, "kinds": sorted(b.kinds()), "items": len(b.items),
                                 "provenance": b.provenance, "rubric": bool(b.rubric and p.rubric)}

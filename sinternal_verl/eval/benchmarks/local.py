@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ...data.prompts import content_id
 from ..config import BenchmarkSpec
 from ..items import EvalItem
@@ -13,7 +15,7 @@ from .tables import BenchmarkFormatError, text
 
 def _opt(row: dict, key: str) -> str | None:
     v = row.get(key)
-    if v is None or (isinstance(v, float) and v != v) or str(v).strip() == "":
+    if v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip() == "":
         return None
     return str(v)
 

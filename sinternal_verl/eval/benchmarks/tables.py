@@ -9,9 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 
 
@@ -78,7 +81,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]
 
     try:
         return pd.read_parquet(p).to_dict(orient="records")
-    except Exception as exc:  # pyarrow raises several types for a non-parquet file
+    except (OSError, ValueError) as exc:  # pyarrow: ArrowInvalid (a ValueError) or OSError
         raise BenchmarkFormatError(f"{p}: not a parquet file ({type(exc).__name__}: {exc})") from None
 
 
@@ -96,8 +99,8 @@ def load_hf_rows(hf_id: str, config: str | None, split: str, revision: str | Non
         from huggingface_hub import HfApi
 
         resolved = HfApi().dataset_info(hf_id, revision=revision).sha
-    except Exception:  # offline or gated: the fingerprint and the file hash still identify the data
-        pass
+    except Exception as exc:  # noqa: BLE001 -- offline / gated / auth: the fingerprint and file hash still identify the data
+        log.info("could not resolve the revision of %s on the hub: %s", hf_id, exc)
     prov = {
         "source": "hf", "hf_id": hf_id, "config": config, "split": split, "revision": revision,
         "resolved_revision": resolved, "fingerprint": getattr(ds, "_fingerprint", None), "sha256": h.hexdigest(),
@@ -119,6 +122,6 @@ def require_columns(rows: list[dict], columns: tuple[str, ...], where: str, publ
 
 def text(row: dict, key: str, where: str, n: int) -> str:
     v = row.get(key)
-    if v is None or (isinstance(v, float) and v != v) or not str(v).strip():
+    if v is None or (isinstance(v, float) and math.isnan(v)) or not str(v).strip():
         raise BenchmarkFormatError(f"{where}: row {n} has no text in {key!r}")
     return str(v)

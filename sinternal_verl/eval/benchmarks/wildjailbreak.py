@@ -5,6 +5,8 @@ The dataset is gated on the hub: accept its terms and log in before a GPU run.""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ...data.prompts import content_id
 from ..config import BenchmarkSpec
 from ..items import EvalItem
@@ -17,7 +19,7 @@ class WildJailbreak(BenchmarkLoader):
     hf_id = "allenai/wildjailbreak"
     hf_config = "eval"
     split = "train"
-    hf_kwargs = {"delimiter": "\t", "keep_default_na": False}
+    hf_kwargs: ClassVar[dict] = {"delimiter": "\t", "keep_default_na": False}
     columns = ("adversarial", "label")
     published = "WildJailbreak eval TSV adversarial,label,data_type"
 

@@ -10,11 +10,21 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ...guards.config import GUARD_KINDS
 from ..config import EvalConfig
-from .base import COMPLIANCE, FULL_REFUSAL, PARTIAL_REFUSAL, SAFE, SCORED, UNSAFE, Judge, JudgeInput, Judgement
+from .base import (
+    COMPLIANCE,
+    FULL_REFUSAL,
+    PARTIAL_REFUSAL,
+    SAFE,
+    SCORED,
+    UNSAFE,
+    Judge,
+    JudgeInput,
+    Judgement,
+)
 from .guard import GuardJudge
 from .refusal_lexical import LexicalRefusalJudge
 from .refusal_llm import LLMRefusalJudge

@@ -8,8 +8,9 @@ and ``error`` set; those are counted and shown, never read as safe or as a refus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 #: outcomes of the safety judge
 SAFE, UNSAFE = "safe", "unsafe"
@@ -44,7 +45,7 @@ class Judgement:
         return {"outcome": self.outcome, "raw": self.raw, "error": self.error, "detail": self.detail}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Judgement":
+    def from_dict(cls, d: dict[str, Any]) -> Judgement:
         return cls(d.get("outcome"), d.get("raw", ""), d.get("error"), dict(d.get("detail") or {}))
 
 

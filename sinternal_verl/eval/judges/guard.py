@@ -3,7 +3,7 @@ WildGuard, the lexical baseline), built by :func:`sinternal_verl.guards.build_gu
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...guards import GuardConfig, ModerationItem, SafetyLabel, build_guard
 from ...guards.types import GuardError, UpstreamUnavailableError

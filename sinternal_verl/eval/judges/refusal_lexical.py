@@ -8,7 +8,7 @@ refusal detection; swapping is the one line in :data:`..judges.REFUSAL_JUDGES`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...guards import LexicalJudge
 from ..config import RefusalJudgeSettings
