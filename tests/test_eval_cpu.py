@@ -155,3 +155,13 @@ def test_sigkill_mid_generation_then_rerun(tmp_path):
         metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
         assert metrics["results"]["policy"]["bread"]["responses"] == n_items
         assert "| policy |" in done.stdout
+
+
+def test_ray_engine_actors_generate_and_cache(tmp_path, tiny_models):
+    """The vLLM path's shape on CPU: EngineHost as a Ray actor (transformers inside)."""
+    model = _tiny("ray", tiny_models[0], num_engines=1, gpus_per_engine=0, cpus_per_engine=1, ray_num_cpus=2, batch_size=2)
+    bench = [{"name": "file", "label": "safety", "path": _prompts(tmp_path / "p.jsonl", 2, 2)}]
+    m = evaluate(_base_cfg(tmp_path, [model], "run", benchmarks=bench))
+    assert m["results"]["ray"]["safety"]["responses"] == 4
+    items = [json.loads(ln) for ln in (tmp_path / "run" / "items" / "ray" / "safety.jsonl").read_text().splitlines()]
+    assert len(items) == 4 and all(it["label"] in ("safe", "unsafe", "full_refusal", "compliance", "no_answer") for it in items)

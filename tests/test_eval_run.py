@@ -158,6 +158,7 @@ def test_precomputed_run_hand_computed_metrics_report_and_plots(tmp_path, judges
     items = [json.loads(ln) for ln in (cfg.out / "items" / "base" / "xstest.jsonl").read_text().splitlines()]
     assert len(items) == 6 and items[1]["refusal"]["raw"] == "3_partial_refusal" and items[4]["safety"]["outcome"] == "unsafe"
     assert "Safety: Unsafe" in items[4]["safety"]["raw"]
+    assert [it["label"] for it in items] == ["full_refusal", "partial_refusal", "compliance", "compliance", "unsafe", "safe"]
 
     report = (cfg.out / "report.md").read_text()
     assert "| model | strongreject ASR ↓ | strongreject score ↓ | xstest compliance ↑" in report

@@ -56,6 +56,7 @@ class ModelSpec(Settings):
     timeout_s: float = setting(600.0, "seconds per request (openai backend)", gt=0)
     max_retries: int = setting(4, "retries per request (openai backend)", ge=0)
     ray_address: str | None = setting(None, "Ray address for engine actors (null: start a local Ray)")
+    ray_num_cpus: int | None = setting(None, "CPUs of a locally started Ray (null: all)")
 
     @field_validator("name")
     @classmethod

@@ -91,7 +91,7 @@ class EngineSession:
 
         if not self._actors:
             if not ray.is_initialized():
-                ray.init(address=m.ray_address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=m.ray_address, num_cpus=m.ray_num_cpus, include_dashboard=False, log_to_driver=False)
                 self._started_ray = True
             host_cls = ray.remote(EngineHost)
             self._actors = [

@@ -196,7 +196,22 @@ def _rows(p: Prepared, model: ModelSpec, bench: Benchmark, samples: list[Sample]
             r["correct"], r["no_answer"] = s["acc"] == 1.0, r["no_answer"] or bool(s["math_truncated"])
             r["pred"], r["math_error"] = s["pred"], bool(s["math_error"])
             r["reference"] = answers[r["id"]]
+    for r in rows:
+        r["label"] = _label(r)
     return rows
+
+
+def _label(r: dict) -> str:
+    """One word per response for the per-item file: what it counted as."""
+    if r["no_answer"]:
+        return "no_answer"
+    kind = r["kind"]
+    if kind in ("harmful", "benign"):
+        j = r.get("safety" if kind == "harmful" else "refusal")
+        return (j or {}).get("outcome") or ("judge_error" if j else "not_judged")
+    if kind == "verification":
+        return r.get("verdict") or "no_verdict"
+    return "correct" if r.get("correct") else "incorrect"
 
 
 def _verification_references(p: Prepared, model: ModelSpec, bench: Benchmark, cache: Path) -> dict[str, str | None]:
