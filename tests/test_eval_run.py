@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sinternal_verl.data.prompts import content_id
-from sinternal_verl.eval import EvalConfig, compare, evaluate
+from sinternal_verl.eval import EvalConfig, EvalInputError, compare, evaluate
 from sinternal_verl.testing.fake_openai import FakeRequest, build_app, guard_responder
 from sinternal_verl.testing.server import ThreadedServer
 
@@ -224,3 +224,17 @@ def test_every_guard_kind_judges_through_build_guard(judges_server, kind, contro
     out = asyncio.run(go())
     assert [j.outcome for j in out] == expected
     assert all(j.raw for j in out)
+
+
+def test_refusal_from_the_guards_refusal_label(tmp_path, judges_server):
+    cfg = _config(tmp_path, judges_server)
+    cfg = cfg.model_copy(update={
+        "benchmarks": [b for b in cfg.benchmarks if b.name == "xstest"], "warn_if_judge_is_reward_guard": False,
+        "refusal_judge": cfg.refusal_judge.model_copy(update={"kind": "guard"}),
+    })
+    b = evaluate(cfg)["results"]["base"]["xstest"]["benign"]
+    # the fake Qwen3Guard's refusal head: "can't" -> Yes; it has no partial class
+    assert b["full_refusal"]["value"] == pytest.approx(0.5) and b["partial_refusal"]["value"] == 0.0
+    bad = cfg.model_copy(update={"judge": cfg.judge.model_copy(update={"kind": "llamaguard"})})
+    with pytest.raises(EvalInputError, match="needs a guard with a refusal label"):
+        evaluate(bad)

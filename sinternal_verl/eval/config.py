@@ -156,7 +156,9 @@ class GuardJudgeSettings(Settings):
 class RefusalJudgeSettings(Settings):
     """How answers to benign prompts are classified: full refusal, partial refusal, compliance."""
 
-    kind: str = setting("lexical", "refusal judge: lexical (offline phrase match, no partial) or llm (XSTest's 3-way rubric)")
+    kind: str = setting(
+        "lexical", "refusal judge: lexical (offline phrase match), llm (XSTest's 3-way rubric) or guard (the guard's refusal label)"
+    )
     phrases: list[str] | None = setting(None, "lexical: refusal phrases (default: the GCG/AdvBench list)")
     base_url: str | list[str] | None = setting(None, "llm: OpenAI-compatible base URL(s)")
     model: str | None = setting(None, "llm: served model name")

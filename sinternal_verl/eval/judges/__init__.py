@@ -4,7 +4,8 @@
   ``sinternal_verl.guards.build_guard``;
 * refusal (benign sets): :data:`REFUSAL_JUDGES`. ``lexical`` is the offline phrase match
   (when the project's full/partial/compliance refusal judge is merged, point ``lexical`` at
-  it here: one line);
+  it here: one line); ``llm`` is XSTest's three-way rubric on a served model; ``guard`` reads
+  the safety guard's own refusal label (Qwen3Guard, WildGuard);
 * StrongREJECT rubric: :class:`RubricJudge`.
 """
 
@@ -26,6 +27,7 @@ from .base import (
     Judgement,
 )
 from .guard import GuardJudge
+from .refusal_guard import GuardRefusalJudge
 from .refusal_lexical import LexicalRefusalJudge
 from .refusal_llm import LLMRefusalJudge
 from .rubric import RubricJudge, parse_rubric, strongreject_score
@@ -34,6 +36,7 @@ SAFETY_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {kind: (lambda cfg: Gu
 REFUSAL_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {
     "lexical": lambda cfg: LexicalRefusalJudge(cfg.refusal_judge),
     "llm": lambda cfg: LLMRefusalJudge(cfg.refusal_judge),
+    "guard": lambda cfg: GuardRefusalJudge(cfg),
 }
 
 
@@ -65,7 +68,7 @@ def build_rubric_judge(cfg: EvalConfig) -> Judge:
 
 __all__ = [
     "COMPLIANCE", "FULL_REFUSAL", "PARTIAL_REFUSAL", "REFUSAL_JUDGES", "SAFE", "SAFETY_JUDGES", "SCORED", "UNSAFE",
-    "GuardJudge", "Judge", "JudgeInput", "Judgement", "LLMRefusalJudge", "LexicalRefusalJudge", "RubricJudge",
+    "GuardJudge", "GuardRefusalJudge", "Judge", "JudgeInput", "Judgement", "LLMRefusalJudge", "LexicalRefusalJudge", "RubricJudge",
     "UnknownJudgeError", "build_refusal_judge", "build_rubric_judge", "build_safety_judge", "parse_rubric",
     "strongreject_score",
 ]
