@@ -44,7 +44,9 @@ class ModelSpec(Settings):
     model: str | None = setting(None, "served model name (openai) or HF id (vllm / transformers, instead of path)")
     base_url: str | list[str] | None = setting(None, "OpenAI-compatible base URL(s) (openai backend)")
     api_key_env: str | None = setting(None, "env var holding the endpoint's API key (never the key itself)")
-    file: str | None = setting(None, "JSONL / parquet of id, prompt, response[, benchmark, sample] (precomputed)")
+    file: str | None = setting(
+        None, "precomputed: JSONL / parquet / CSV of id, response[, prompt, benchmark (its report name), sample]"
+    )
     generation: GenerationSettings = setting(default_factory=GenerationSettings, doc="default sampling for this model")
     chat_template_kwargs: dict[str, Any] = setting(default_factory=dict, doc="apply_chat_template kwargs (enable_thinking, ...)")
     engine_kwargs: dict[str, Any] = setting(default_factory=dict, doc="vLLM LLM(...) / transformers engine kwargs")

@@ -4,6 +4,17 @@ Everything that can be wrong with the inputs (unknown benchmark or judge, a file
 format, a model without weights, precomputed outputs that do not cover a benchmark, pass@k
 with k > n) is found by :func:`prepare` before the first token is generated, and reported in
 one :class:`EvalInputError` listing every problem.
+
+``metrics.json`` (``schema_version`` 1) has these top-level keys, always: ``schema_version``,
+``created``, ``models`` (name -> backend, checkpoint), ``benchmarks`` (name -> registry, kinds,
+items, provenance, rubric), ``judges`` (safety / refusal / rubric idents), ``columns``,
+``results`` (model -> benchmark -> sections), ``warnings``, ``run_dirs``. A benchmark's result
+has ``items``, ``responses``, ``kinds``, ``sampling``, ``no_answer`` and one section per kind it
+holds: ``harmful`` (asr, no_answer, per_category, judged, judge_parse_failures, judge_errors),
+``strongreject`` (score, refused, ...), ``benign`` (over_refusal, full_refusal, partial_refusal,
+compliance, no_answer, per_category, ...), ``verification`` (precision, recall, f1, accuracy,
+no_verdict, confusion, ...), ``math`` (n, problems, pass@1, mean@n, pass@k, no_answer,
+scoring_errors). Every rate is ``{value, lo, hi, num, den}``; ``value`` is null when ``den`` is 0.
 """
 
 from __future__ import annotations
@@ -98,6 +109,9 @@ def prepare(cfg: EvalConfig) -> Prepared:
         problems.append(f"benchmark(s) {', '.join(explicit)} ask for the rubric score but rubric_judge.base_url is not set")
     if rubric_wanted and cfg.rubric_judge.base_url:
         p.rubric, p.idents["rubric"] = _factory(build_rubric_judge, cfg, "rubric_judge", problems)
+    elif rubric_wanted:
+        p.warnings.append(f"no StrongREJECT rubric score for {', '.join(rubric_wanted)}: rubric_judge.base_url is not set "
+                          "(ASR from the safety judge is still reported)")
     if "verification" in kinds:
         from ..specs import load_spec, load_template
 
