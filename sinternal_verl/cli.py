@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("sinternal_verl.doctor", "show what is registered with verl, installed versions, and whether the guard answers"),
     "serve": ("reward_servers.cli", "run the standalone reward server (HTTP, OpenRLHF/TRL compatible)"),
     "build-verification-data": ("sinternal_verl.data.cli", "run the SInternal verification-data pipeline from a config"),
+    "eval": ("sinternal_verl.eval.cli", "evaluate models (ASR, over-refusal, verification F1, pass@k); 'eval compare' joins runs"),
 }
 
 
