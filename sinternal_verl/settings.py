@@ -195,9 +195,10 @@ def load_flat(
 
 
 def load_yaml(cls: type[T], path: str | os.PathLike | None, overrides: Iterable[str] = (), **kw: Any) -> T:
-    """``cls`` from a YAML file merged with ``key.sub=value`` overrides (hydra's syntax,
-    through OmegaConf), then :func:`load`."""
+    """``cls`` from a YAML file with ``key.sub=value`` overrides applied (hydra's syntax, through
+    OmegaConf; ``+key=`` accepted, list items by index: ``models.1.path=/ckpt``), then :func:`load`."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     base = OmegaConf.create({})
     if path is not None:
@@ -205,12 +206,16 @@ def load_yaml(cls: type[T], path: str | os.PathLike | None, overrides: Iterable[
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         base = OmegaConf.load(p)
-    overrides = [item.lstrip("+") for item in overrides]  # hydra's +key= / ++key= append forms
     for item in overrides:
-        if "=" not in item:
+        key, sep, raw = item.lstrip("+").partition("=")  # hydra's +key= / ++key= append forms
+        if not sep or not key.strip():
             raise ConfigError(f"override {item!r} is not key=value")
-    merged = OmegaConf.merge(base, OmegaConf.from_dotlist(overrides)) if overrides else base
-    data = OmegaConf.to_container(merged, resolve=True)
+        value = OmegaConf.from_dotlist([f"v={raw}"]).v  # the value parsed as hydra parses it
+        try:
+            OmegaConf.update(base, key.strip(), value, merge=True, force_add=True)
+        except (OmegaConfBaseException, IndexError, ValueError) as exc:
+            raise ConfigError(f"override {item!r} does not fit {path or cls.__name__}: {exc}") from None
+    data = OmegaConf.to_container(base, resolve=True)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return load(cls, data, where=str(path or cls.__name__), **kw)

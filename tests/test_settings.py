@@ -101,3 +101,15 @@ def test_docs_tables_match_the_definitions():
     assert stale(reference) == [], "every entry point's settings are in docs/configuration.md"
     readme = (ROOT / "README.md").read_text()
     assert "<!-- settings:reward -->" in readme and update(readme) == readme
+
+
+class Listed(Settings):
+    items: list[Inner] = setting([], "entries")
+
+
+def test_yaml_overrides_reach_list_items_by_index(tmp_path):
+    path = tmp_path / "l.yaml"
+    path.write_text("items:\n  - depth: 1\n  - depth: 2\n")
+    assert [i.depth for i in load_yaml(Listed, path, ["items.1.depth=7"]).items] == [1, 7]
+    with pytest.raises(ConfigError, match="does not fit"):
+        load_yaml(Listed, path, ["items.5.depth=1"])

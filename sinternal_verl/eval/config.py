@@ -266,33 +266,10 @@ def resolve_paths(cfg: EvalConfig, base: str | Path) -> EvalConfig:
 
 
 def load_eval_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> EvalConfig:
-    """:func:`sinternal_verl.settings.load_yaml` plus list-index overrides (``models.1.path=/ckpt``),
-    which a dotlist merge cannot express, and relative paths read from the config's folder."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from ..settings import load, load_yaml
+    """:func:`sinternal_verl.settings.load_yaml` with relative paths read from the config's folder."""
+    from ..settings import load_yaml
 
     p = Path(path)
-    plain = [o for o in overrides if not _indexed(o)]
-    indexed = [o for o in overrides if _indexed(o)]
-    if not indexed:
-        return resolve_paths(load_yaml(EvalConfig, p, plain), p.parent)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    base = OmegaConf.load(p)
-    for item in [*plain, *indexed]:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value")
-        key = item.split("=", 1)[0].strip()
-        value = OmegaConf.from_dotlist([f"v={item.split('=', 1)[1]}"]).v
-        try:
-            OmegaConf.update(base, key, value, merge=False)
-        except (OmegaConfBaseException, IndexError, ValueError) as exc:
-            raise ConfigError(f"override {item!r} does not fit {p}: {exc}") from None
-    data = OmegaConf.to_container(base, resolve=True)
-    return resolve_paths(load(EvalConfig, data, where=str(p)), p.parent)
+    return resolve_paths(load_yaml(EvalConfig, p, overrides), p.parent)
 
 
-def _indexed(override: str) -> bool:
-    return any(part.isdigit() for part in override.split("=", 1)[0].split("."))

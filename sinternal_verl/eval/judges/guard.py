@@ -15,7 +15,7 @@ class GuardJudge:
     def __init__(self, settings: GuardJudgeSettings):
         self.settings = settings
         try:
-            self.config = GuardConfig.from_mapping(settings.guard_mapping(), env={})
+            self.config = GuardConfig.from_mapping(settings.guard_mapping(), env={}).require_urls()
         except ValueError as exc:
             raise ValueError(f"judge: {exc}") from None
         self.ident = f"{self.config.kind}:{self.config.model_name}:{settings.controversial}:{settings.sees}"
