@@ -6,7 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from sinternal_verl.rewards.math import DEFAULT_UNITS, normalize, parse_number, parse_structure
+from sinternal_verl.rewards.math.config import DEFAULT_UNITS
+from sinternal_verl.rewards.math.normalize import normalize, parse_number, parse_structure
 from sinternal_verl.rewards.math.normalize import parse_decimal, split_top, strip_assignment
 
 

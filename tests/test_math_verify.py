@@ -18,10 +18,10 @@ from sinternal_verl.rewards.math import (
     compute_math_score,
     compute_math_score_async,
     compute_score,
-    get_pool,
     verify,
 )
-from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker
+from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker, get_pool
+from sinternal_verl.settings import ConfigError
 
 TOWER = "9^{9^{9^9}}+1"  # not a pure power: the exact path cannot refuse it, sympy must be stopped
 #: the tower check would refuse TOWER before sympy; these tests need it to reach sympy
@@ -177,7 +177,8 @@ def test_empty_ground_truth_is_an_error_not_a_zero(gt):
 
 
 def test_bad_options_are_rejected():
-    with pytest.raises(TypeError, match="unknown math reward option"):
+    # was TypeError before the settings mechanism; ConfigError names the nearest key
+    with pytest.raises(ConfigError, match="did you mean 'correct_score'"):
         compute_math_score("\\boxed{5}", "5", corect_score=1.0)
     with pytest.raises(ValueError):
         MathRewardConfig.from_kwargs(symbolic_timeout_s=0)
