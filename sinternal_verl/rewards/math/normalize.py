@@ -99,7 +99,10 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
               thousands: bool = True) -> str:
     """Canonical string form of one answer (the whole answer, structure included)."""
     s = str(answer).strip()
-    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\$", "").replace("$", "").replace("\\euro", "")
+    s = re.sub(r"[€£¥]|\\pounds(?![A-Za-z])", "", s)  # currency signs, as the dollar sign
+    # sentence punctuation inside the box (``\\frac{1}{3},`` ``5 \\text{ cm}.``), never an ellipsis
+    s = re.sub(r"(?<![.,])[.,]\s*$", "", s).strip()
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = s.replace("\\langle", "(").replace("\\rangle", ")")
     s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
@@ -111,7 +114,7 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
     s = _PERCENT_RE.sub("", s)
     s = _drop_percent_words(s, percent_words)
     if thousands:
-        s = s.replace("{,}", "")
+        s = re.sub(r"\{\s*,\s*\}", "", s)
         s = _LATEX_THOUSANDS_RE.sub(",", s)
     s = re.sub(r"\s*\\!\s*", "", s)  # a negative thin space glues (``3\\!0``), it never separates
     s = s.replace("\\\\", "\x01")  # a matrix row break is not the spacing command ``\\ ``
@@ -139,7 +142,7 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
     s = _KEEP_SPACE_RE.sub("\\1\x00", s)
     s = re.sub(r"\s+", "", s).replace("\x00", " ")
     s = _SINGLE_BRACE_SCRIPT_RE.sub(r"\1\2", s)
-    s = s.rstrip(".").rstrip("\\")  # trailing period (and a dangling ``\\`` from ``\\.``)
+    s = re.sub(r"(?<!\.)\.$", "", s).rstrip("\\")  # a trailing period (and a dangling ``\\`` of ``\\.``)
     if thousands and not list_comma and _THOUSANDS_RE.fullmatch(s):
         s = s.replace(",", "")
     if s.startswith("+"):
