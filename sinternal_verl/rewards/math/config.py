@@ -51,6 +51,8 @@ class MathRewardConfig(Settings):
     symbolic_max_memory_mb: int = setting(4096, "address-space cap of a worker (MiB), 0 for none", ge=0)
     symbolic_max_chars: int = setting(400, "answers longer than this (characters) never reach sympy", ge=0)
     symbolic_cache_size: int = setting(4096, "remembered symbolic verdicts per process", ge=0)
+    numeric_fast_path: bool = setting(
+        True, "decide expressions in the subset it reads by 30-digit evaluation in-process (no worker)")
     symbolic_probes: int = setting(
         4, "random points at which an identity in symbols is checked (all must vanish)", ge=1)
     symbolic_zero_tol: float = setting(

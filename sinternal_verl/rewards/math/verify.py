@@ -16,6 +16,7 @@ from fractions import Fraction
 from .config import MathRewardConfig
 from .normalize import (Structure, normalize, parse_decimal, parse_number, parse_structure, power_log10, split_top,
                         strip_assignment)
+from .numeric import numeric_equal
 from .relations import is_relation, ratio, to_interval
 from .symbolic import get_pool
 
@@ -35,6 +36,8 @@ class Verdict:
     error: str | None = None
     pred_norm: str = ""
     gold_norm: str = ""
+    #: comparisons decided in-process by the 30-digit evaluator (:mod:`.numeric`)
+    numeric_calls: int = 0
 
 
 _POW_BASE_RE = re.compile(r"(\d+)\^")
@@ -78,6 +81,8 @@ class _Ctx:
         self.deadline = time.monotonic() + cfg.symbolic_budget_s
         self.timed_out = False
         self.calls = 0
+        #: decided in-process by :mod:`.numeric` (no worker round trip)
+        self.fast = 0
         self.error: str | None = None
 
 
@@ -113,6 +118,11 @@ def _symbolic(p: str, g: str, ctx: _Ctx) -> bool:
     limit = cfg.symbolic_max_power_digits
     if limit and (max_power_digits(p) > limit or max_power_digits(g) > limit):
         return False
+    if cfg.numeric_fast_path:
+        fast = numeric_equal(p, g, cfg.symbolic_probes, cfg.symbolic_zero_tol)
+        if fast is not None:
+            ctx.fast += 1
+            return fast
     left = ctx.deadline - time.monotonic()
     if left <= 0:
         ctx.timed_out = True
@@ -239,11 +249,11 @@ def verify(pred: str, gold: str, cfg: MathRewardConfig | None = None) -> Verdict
     if is_relation(p) and is_relation(g):
         ip, ig = to_interval(p), to_interval(g)
         ok = _equal_struct(ip, ig, ctx) if ip is not None and ig is not None else _symbolic(p, g, ctx)
-        return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g)
+        return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
     # two equations are the same equation when they have the same solutions (either side
     # arrangement, any nonzero multiple): ``2x+y=3`` answers ``y=3-2x``
     if _equation(p) and _equation(g) and not (_numeric_value(p, cfg) and _numeric_value(g, cfg)):
         if _symbolic(p, g, ctx):
-            return Verdict(True, ctx.timed_out, ctx.calls, ctx.error, p, g)
+            return Verdict(True, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
     ok = _equal_struct(parse_structure(p), parse_structure(g), ctx)
-    return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g)
+    return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
