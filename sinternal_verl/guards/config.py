@@ -62,6 +62,9 @@ class GuardConfig:
     lexical_refusal_phrases: tuple[str, ...] | None = None
     #: lexical judge: harmful-prompt keywords (word match); ``None`` = the built-in list.
     lexical_harmful_keywords: tuple[str, ...] | None = None
+    #: lexical judge: how refusal is read (``structure``, ``gcg_keywords``, ``xstest_prefix``);
+    #: ``None`` = ``structure``, or ``gcg_keywords`` when ``lexical_refusal_phrases`` is set.
+    lexical_refusal_mode: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in GUARD_KINDS:
