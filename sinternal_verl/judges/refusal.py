@@ -177,7 +177,7 @@ _SENTENCE_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 def _clean(text: str) -> str:
     t = text.translate(_APOSTROPHES).strip()
     t = re.sub(r"^[\s>*_#`]+", "", t)  # markdown before the first word
-    if t[:1] in _QUOTE_OPEN:
+    if t and t[0] in _QUOTE_OPEN:
         # an answer that opens with quoted speech (a character's line in a story) is not the
         # model speaking: read what follows the quote
         close = t.find(_QUOTE_CLOSE[t[0]], 1)

@@ -335,10 +335,16 @@ def _compile(text: str):
     return p.parse(), p.symbols
 
 
+def _items(v) -> list:
+    return [v[i, j] for i in range(v.rows) for j in range(v.cols)] if _is_matrix(v) else [v]
+
+
 def _finite(v) -> bool:
-    items = [v[i, j] for i in range(v.rows) for j in range(v.cols)] if _is_matrix(v) else [v]
-    return all(mpmath.isfinite(mpmath.re(x)) and mpmath.isfinite(mpmath.im(x)) and abs(x) <= _MAX_VALUE
-               for x in items)
+    return all(mpmath.isfinite(mpmath.re(x)) and mpmath.isfinite(mpmath.im(x)) for x in _items(v))
+
+
+def _small(v) -> bool:
+    return all(abs(x) <= _MAX_VALUE for x in _items(v))
 
 
 def _close(x, y, tol) -> bool:
@@ -360,7 +366,7 @@ def _values(fns, symbols: set[str], n: int) -> list[list] | None:
         for env in points:
             v = f(env)
             v = v if _is_matrix(v) else mpmath.mpc(v)
-            if not _finite(v):
+            if not (_finite(v) and _small(v)):
                 return None
             vals.append(v)
         out.append(vals)

@@ -65,10 +65,26 @@ def _build_comparator():
     undefined = (sympy.zoo, sympy.nan)
     infinite = (sympy.oo, -sympy.oo, sympy.zoo)
 
+    def canon(e):
+        """Unevaluated sums and products rebuilt, so ``F_{n-k-1} F_k`` and ``F_k F_{n-k-1}``
+        become the same object (latex2sympy keeps the order in which they were written)."""
+        if not isinstance(e, sympy.Basic) or not e.args or isinstance(e, (MatrixBase, sympy.MatrixExpr)):
+            return e
+        args = [canon(a) for a in e.args]
+        try:
+            if isinstance(e, (sympy.Add, sympy.Mul)):
+                return e.func(*args)
+            if any(x is not y for x, y in zip(args, e.args)):
+                return e.func(*args, evaluate=False) if isinstance(e, Relational) else e.func(*args)
+        except Exception:  # noqa: BLE001 - a node that cannot be rebuilt stays as parsed
+            return e
+        return e
+
     def exact(e):
         """Decimals as exact rationals (0.1+0.2 is 0.3), the symbol i as the imaginary unit."""
         if not isinstance(e, sympy.Basic):
             return e
+        e = canon(e)
         floats = {f: sympy.Rational(str(f)) for f in e.atoms(sympy.Float)}
         if floats:
             e = e.xreplace(floats)
@@ -92,9 +108,18 @@ def _build_comparator():
             probe_cache[n] = [[sympy.Float(rng.uniform(-3.0, 3.0), 30) for _ in range(8)] for _ in range(n)]
         return probe_cache[n]
 
+    #: sums, products, integrals and limits with a symbolic bound: evalf at a probe point is
+    #: slow and meaningless (a sum to n = 1.37); only structural equality decides them
+    unevaluated = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit)
+
+    def opaque(e) -> bool:
+        return isinstance(e, sympy.Basic) and bool(e.free_symbols) and e.has(*unevaluated)
+
     def values(exprs, n: int):
         """Each expression evaluated at the same ``n`` points (one value per symbol, shared by
         all expressions so ``x`` means the same in both), or None when a value is not finite."""
+        if any(opaque(e) for e in exprs):
+            return None
         syms = sorted(set().union(*(getattr(e, "free_symbols", set()) for e in exprs)), key=str)
         if len(syms) > 8:
             return None
@@ -116,6 +141,8 @@ def _build_comparator():
         vals = values([d], n)
         if vals is not None:
             return all(abs(v) < tol for v in vals[0])
+        if opaque(d):
+            return False  # not structurally equal (checked first) and not evaluable: unequal
         return sympy.simplify(d) == 0
 
     def proportional(da, db, n: int, tol, positive: bool) -> bool:
@@ -156,13 +183,13 @@ def _build_comparator():
         for e in (ea, eb):
             if isinstance(e, sympy.Basic) and e.has(*undefined):
                 return False
+        if ea == eb:  # structurally the same (sympy orders commutative products and sums)
+            return True
         if isinstance(ea, Relational) or isinstance(eb, Relational):
             (ka, da), (kb, db) = relation(ea), relation(eb)
             if ka is None or ka != kb:
                 return False
             return proportional(da, db, n, tol, positive=ka in ("lt", "le"))
-        if ea == eb:
-            return not (isinstance(ea, sympy.Basic) and ea.has(sympy.zoo))
         ma, mb = matrix(ea), matrix(eb)
         if ma is not None or mb is not None:
             if ma is None or mb is None or ma.shape != mb.shape:

@@ -227,8 +227,8 @@ def _equal_struct(p: Structure, g: Structure, ctx: _Ctx) -> bool:
 
 
 def _equation(s: str) -> bool:
-    """One top-level ``=`` and no list around it."""
-    return len(split_top(s, "=")) == 2 and len(split_top(s, ",")) == 1
+    """One top-level ``=``, no list around it and none inside it (``D=(0,1)`` names a point)."""
+    return len(split_top(s, "=")) == 2 and "," not in s and ";" not in s
 
 
 def _numeric_value(s: str, cfg: MathRewardConfig) -> bool:
