@@ -23,9 +23,9 @@ import contextlib
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -48,6 +48,10 @@ def load(name: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+#: per call of ours: did it reach the sympy worker (filled while "ours" runs)
+SYMBOLIC: list[bool] = []
+
+
 def systems(timeout: float, skip: set[str]) -> dict[str, Callable[[str, str], bool]]:
     from math_verify import parse, verify
     from verl.utils.reward_score import math_dapo, math_reward
@@ -55,7 +59,9 @@ def systems(timeout: float, skip: set[str]) -> dict[str, Callable[[str, str], bo
     from sinternal_verl.rewards.math import compute_math_score
 
     def ours(resp: str, gt: str) -> bool:
-        return compute_math_score(resp, gt, symbolic_timeout_s=timeout)["acc"] == 1.0
+        out = compute_math_score(resp, gt, symbolic_timeout_s=timeout)
+        SYMBOLIC.append(out["math_symbolic"] == 1.0)
+        return out["acc"] == 1.0
 
     def hf_math_verify(resp: str, gt: str) -> bool:
         gold = parse("\\boxed{" + gt + "}", parsing_timeout=int(timeout))  # verl's convention
@@ -127,11 +133,15 @@ def main(argv: list[str] | None = None) -> int:
 
     fns = systems(args.symbolic_timeout, set(args.skip))
     results: dict[tuple[str, str], Result] = {}
+    used_worker: dict[str, list[bool]] = {}
     try:
         for name, fn in fns.items():
             run(fn, warm, 1)
             for suite, rows in suites.items():
+                SYMBOLIC.clear()
                 results[(name, suite)] = run(fn, rows, args.repeat)
+                if name == "ours":
+                    used_worker[suite] = SYMBOLIC[: len(rows)]
     finally:
         shutdown_pools()
 
@@ -151,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
         console.print(table)
     console.print(f"ours: symbolic workers started and warmed before scoring (once per process, not in the "
                   f"totals): {startup:.2f}s")
+
+    for suite, rows in suites.items():
+        flags = used_worker[suite]
+        idx = [i for i, f in enumerate(flags) if f]
+        o, m = results[("ours", suite)], results[("math-verify", suite)]
+        if idx:
+            ours_ms = 1e3 * sum(o.times[i] for i in idx) / len(idx)
+            mv_ms = 1e3 * sum(m.times[i] for i in idx) / len(idx)
+            console.print(f"{suite}: {len(idx)} of {len(rows)} cases reached our sympy worker; per call on those: "
+                          f"ours {ours_ms:.1f} ms, math-verify {mv_ms:.1f} ms on the same cases")
+        else:
+            console.print(f"{suite}: no case reached our sympy worker")
 
     ours, mv = results[("ours", "ours")], results[("math-verify", "ours")]
     ratio = sum(mv.times) / sum(ours.times)

@@ -3,7 +3,15 @@ name) x known prompt type."""
 
 from __future__ import annotations
 
-from sinternal_verl.guards import GCG_REFUSAL_PHRASES, Guard, GuardConfig, ModerationItem, Refusal, SafetyLabel, build_guard
+from sinternal_verl.guards import (
+    GCG_REFUSAL_PHRASES,
+    Guard,
+    GuardConfig,
+    ModerationItem,
+    Refusal,
+    SafetyLabel,
+    build_guard,
+)
 from sinternal_verl.guards.lexical import LexicalJudge, is_refusal
 
 

@@ -22,8 +22,9 @@ unless ``kind="lexical"`` is asked for explicitly.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..judges.refusal import GCG_REFUSAL_PHRASES, RefusalJudge, RefusalJudgeConfig, RefusalOutcome
 from ..settings import load
@@ -142,7 +143,7 @@ class LexicalJudge:
         return self.refusal_judge.mode
 
     @classmethod
-    def from_config(cls, config: Any) -> "LexicalJudge":
+    def from_config(cls, config: Any) -> LexicalJudge:
         return cls(
             refusal_phrases=getattr(config, "lexical_refusal_phrases", None),
             harmful_keywords=getattr(config, "lexical_harmful_keywords", None),

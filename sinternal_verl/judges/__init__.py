@@ -6,8 +6,8 @@ from .refusal import (
     REFUSAL_MODES,
     XSTEST_REFUSAL_PREFIXES,
     RefusalJudge,
-    RefusalJudgement,
     RefusalJudgeConfig,
+    RefusalJudgement,
     RefusalOutcome,
     judge_refusal,
 )

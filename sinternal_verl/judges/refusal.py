@@ -24,7 +24,6 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Sequence
 
 from pydantic import field_validator
 
@@ -154,7 +153,7 @@ _REDIRECT_RE = re.compile(
     r"i urge|i strongly|talk to|hotline|helpline|crisis)\b")
 #: help actually given: a list, steps, code, a how-to pivot
 _LIST_RE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•]|step \d+|#+ )\s*\S")
-_CODE_RE = re.compile(r"```|`[^`\n]+`|^\s{4}\S", re.M)
+_CODE_RE = re.compile(r"```|`[^`\n]+`|^\s{4}\S", re.MULTILINE)
 _PIVOT_RE = re.compile(
     r"\b(?:here(?:'s| is| are)|that said|however|but|though|instead|you can|you could|one way|"
     r"the (?:answer|short answer|idea|basics)|first,|steps?:|looks like|for example|such as|"

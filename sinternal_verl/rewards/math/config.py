@@ -7,7 +7,8 @@ being a constant buried in the code. One mechanism for all settings: :mod:`sinte
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import field_validator
 
@@ -80,7 +81,7 @@ class MathRewardConfig(Settings):
         return tuple(v) if isinstance(v, (list, tuple)) else v
 
     @classmethod
-    def from_kwargs(cls, cfg: Mapping[str, Any] | None = None, **kwargs: Any) -> "MathRewardConfig":
+    def from_kwargs(cls, cfg: Mapping[str, Any] | None = None, **kwargs: Any) -> MathRewardConfig:
         """Build from a mapping/kwargs; an unknown key raises ``ConfigError`` naming the nearest
         known key (a typo must not be ignored)."""
         merged = dict(cfg or {})

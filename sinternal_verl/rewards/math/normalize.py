@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Iterable
 
 from .extract import match_brace
 
@@ -48,7 +48,7 @@ _RELATION_SPELLINGS = (
     (re.compile(r"≠|\\ne(?![A-Za-z])"), r"\\neq "),
     (re.compile(r"\\lt(?![A-Za-z])"), "<"), (re.compile(r"\\gt(?![A-Za-z])"), ">"),
 )
-_MATRIX_RE = re.compile(r"\[?\s*\\begin\{array\}\{[^{}]*\}(.*?)\\end\{array\}\s*\]?", re.S)
+_MATRIX_RE = re.compile(r"\[?\s*\\begin\{array\}\{[^{}]*\}(.*?)\\end\{array\}\s*\]?", re.DOTALL)
 _OR_BETWEEN_RE = re.compile(r"(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[{\\])|\\(?:lor|vee)(?![A-Za-z])")
 _WORD_LIST_RE = re.compile(r"\\text\s*\{\s*(?:and|or)\s*\}|,?\s+(?:and|or)\s+")
 
@@ -145,8 +145,7 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
     s = re.sub(r"(?<!\.)\.$", "", s).rstrip("\\")  # a trailing period (and a dangling ``\\`` of ``\\.``)
     if thousands and not list_comma and _THOUSANDS_RE.fullmatch(s):
         s = s.replace(",", "")
-    if s.startswith("+"):
-        s = s[1:]
+    s = s.removeprefix("+")
     if len(s) >= 2 and s[0] == "{" and match_brace(s, 0) == len(s) - 1:
         inner = s[1:-1]  # ``{2,3,5}`` written with plain braces is a set; ``{x}`` is just x
         s = f"\\{{{inner}\\}}" if len(split_top(inner, ",")) > 1 else inner

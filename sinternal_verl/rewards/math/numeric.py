@@ -11,9 +11,10 @@ worker would decide the same way.
 
 from __future__ import annotations
 
+import operator
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import mpmath
 
@@ -89,7 +90,7 @@ class _Parser:
         while (tok := self.peek()) and tok[1] in ("+", "-"):
             self.take()
             g, op = self.term(), tok[1]
-            f = (lambda a, b, sg: lambda e: _add(a(e), b(e), sg))(f, g, 1 if op == "+" else -1)
+            f = _binary(_add if op == "+" else _sub, f, g)
         return f
 
     def _starts_primary(self, tok) -> bool:
@@ -105,16 +106,16 @@ class _Parser:
                 self.take()
                 g = self.unary()
                 if tok[1] == "/":
-                    f = (lambda a, b: lambda e: _div(a(e), b(e)))(f, g)
+                    f = _binary(_div, f, g)
                     after_div = True
                 else:
-                    f = (lambda a, b: lambda e: _mul(a(e), b(e)))(f, g)
+                    f = _binary(_mul, f, g)
                     after_div = False
             elif self._starts_primary(tok):
                 if after_div:  # ``1/2x``: (1/2)x or 1/(2x)? not ours to guess
                     raise _Unsupported("implicit product after /")
                 g = self.power()
-                f = (lambda a, b: lambda e: _mul(a(e), b(e)))(f, g)
+                f = _binary(_mul, f, g)
             else:
                 return f
 
@@ -123,7 +124,7 @@ class _Parser:
         if tok and tok[1] in ("-", "+"):
             self.take()
             f = self.unary()
-            return (lambda a: lambda e: -a(e))(f) if tok[1] == "-" else f
+            return _unary(operator.neg, f) if tok[1] == "-" else f
         return self.power()
 
     def exponent(self):
@@ -149,10 +150,10 @@ class _Parser:
             nxt = self.peek()
             if nxt and nxt[1] == "^":
                 raise _Unsupported("a^b^c")
-            base = (lambda a, b: lambda e: _pow(a(e), b(e)))(base, ex)
+            base = _binary(_pow, base, ex)
         while (tok := self.peek()) and tok[1] == "!":
             self.take()
-            base = (lambda a: lambda e: _factorial(a(e)))(base)
+            base = _unary(_factorial, base)
         return base
 
     def group(self, open_: str, close: str):
@@ -247,21 +248,35 @@ class _Parser:
         else:
             raise _Unsupported("function argument")
         if base is not None:
-            fn = (lambda b: lambda e: lambda x: mpmath.log(x) / mpmath.log(b(e)))(base)
-            if power is not None:
-                return lambda e: _pow(fn(e)(arg(e)), power(e))
-            return lambda e: fn(e)(arg(e))
+            log = _binary(_log_base, arg, base)
+            return _binary(_pow, log, power) if power is not None else log
         fn = _FUNCS[name]
         if power is not None:
-            return (lambda f, a, p: lambda e: _pow(f(a(e)), p(e)))(fn, arg, power)
-        return (lambda f, a: lambda e: f(a(e)))(fn, arg)
+            return _binary(_pow, _unary(fn, arg), power)
+        return _unary(fn, arg)
+
+
+def _binary(fn: Callable, a: Callable, b: Callable) -> Callable:
+    return lambda env: fn(a(env), b(env))
+
+
+def _unary(fn: Callable, a: Callable) -> Callable:
+    return lambda env: fn(a(env))
+
+
+def _log_base(x, b):
+    return mpmath.log(x) / mpmath.log(b)
+
+
+def _sub(a, b):
+    return _add(a, b, -1)
 
 
 def _is_matrix(v) -> bool:
     return isinstance(v, mpmath.matrix)
 
 
-def _add(a, b, sign: int):
+def _add(a, b, sign: int = 1):
     if _is_matrix(a) != _is_matrix(b):
         raise _Unsupported("matrix plus scalar")
     if _is_matrix(a) and (a.rows, a.cols) != (b.rows, b.cols):
@@ -384,10 +399,10 @@ def _relation(text: str):
     (lf, ls), (rf, rs) = _compile(parts[0]), _compile(parts[1])
     op = ops[0]
     if op in (">", "\\geq"):
-        return ("lt" if op == ">" else "le"), (lambda a, b: lambda e: b(e) - a(e))(lf, rf), ls | rs
+        return ("lt" if op == ">" else "le"), _binary(_sub, rf, lf), ls | rs
     if op in ("<", "\\leq"):
-        return ("lt" if op == "<" else "le"), (lambda a, b: lambda e: a(e) - b(e))(lf, rf), ls | rs
-    return "eq", (lambda a, b: lambda e: a(e) - b(e))(lf, rf), ls | rs
+        return ("lt" if op == "<" else "le"), _binary(_sub, lf, rf), ls | rs
+    return "eq", _binary(_sub, lf, rf), ls | rs
 
 
 def numeric_equal(a: str, b: str, probes: int = 4, tol: float = 1e-20) -> bool | None:

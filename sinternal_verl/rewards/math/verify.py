@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .config import MathRewardConfig
-from .normalize import (Structure, normalize, parse_decimal, parse_number, parse_structure, power_log10, split_top,
-                        strip_assignment)
+from .normalize import (
+    Structure,
+    normalize,
+    parse_decimal,
+    parse_number,
+    parse_structure,
+    power_log10,
+    split_top,
+    strip_assignment,
+)
 from .numeric import numeric_equal
 from .relations import is_relation, ratio, to_interval
 from .symbolic import get_pool
@@ -255,5 +263,9 @@ def verify(pred: str, gold: str, cfg: MathRewardConfig | None = None) -> Verdict
     if _equation(p) and _equation(g) and not (_numeric_value(p, cfg) and _numeric_value(g, cfg)):
         if _symbolic(p, g, ctx):
             return Verdict(True, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
+        if split_top(p, "=")[0] == split_top(g, "=")[0] and not ctx.timed_out and ctx.error is None:
+            # same left side (``F_n = A`` vs ``F_n = B``): the equations differ exactly when the
+            # right sides do, which was just decided; no second comparison of A and B
+            return Verdict(False, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
     ok = _equal_struct(parse_structure(p), parse_structure(g), ctx)
     return Verdict(ok, ctx.timed_out, ctx.calls, ctx.error, p, g, ctx.fast)
