@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sinternal_verl.rewards.math import clean_ground_truth, extract_answer, last_boxed
-from sinternal_verl.rewards.math.extract import match_brace
+from sinternal_verl.rewards.math import clean_ground_truth, extract_answer
+from sinternal_verl.rewards.math.extract import last_boxed, match_brace
 
 
 @pytest.mark.parametrize(

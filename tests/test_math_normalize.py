@@ -6,8 +6,15 @@ from fractions import Fraction
 
 import pytest
 
-from sinternal_verl.rewards.math import DEFAULT_UNITS, normalize, parse_number, parse_structure
-from sinternal_verl.rewards.math.normalize import parse_decimal, split_top, strip_assignment
+from sinternal_verl.rewards.math.config import DEFAULT_UNITS
+from sinternal_verl.rewards.math.normalize import (
+    normalize,
+    parse_decimal,
+    parse_number,
+    parse_structure,
+    split_top,
+    strip_assignment,
+)
 
 
 @pytest.mark.parametrize(

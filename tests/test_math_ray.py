@@ -40,7 +40,8 @@ def test_math_reward_inside_a_ray_actor():
         cfg = {"symbolic_timeout_s": 1.0, "symbolic_startup_timeout_s": 120.0, "symbolic_max_power_digits": 0}
         hung = ray.get(actor.score_async.remote(f"<think>t</think> \\boxed{{{TOWER}}}", "3", **cfg), timeout=120)
         good = ray.get(actor.score.remote("<think>t</think> \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt2}",
-                                          **{**cfg, "symbolic_timeout_s": 30.0}), timeout=120)
+                                          **{**cfg, "symbolic_timeout_s": 30.0, "numeric_fast_path": False}),
+                       timeout=120)  # the worker, not the in-process evaluator, must answer here
         assert hung["math_timeout"] == 1.0 and hung["acc"] == 0.0
         assert good["acc"] == 1.0 and good["math_symbolic"] == 1.0
         pids = ray.get(actor.worker_pids.remote())

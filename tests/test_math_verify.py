@@ -18,10 +18,10 @@ from sinternal_verl.rewards.math import (
     compute_math_score,
     compute_math_score_async,
     compute_score,
-    get_pool,
     verify,
 )
-from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker
+from sinternal_verl.rewards.math.symbolic import SymbolicPool, SymbolicWorker, get_pool
+from sinternal_verl.settings import ConfigError
 
 TOWER = "9^{9^{9^9}}+1"  # not a pure power: the exact path cannot refuse it, sympy must be stopped
 #: the tower check would refuse TOWER before sympy; these tests need it to reach sympy
@@ -47,16 +47,31 @@ def test_plain_numbers_never_reach_sympy():
     assert verify("7", "8").correct is False
 
 
-def test_symbolic_equivalence_and_difference():
-    assert verify("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt2}").correct
-    v = verify("2\\pi/3", "\\frac{2\\pi}{3}")
-    assert v.correct and v.symbolic_calls == 1
-    assert not verify("\\frac{\\pi}{3}", "\\frac{2\\pi}{3}").correct
-    assert verify("0.1+0.2", "0.3").correct  # decimals are exact rationals there
-    assert verify("3+4i", "4i+3").correct
+@pytest.mark.parametrize("fast", [True, False], ids=["in-process", "worker"])
+def test_symbolic_equivalence_and_difference(fast):
+    """The in-process evaluator and the sympy worker give the same verdicts."""
+    cfg = MathRewardConfig(numeric_fast_path=fast)
+    assert verify("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt2}", cfg).correct
+    v = verify("2\\pi/3", "\\frac{2\\pi}{3}", cfg)
+    assert v.correct and (v.numeric_calls, v.symbolic_calls) == ((1, 0) if fast else (0, 1))
+    assert not verify("\\frac{\\pi}{3}", "\\frac{2\\pi}{3}", cfg).correct
+    assert verify("0.1+0.2", "0.3", cfg).correct  # decimals are exact rationals there
+    assert verify("3+4i", "4i+3", cfg).correct
     # probed at points of both signs: not an identity
-    assert not verify("\\sqrt{x^2}", "x").correct
-    assert verify("\\frac{x^2-1}{x-1}", "x+1").correct
+    assert not verify("\\sqrt{x^2}", "x", cfg).correct
+    assert verify("\\frac{x^2-1}{x-1}", "x+1", cfg).correct
+    assert verify("2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}", cfg).correct
+    assert not verify("-x>1", "x<1", cfg).correct
+    m = "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} + \\begin{pmatrix}5 & 6 \\\\ 7 & 8\\end{pmatrix}"
+    assert verify(m, "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}", cfg).correct
+    assert not verify(m, "\\begin{pmatrix}6 & 8 \\\\ 10 & 13\\end{pmatrix}", cfg).correct
+
+
+def test_outside_the_evaluators_subset_the_worker_decides():
+    v = verify("\\ln e^2", "2")  # \\ln e^2: ln(e)^2 or ln(e^2)? the evaluator does not guess
+    assert v.correct and v.symbolic_calls == 1 and v.numeric_calls == 0
+    v = verify("1/2x", "\\frac{x}{2}")
+    assert v.numeric_calls == 0
 
 
 def test_symbolic_can_be_turned_off():
@@ -177,7 +192,8 @@ def test_empty_ground_truth_is_an_error_not_a_zero(gt):
 
 
 def test_bad_options_are_rejected():
-    with pytest.raises(ValueError, match="unknown key '(math_)?corect_score'; did you mean '(math_)?correct_score'"):
+    # was TypeError before the settings mechanism; ConfigError names the nearest key
+    with pytest.raises(ConfigError, match="did you mean 'correct_score'"):
         compute_math_score("\\boxed{5}", "5", corect_score=1.0)
     with pytest.raises(ValueError):
         MathRewardConfig.from_kwargs(symbolic_timeout_s=0)

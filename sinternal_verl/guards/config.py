@@ -75,6 +75,9 @@ class GuardConfig(Settings):
         None, "lexical judge: refusal phrases ('|'-separated); empty means the built-in list")
     lexical_harmful_keywords: tuple[str, ...] | None = setting(
         None, "lexical judge: harmful-prompt keywords ('|'-separated); empty means the built-in list")
+    lexical_refusal_mode: Literal["structure", "gcg_keywords", "xstest_prefix"] | None = setting(
+        None, "lexical judge: how refusal is read; empty means structure, or gcg_keywords when "
+        "lexical_refusal_phrases is set")
 
     @field_validator("kind")
     @classmethod

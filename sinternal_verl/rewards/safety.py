@@ -33,6 +33,7 @@ from sinternal_verl.guards.types import (
     Refusal,
     SafetyLabel,
 )
+from sinternal_verl.judges.refusal import judge_refusal
 from sinternal_verl.rewards.reasoning import split_reasoning
 from sinternal_verl.settings import Settings, setting
 
@@ -123,9 +124,9 @@ def _result(score: float, **fields: float) -> dict[str, float]:
 
 
 def _is_refusal_fallback(text: str) -> bool:
-    from sinternal_verl.guards.lexical import is_refusal
-
-    return is_refusal(text)
+    """For guards without a refusal head (Llama Guard): the structural refusal judge; a partial
+    refusal counts, as XSTest counts it towards over-refusal."""
+    return judge_refusal(text).refused
 
 
 async def resolve_prompt_type(prompt: str, extra_info: Mapping[str, Any] | None, guard: Guard, cfg: SafetyRewardConfig) -> str:

@@ -83,13 +83,26 @@ def extract_answer(response: str, think_open: str = "<think>", think_close: str 
 _MATH_DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
 
+def all_boxed(text: str) -> list[str]:
+    """Contents of every complete ``\\boxed``/``\\fbox`` in ``text``, in order."""
+    out = []
+    for m in _BOX_RE.finditer(text):
+        answer, _ = _box_content(text, m.start(), m.end())
+        if answer is not None:
+            out.append(answer)
+    return out
+
+
 def clean_ground_truth(gt: str) -> str:
-    """A dataset answer may itself be boxed or wrapped in ``$``: reduce it to its content."""
+    """A dataset answer may itself be boxed or wrapped in ``$``: reduce it to its content.
+    A ground truth with several boxes (``\\boxed{1}\\boxed{2}``) means all of them: ``1,2``
+    (a response, by contrast, is held to its last box)."""
     s = str(gt).strip()
     if _BOX_RE.search(s):
-        ext = last_boxed(s)
-        if ext.answer is not None:
-            s = ext.answer
+        boxes = all_boxed(s)
+        nested = len(boxes) > 1 and any(_BOX_RE.search(b) for b in boxes)
+        if boxes:
+            s = boxes[-1] if len(boxes) == 1 or nested else ",".join(boxes)
     for left, right in _MATH_DELIMS:
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
             s = s[len(left) : len(s) - len(right)].strip()

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import Iterable
 
 from .extract import match_brace
 
 # --- string normalization --------------------------------------------------------------
 
-_TEXT_CMDS = ("text", "textbf", "textit", "textrm", "textup", "textnormal", "mbox", "mathrm", "mathbf",
+_TEXT_CMDS = ("text", "textbf", "textit", "textrm", "textup", "textnormal", "textsf", "mbox", "mathrm", "mathbf",
               "mathit", "mathsf", "mathtt", "rm", "bf", "operatorname", "boxed", "fbox", "hbox")
 _TEXT_CMD_RE = re.compile(r"\\(" + "|".join(_TEXT_CMDS) + r")\s*\{")
-_UNIT_TEXT_RE = re.compile(r"\\(?:text|mbox|mathrm|textrm|textup|rm|textnormal)\s*\{\s*([A-Za-z][A-Za-z .]*)\}\s*(\^\{?[23]\}?)?$")
-_SPACING = ("\\displaystyle", "\\textstyle", "\\qquad", "\\quad", "\\!", "\\,", "\\;", "\\:", "\\ ", "~",
+_UNIT_TEXT_RE = re.compile(r"\\(?:text|textbf|textit|textsf|mbox|mathrm|mathbf|textrm|textup|rm|textnormal)\s*"
+                           r"\{\s*([A-Za-z][A-Za-z .]*)\}\s*(\^\{?[23]\}?)?$")
+_SPACING = ("\\displaystyle", "\\textstyle", "\\qquad", "\\quad", "\\,", "\\;", "\\:", "\\ ", "~",
             "\\limits", "\\nolimits")
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\.)?")
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree(?![A-Za-z])")
@@ -34,10 +35,22 @@ _SQRT_SHORT_RE = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
 _FRAC_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
 _FRAC_HALF_SHORT_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*\{")
 _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_ASSIGN_RE = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?[A-Za-z0-9]+\}?)?(?:\([^()=]*\))?(?:=|\\in(?![A-Za-z]))")
+#: ``12 345`` (groups written with spaces): one number only when every group has 3 digits
+_SPACE_GROUPS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?: \d{3})+(?![\d,])")
+_LATEX_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3}(?!\d))")
 _KEEP_SPACE_RE = re.compile(r"(\\[A-Za-z]+|_[A-Za-z0-9])\s+(?=[A-Za-z0-9])")
 _SINGLE_BRACE_SCRIPT_RE = re.compile(r"([\^_])\{([A-Za-z0-9])\}")
 _CHOICE_RE = re.compile(r"^\(([A-Z])\)$")
+_RELATION_SPELLINGS = (
+    (re.compile(r">="), r"\\geq "), (re.compile(r"<="), r"\\leq "), (re.compile(r"!="), r"\\neq "),
+    (re.compile(r"≥|\\geqslant(?![A-Za-z])|\\ge(?![A-Za-z])"), r"\\geq "),
+    (re.compile(r"≤|\\leqslant(?![A-Za-z])|\\le(?![A-Za-z])"), r"\\leq "),
+    (re.compile(r"≠|\\ne(?![A-Za-z])"), r"\\neq "),
+    (re.compile(r"\\lt(?![A-Za-z])"), "<"), (re.compile(r"\\gt(?![A-Za-z])"), ">"),
+)
+_MATRIX_RE = re.compile(r"\[?\s*\\begin\{array\}\{[^{}]*\}(.*?)\\end\{array\}\s*\]?", re.DOTALL)
+_OR_BETWEEN_RE = re.compile(r"(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[{\\])|\\(?:lor|vee)(?![A-Za-z])")
+_WORD_LIST_RE = re.compile(r"\\text\s*\{\s*(?:and|or)\s*\}|,?\s+(?:and|or)\s+")
 
 
 def _unwrap_text_commands(s: str) -> str:
@@ -69,38 +82,73 @@ def _drop_units(s: str, units: Iterable[str]) -> str:
     return s
 
 
-def normalize(answer: str, units: Iterable[str] = ()) -> str:
+def _drop_percent_words(s: str, words: Iterable[str]) -> str:
+    """``28 percent`` / ``28 pct`` / ``28\\text{ percentage}`` -> ``28`` (the sign itself is dropped too)."""
+    words = sorted(words, key=len, reverse=True)
+    if not words:
+        return s
+    alt = "|".join(re.escape(w) for w in words)
+    return re.sub(r"(?<=[\d}])\s*(?:\\text(?:bf|rm|normal)?\s*\{\s*)?(?:" + alt + r")\s*\}?\s*\.?$", "", s)
+
+
+def _matrix(m: re.Match) -> str:
+    return "\\begin{pmatrix}" + m.group(1) + "\\end{pmatrix}"
+
+
+def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[str] = ("percentage", "percent", "pct"),
+              thousands: bool = True) -> str:
     """Canonical string form of one answer (the whole answer, structure included)."""
     s = str(answer).strip()
-    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\$", "").replace("$", "").replace("\\euro", "")
+    s = re.sub(r"[€£¥]|\\pounds(?![A-Za-z])", "", s)  # currency signs, as the dollar sign
+    # sentence punctuation inside the box (``\\frac{1}{3},`` ``5 \\text{ cm}.``), never an ellipsis
+    s = re.sub(r"(?<![.,])[.,]\s*$", "", s).strip()
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = s.replace("\\langle", "(").replace("\\rangle", ")")
     s = s.replace("\\lbrace", "\\{").replace("\\rbrace", "\\}")
+    s = re.sub(r"\\begin\{[bB]matrix\}", r"\\begin{pmatrix}", s)
+    s = re.sub(r"\\end\{[bB]matrix\}", r"\\end{pmatrix}", s)
     s = _LEFT_RIGHT_RE.sub("", s)
+    s = _MATRIX_RE.sub(_matrix, s)
     s = _DEGREE_RE.sub("", s)
     s = _PERCENT_RE.sub("", s)
-    s = s.replace("{,}", "")
+    s = _drop_percent_words(s, percent_words)
+    if thousands:
+        s = re.sub(r"\{\s*,\s*\}", "", s)
+        s = _LATEX_THOUSANDS_RE.sub(",", s)
+    s = re.sub(r"\s*\\!\s*", "", s)  # a negative thin space glues (``3\\!0``), it never separates
+    s = s.replace("\\\\", "\x01")  # a matrix row break is not the spacing command ``\\ ``
     for sp in _SPACING:
         s = s.replace(sp, " ")
+    s = s.replace("\x01", "\\\\")
+    for pat, rep in _RELATION_SPELLINGS:
+        s = pat.sub(rep, s)
     s = _drop_units(s, units)
-    s = re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
+    s = _OR_BETWEEN_RE.sub(",", s)
+    s = _WORD_LIST_RE.sub(",", s) if re.search(r"[\d}]", s) else re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
     s = _unwrap_text_commands(s)
     s = _SQRT_SHORT_RE.sub(r"\\sqrt{\1}", s)
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_HALF_SHORT_RE.sub(r"\\frac{\1}{", s)
     s = s.replace("\\infinity", "\\infty").replace("∞", "\\infty")
-    s = re.sub(r"\\le(?![A-Za-z])", r"\\leq", s)
-    s = re.sub(r"\\ge(?![A-Za-z])", r"\\geq", s)
-    s = re.sub(r"\s+(?:and|or)\s+", ",", s) if re.search(r"[\d}]", s) else s
-    # keep the one space that separates tokens (``\log_2 8``, ``\sin x``), drop the rest
+    s = re.sub(r"\s+", " ", s).strip()
+    # ``32, 349`` is a list of two numbers; ``32,349`` and ``32 349`` are one number
+    list_comma = re.search(r",\s", s) is not None
+    if thousands:
+        s = _SPACE_GROUPS_RE.sub(lambda m: m.group(0).replace(" ", ""), s)
+    # any other space between two digits separates them: never glue ``12 34`` into 1234
+    s = re.sub(r"(?<![_^\d])(\d+) (?=\d)", "\\1\x00", s)
+    # keep the one space that separates tokens (``\\log_2 8``, ``\\sin x``), drop the rest
     s = _KEEP_SPACE_RE.sub("\\1\x00", s)
     s = re.sub(r"\s+", "", s).replace("\x00", " ")
     s = _SINGLE_BRACE_SCRIPT_RE.sub(r"\1\2", s)
-    s = s.rstrip(".").rstrip("\\")  # trailing period (and a dangling ``\`` from ``\.``)
-    if _THOUSANDS_RE.fullmatch(s):
+    s = re.sub(r"(?<!\.)\.$", "", s).rstrip("\\")  # a trailing period (and a dangling ``\\`` of ``\\.``)
+    if thousands and not list_comma and _THOUSANDS_RE.fullmatch(s):
         s = s.replace(",", "")
-    if s.startswith("+"):
-        s = s[1:]
+    s = s.removeprefix("+")
+    if len(s) >= 2 and s[0] == "{" and match_brace(s, 0) == len(s) - 1:
+        inner = s[1:-1]  # ``{2,3,5}`` written with plain braces is a set; ``{x}`` is just x
+        s = f"\\{{{inner}\\}}" if len(split_top(inner, ",")) > 1 else inner
     m = _CHOICE_RE.match(s)
     if m:
         s = m.group(1)
@@ -109,14 +157,37 @@ def normalize(answer: str, units: Iterable[str] = ()) -> str:
     return s
 
 
+#: what may stand left of ``=`` as the *name* of the answer: ``x``, ``a_1``, ``f(2)``,
+#: ``(p,q)``, ``|AB|``, ``A:B``, ``S_{MBCN}:S``, ``\\angle ABC``, ``AB``
+_LABEL_DECOR_RE = re.compile(r"_\{[^{}]*\}|_[A-Za-z0-9]|\^\{-1\}|\\(?:angle|measuredangle|overline|overrightarrow|vec|"
+                             r"widehat|hat|bar|triangle|mathbf|mathrm|operatorname)(?![A-Za-z])|[{}']")
+_LABEL_RE = re.compile(r"(?:[A-Za-z|(),:\s]|\\[A-Za-z]+|(?<=[A-Za-z])\([^()]*\))+")
+
+
+def is_label(lhs: str) -> bool:
+    """Is ``lhs`` the name of a value rather than an expression (``2x+4y``, ``x^2``)?"""
+    rest = _LABEL_DECOR_RE.sub("", lhs.strip())
+    return bool(_LABEL_RE.fullmatch(rest)) and re.search(r"[A-Za-z|]", rest) is not None
+
+
 def strip_assignment(item: str) -> str:
-    """``x=5`` -> ``5``; ``x=2+3=5`` -> ``5``; ``f(x)=...`` / ``a_1=`` / ``x\\in`` too.
-    An equation whose left side is an expression (``x^2+y^2=1``) is kept whole."""
-    if _ASSIGN_RE.match(item):
-        parts = split_top(item, "=")
-        if len(parts) >= 2:
-            return parts[-1]
-        return _ASSIGN_RE.sub("", item, count=1)
+    """``x=5`` -> ``5``; ``x=2+3=5`` -> ``5``; ``(p,q)=(3,2)``, ``|AB|=1``, ``f(x)=...``,
+    ``x\\in``, ``x\\approx 11`` too. An equation whose left side is an expression
+    (``x^2+y^2=1``, ``2x+4y-3=0``) is kept whole."""
+    if "\\approx" in item:
+        head, _, tail = item.partition("\\approx")
+        if "=" in head:
+            item = head
+        elif is_label(head):
+            return tail
+        else:
+            return head
+    m = re.match(r"^(.+?)\\in(?![A-Za-z])(.*)$", item)
+    if m and "=" not in m.group(1) and is_label(m.group(1)):
+        return m.group(2)
+    parts = split_top(item, "=")
+    if len(parts) >= 2 and is_label(parts[0]) and parts[-1]:
+        return parts[-1]
     return item
 
 
@@ -291,6 +362,15 @@ class Structure:
     brackets: str = ""
 
 
+def _items(inner: str) -> list[str]:
+    """Top-level items of a list: split on commas, or on semicolons when there are none
+    (``(0;0;0)``, ``x=1; y=2``)."""
+    items = split_top(inner, ",")
+    if len(items) == 1 and ";" in inner:
+        items = split_top(inner, ";")
+    return [x for x in items if x != ""] if len(items) > 1 else items
+
+
 def parse_structure(s: str, depth: int = 0) -> Structure:
     if depth > 20:
         return Structure("atom", (s,))
@@ -299,17 +379,17 @@ def parse_structure(s: str, depth: int = 0) -> Structure:
         return Structure("union", tuple(parse_structure(p, depth + 1) for p in parts))
     if s.startswith("\\{") and s.endswith("\\}") and _wraps_whole(s, 2, 2):
         inner = s[2:-2]
-        items = [x for x in split_top(inner, ",")] if inner else []
+        items = _items(inner) if inner else []
         return Structure("set", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items))
     if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _wraps_whole(s, 1, 1):
         inner = s[1:-1]
-        items = split_top(inner, ",")
+        items = _items(inner)
         if len(items) > 1:
             return Structure("ordered", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items),
                              s[0] + s[-1])
         if s[0] == "(" and s[-1] == ")":
             return parse_structure(inner, depth + 1)
-    items = split_top(s, ",")
+    items = _items(s)
     if len(items) > 1:
         return Structure("set", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items))
     stripped = strip_assignment(s)
@@ -320,4 +400,9 @@ def parse_structure(s: str, depth: int = 0) -> Structure:
         a, b = pm[0].strip(), pm[1].strip()
         plus, minus = (f"{a}+{b}", f"{a}-{b}") if a else (b, f"-{b}")
         return Structure("set", (Structure("atom", (plus,)), Structure("atom", (minus,))))
+    from .relations import to_interval  # relations builds on this module
+
+    interval = to_interval(s)
+    if interval is not None:
+        return interval
     return Structure("atom", (s,))

@@ -116,12 +116,14 @@ class SymbolicWorker:
         line, _, self._buf = self._buf.partition(b"\n")
         return line.decode("utf-8", "replace")
 
-    def compare(self, a: str, b: str, timeout_s: float) -> SymbolicResult:
+    def compare(self, a: str, b: str, timeout_s: float, options: dict | None = None) -> SymbolicResult:
+        """``options``: ``probes`` (random points per identity check), ``tol`` (zero threshold)."""
         self.start()
         assert self.proc is not None and self.proc.stdin is not None
         self._next_id += 1
         # the worker's own CPU backstop: well past the wall-clock limit we enforce from here
-        req = json.dumps({"id": self._next_id, "a": a, "b": b, "cpu_s": 2 * timeout_s + 5}).encode() + b"\n"
+        req = json.dumps({"id": self._next_id, "a": a, "b": b, "cpu_s": 2 * timeout_s + 5,
+                          **(options or {})}).encode() + b"\n"
         deadline = time.monotonic() + timeout_s
         try:
             self.proc.stdin.write(req)
@@ -171,7 +173,7 @@ class SymbolicPool:
         self._idle: queue.Queue[SymbolicWorker] = queue.Queue()
         for w in self.workers:
             self._idle.put(w)
-        self._cache: OrderedDict[tuple[str, str], SymbolicResult] = OrderedDict()
+        self._cache: OrderedDict[tuple, SymbolicResult] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.closed = False
@@ -188,8 +190,8 @@ class SymbolicPool:
             for w in held:
                 self._idle.put(w)
 
-    def compare(self, a: str, b: str, timeout_s: float) -> SymbolicResult:
-        key = (a, b) if a <= b else (b, a)
+    def compare(self, a: str, b: str, timeout_s: float, options: dict | None = None) -> SymbolicResult:
+        key = ((a, b) if a <= b else (b, a)) + tuple(sorted((options or {}).items()))
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
@@ -199,7 +201,7 @@ class SymbolicPool:
             raise SymbolicWorkerError("symbolic pool is closed")
         w = self._idle.get()  # bounded wait: every holder is bounded by its own time limit
         try:
-            res = w.compare(a, b, timeout_s)
+            res = w.compare(a, b, timeout_s, options)
         except BaseException:
             self._idle.put(w)
             raise

@@ -51,22 +51,40 @@ def _limit_memory(mb: int) -> None:
             pass
 
 
-def _build_comparator(n_probes: int = 4):
+def _build_comparator():
     import sympy
     from latex2sympy2_extended import latex2sympy
     from latex2sympy2_extended.latex2sympy2 import ConversionConfig
     from sympy.core.relational import Relational
+    from sympy.matrices import MatrixBase
 
-    tol = sympy.Float("1e-20")
     conv = ConversionConfig(interpret_as_mixed_fractions=True, lowercase_symbols=False)
     cache: dict[str, object] = {}
-
     imag = sympy.Symbol("i")
+    #: never a value: division by zero (``1:00`` read as 1/0), 0/0, undefined limits
+    undefined = (sympy.zoo, sympy.nan)
+    infinite = (sympy.oo, -sympy.oo, sympy.zoo)
+
+    def canon(e):
+        """Unevaluated sums and products rebuilt, so ``F_{n-k-1} F_k`` and ``F_k F_{n-k-1}``
+        become the same object (latex2sympy keeps the order in which they were written)."""
+        if not isinstance(e, sympy.Basic) or not e.args or isinstance(e, (MatrixBase, sympy.MatrixExpr)):
+            return e
+        args = [canon(a) for a in e.args]
+        try:
+            if isinstance(e, (sympy.Add, sympy.Mul)):
+                return e.func(*args)
+            if any(x is not y for x, y in zip(args, e.args)):
+                return e.func(*args, evaluate=False) if isinstance(e, Relational) else e.func(*args)
+        except Exception:  # noqa: BLE001 - a node that cannot be rebuilt stays as parsed
+            return e
+        return e
 
     def exact(e):
         """Decimals as exact rationals (0.1+0.2 is 0.3), the symbol i as the imaginary unit."""
         if not isinstance(e, sympy.Basic):
             return e
+        e = canon(e)
         floats = {f: sympy.Rational(str(f)) for f in e.atoms(sympy.Float)}
         if floats:
             e = e.xreplace(floats)
@@ -82,37 +100,105 @@ def _build_comparator(n_probes: int = 4):
         return cache[s]
 
     rng = random.Random(20240607)
-    #: probe points: values for the 1st, 2nd, ... free symbol; mixed signs, never integers
-    probes = [[sympy.Float(rng.uniform(-3.0, 3.0), 30) for _ in range(8)] for _ in range(n_probes)]
+    probe_cache: dict[int, list] = {}
 
-    def zero(d) -> bool:
-        """Is ``d`` identically 0? Evaluated, not simplified: at 30 digits for a constant,
-        at a few fixed random points for an expression in symbols (a nonzero expression
-        vanishing at all of them is vanishingly unlikely). ``simplify`` only when the
-        expression cannot be evaluated (unknown functions, matrices)."""
+    def probes(n: int) -> list:
+        """``n`` probe points: values for the 1st, 2nd, ... symbol; mixed signs, never integers."""
+        if n not in probe_cache:
+            probe_cache[n] = [[sympy.Float(rng.uniform(-3.0, 3.0), 30) for _ in range(8)] for _ in range(n)]
+        return probe_cache[n]
+
+    #: sums, products, integrals and limits with a symbolic bound: evalf at a probe point is
+    #: slow and meaningless (a sum to n = 1.37); only structural equality decides them
+    unevaluated = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit)
+
+    def opaque(e) -> bool:
+        return isinstance(e, sympy.Basic) and bool(e.free_symbols) and e.has(*unevaluated)
+
+    def values(exprs, n: int):
+        """Each expression evaluated at the same ``n`` points (one value per symbol, shared by
+        all expressions so ``x`` means the same in both), or None when a value is not finite."""
+        if any(opaque(e) for e in exprs):
+            return None
+        syms = sorted(set().union(*(getattr(e, "free_symbols", set()) for e in exprs)), key=str)
+        if len(syms) > 8:
+            return None
+        points = [dict(zip(syms, p)) for p in probes(n)] if syms else [{}]
+        out = []
+        for e in exprs:
+            vals = [e.evalf(30, subs=pt) if pt else e.evalf(30) for pt in points]
+            if not all(v.is_number and v.is_finite for v in vals):
+                return None
+            out.append(vals)
+        return out
+
+    def zero(d, n: int, tol) -> bool:
+        """Is ``d`` identically 0? Evaluated, not simplified: at 30 digits for a constant, at
+        ``n`` fixed random points for an expression in symbols (a nonzero expression vanishing
+        at all of them is vanishingly unlikely). ``simplify`` only when it cannot be evaluated."""
         if d == 0:
             return True
-        syms = sorted(getattr(d, "free_symbols", ()), key=str)
-        if len(syms) <= 8:
-            points = [dict(zip(syms, p)) for p in probes] if syms else [{}]
-            values = [d.evalf(30, subs=pt) if pt else d.evalf(30) for pt in points]
-            if all(v.is_number and v.is_finite for v in values):
-                return all(abs(v) < tol for v in values)
-            if any(v.is_number and v.is_finite and abs(v) >= tol for v in values):
-                return False
+        vals = values([d], n)
+        if vals is not None:
+            return all(abs(v) < tol for v in vals[0])
+        if opaque(d):
+            return False  # not structurally equal (checked first) and not evaluable: unequal
         return sympy.simplify(d) == 0
 
-    def equal(a: str, b: str) -> bool:
+    def proportional(da, db, n: int, tol, positive: bool) -> bool:
+        """``da == k * db`` for one constant k != 0 (k > 0 when ``positive``): the same
+        equation (or inequality) written with its sides moved or scaled."""
+        vals = values([da, db], n)
+        if vals is None:
+            return False
+        va, vb = vals
+        k = next((x / y for x, y in zip(va, vb) if abs(y) > tol), None)
+        if k is None or abs(k) < tol or (positive and k < 0):
+            return False
+        return all(abs(x - k * y) <= tol * max(1, abs(x)) for x, y in zip(va, vb))
+
+    def relation(e):
+        """(kind, lhs - rhs) with ``>``/``>=`` turned around: ``5 >= x`` is ``x - 5 <= 0``."""
+        if isinstance(e, (sympy.StrictGreaterThan, sympy.GreaterThan)):
+            kind = "lt" if isinstance(e, sympy.StrictGreaterThan) else "le"
+            return kind, e.rhs - e.lhs
+        if isinstance(e, (sympy.StrictLessThan, sympy.LessThan)):
+            return ("lt" if isinstance(e, sympy.StrictLessThan) else "le"), e.lhs - e.rhs
+        if isinstance(e, sympy.Eq):
+            return "eq", e.lhs - e.rhs
+        if isinstance(e, sympy.Ne):
+            return "ne", e.lhs - e.rhs
+        return None, None
+
+    def matrix(e):
+        if isinstance(e, MatrixBase):
+            return e
+        if isinstance(e, sympy.MatrixExpr):
+            return sympy.Matrix(e.doit())
+        return None
+
+    def equal(a: str, b: str, n: int = 4, tol=None) -> bool:
+        tol = sympy.Float(tol if tol is not None else 1e-20)
         ea, eb = parse(a), parse(b)
-        if ea == eb:
+        for e in (ea, eb):
+            if isinstance(e, sympy.Basic) and e.has(*undefined):
+                return False
+        if ea == eb:  # structurally the same (sympy orders commutative products and sums)
             return True
         if isinstance(ea, Relational) or isinstance(eb, Relational):
-            if not (isinstance(ea, Relational) and isinstance(eb, Relational)) or type(ea) is not type(eb):
+            (ka, da), (kb, db) = relation(ea), relation(eb)
+            if ka is None or ka != kb:
                 return False
-            da, db = ea.lhs - ea.rhs, eb.lhs - eb.rhs
-            return zero(da - db) or (isinstance(ea, sympy.Eq) and zero(da + db))
+            return proportional(da, db, n, tol, positive=ka in ("lt", "le"))
+        ma, mb = matrix(ea), matrix(eb)
+        if ma is not None or mb is not None:
+            if ma is None or mb is None or ma.shape != mb.shape:
+                return False
+            return all(zero(x - y, n, tol) for x, y in zip(ma, mb))
         if isinstance(ea, sympy.Expr) and isinstance(eb, sympy.Expr):
-            return zero(ea - eb)
+            if ea.has(*infinite) or eb.has(*infinite):  # oo - oo is nan: only the same infinity
+                return False
+            return zero(ea - eb, n, tol)
         try:
             return bool(sympy.simplify(ea) == sympy.simplify(eb))
         except Exception:  # noqa: BLE001 - unsupported objects are simply unequal
@@ -127,7 +213,17 @@ _WARMUP = (
     ("\\frac{2\\pi}{3}", "2\\pi/3"),
     ("\\sin^2 x+\\cos^2 x", "1"),
     ("y=2x+3", "y=3+2x"),
+    ("2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}"),
+    ("-x>-1", "x<1"),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}+\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}",
+     "\\begin{pmatrix}2&2\\\\3&5\\end{pmatrix}"),
+    ("\\tan^2(y)+1", "\\sec^2(y)"),
     ("e^{i\\pi}", "-1"),
+    ("F_n=\\sum_{k=0}^{n-1}F_k F_{n-k-1}", "F_n=\\sum_{k=0}^{n-2}F_k F_{n-k-2}"),
+    ("\\emptyset", "\\{1\\}"),
+    ("\\ln e^2", "2"),
+    ("204_5", "54"),
+    ("\\int_0^1 x\\,dx", "\\frac{1}{2}"),
     ("\\log_2 8", "3"),
 )
 
@@ -158,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         _cpu_backstop(float(req.get("cpu_s", 60.0)))
         try:
-            resp = {"id": req.get("id"), "eq": bool(equal(req["a"], req["b"])), "err": None}
+            eq = equal(req["a"], req["b"], int(req.get("probes", 4)), req.get("tol"))
+            resp = {"id": req.get("id"), "eq": bool(eq), "err": None}
         except MemoryError:
             resp = {"id": req.get("id"), "eq": False, "err": "MemoryError"}
         except Exception as exc:  # noqa: BLE001 - an unparsable answer is an unequal answer
