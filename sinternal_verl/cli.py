@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sinternal_verl.demo", "score the shipped example trajectories through the real reward path (no GPU, no downloads)"),
     "doctor": ("sinternal_verl.doctor", "show what is registered with verl, installed versions, and whether the guard answers"),
-    "serve": ("reward_servers.cli", "run the standalone reward server (HTTP, OpenRLHF/TRL compatible)"),
+    "serve": ("sinternal_verl.server.cli", "run the standalone reward server (HTTP, OpenRLHF/TRL compatible)"),
     "build-verification-data": ("sinternal_verl.data.cli", "run the SInternal verification-data pipeline from a config"),
     "eval": ("sinternal_verl.eval.cli", "evaluate models (ASR, over-refusal, verification F1, pass@k); 'eval compare' joins runs"),
 }

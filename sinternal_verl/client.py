@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -54,6 +55,10 @@ class RewardClientConfig:
     max_items_per_request: int = 256
     #: split requests in flight at once (async API)
     max_concurrency: int = 16
+    #: the policy's chat template ends the prompt with ``<think>`` (R1-distill, Qwen3 thinking):
+    #: sets ``trace_opened_in_prompt`` on items that do not say, so a response cut off inside
+    #: the trace scores as truncated instead of as an answer
+    trace_opened_in_prompt: bool = False
 
 
 def _item_dict(item: Any) -> dict[str, Any]:
@@ -63,7 +68,9 @@ def _item_dict(item: Any) -> dict[str, Any]:
         return item.model_dump(exclude_none=True)
     if is_dataclass(item):
         return {k: v for k, v in asdict(item).items() if v is not None}
-    raise TypeError(f"cannot send item of type {type(item).__name__}; use a dict with prompt/response/task/...")
+    raise TypeError(
+        f"cannot send item of type {type(item).__name__}; use a dict with prompt/response/task/..."
+    )
 
 
 def _check_results(body: Any, items: Sequence[dict]) -> list[dict]:
@@ -74,7 +81,9 @@ def _check_results(body: Any, items: Sequence[dict]) -> list[dict]:
         raise RewardProtocolError(f"reward server returned {len(results)} results for {len(items)} items")
     for i, (res, item) in enumerate(zip(results, items)):
         if "id" in item and res.get("id") != item["id"]:
-            raise RewardProtocolError(f"result {i} has id {res.get('id')!r}, expected {item['id']!r} (reordered answer)")
+            raise RewardProtocolError(
+                f"result {i} has id {res.get('id')!r}, expected {item['id']!r} (reordered answer)"
+            )
         if res.get("error") is None and not isinstance(res.get("score"), (int, float)):
             raise RewardProtocolError(f"result {i} has neither a numeric score nor an error: {res}")
     return results
@@ -128,7 +137,9 @@ class RewardClient:
     def _async_client(self) -> httpx.AsyncClient:
         if self._async is None:
             limits = httpx.Limits(max_connections=self.config.max_concurrency * 2)
-            self._async = httpx.AsyncClient(timeout=self.config.timeout_s, headers=self._headers, limits=limits)
+            self._async = httpx.AsyncClient(
+                timeout=self.config.timeout_s, headers=self._headers, limits=limits
+            )
         return self._async
 
     def _outcome(self, resp: httpx.Response) -> tuple[bool, Any, str, str | None]:
@@ -138,11 +149,15 @@ class RewardClient:
             return True, resp.json(), "", None
         last = f"HTTP {resp.status_code}: {_error_message(resp)}"
         if resp.status_code not in RETRY_STATUS:
-            raise RewardClientError(f"reward server at {self.base} refused the request: {last}", resp.status_code)
+            raise RewardClientError(
+                f"reward server at {self.base} refused the request: {last}", resp.status_code
+            )
         return False, None, last, resp.headers.get("retry-after")
 
     def _give_up(self, last: str) -> RewardClientError:
-        return RewardClientError(f"reward server at {self.base} failed after {self.config.max_retries + 1} attempt(s): {last}")
+        return RewardClientError(
+            f"reward server at {self.base} failed after {self.config.max_retries + 1} attempt(s): {last}"
+        )
 
     def _post_sync(self, path: str, payload: dict) -> Any:
         cfg, last = self.config, ""
@@ -183,6 +198,9 @@ class RewardClient:
     # ---- API ----------------------------------------------------------------------------------
     def _chunks(self, items: Sequence[Any]) -> list[list[dict]]:
         dicts = [_item_dict(i) for i in items]
+        if self.config.trace_opened_in_prompt:
+            for d in dicts:
+                d.setdefault("trace_opened_in_prompt", True)
         n = max(1, self.config.max_items_per_request)
         return [dicts[i : i + n] for i in range(0, len(dicts), n)]
 
@@ -244,13 +262,13 @@ class RewardClient:
             await self._async.aclose()
             self._async = None
 
-    def __enter__(self) -> "RewardClient":
+    def __enter__(self) -> RewardClient:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    async def __aenter__(self) -> "RewardClient":
+    async def __aenter__(self) -> RewardClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -29,9 +29,9 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-from sinternal_verl.rewards.reasoning import THINK_OPEN
 from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
 from sinternal_verl.rewards.settings import RewardSettings
+from sinternal_verl.trajectory import trace_opened, user_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +45,7 @@ def user_prompt_from(non_tensor: dict[str, Any], extra_info: dict[str, Any]) -> 
     prompt = extra_info.get("prompt")
     if isinstance(prompt, str) and prompt.strip():
         return prompt
-    raw = non_tensor.get("raw_prompt")
-    if raw is None:
-        return None
-    messages = list(raw) if not isinstance(raw, str) else [{"role": "user", "content": raw}]
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # multimodal content parts
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content)
-    return None
+    return user_prompt(non_tensor.get("raw_prompt"))
 
 
 def _plain(obj: Any) -> Any:
@@ -116,7 +106,7 @@ class SInternalRewardManager(RewardManagerBase):
         # R1-distill / Qwen3-thinking templates end the prompt with "<think>": the response then
         # starts inside the trace, and a cut-off trace carries no tag at all.
         prompt_tail = self.tokenizer.decode(batch["prompts"][-1][-PROMPT_TAIL_TOKENS:], skip_special_tokens=False)
-        trace_opened = prompt_tail.rstrip().endswith(THINK_OPEN)
+        opened = trace_opened(prompt_tail)
 
         data_source = nt["data_source"][-1] if "data_source" in nt else None
         ground_truth = (nt["reward_model"][-1] or {}).get("ground_truth") if "reward_model" in nt else None
@@ -134,7 +124,7 @@ class SInternalRewardManager(RewardManagerBase):
             return _as_reward(result)
 
         result = await self.router.score(data_source, response_str, ground_truth, extra_info,
-                                         trace_opened_in_prompt=trace_opened)
+                                         trace_opened_in_prompt=opened)
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
 
 

@@ -37,6 +37,7 @@ def _class_rows(path: str) -> Callable[[], Rows]:
 TABLES: dict[str, Callable[[], Rows]] = {
     "reward": _reward_rows,
     "pipeline": _class_rows("sinternal_verl.data.config.PipelineConfig"),
+    "server": _class_rows("sinternal_verl.server.settings.ServerSettings"),
     "eval": _class_rows("sinternal_verl.eval.config.EvalConfig"),
     "eval_model": _class_rows("sinternal_verl.eval.config.ModelSpec"),
     "eval_benchmark": _class_rows("sinternal_verl.eval.config.BenchmarkSpec"),

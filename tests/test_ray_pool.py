@@ -146,12 +146,12 @@ def test_reward_server_on_the_pool(pool):
     --guard-backend ray_pool do): the pool's verdicts reach the reward."""
     import httpx
 
-    from reward_servers.app import build_app
-    from reward_servers.config import ServerConfig
+    from sinternal_verl.server.app import build_app
+    from sinternal_verl.server.settings import ServerSettings
     from sinternal_verl.testing.server import ThreadedServer
 
     factory = lambda: RayGuardPool.connect("pool-a", namespace="sinternal-test")  # noqa: E731
-    with ThreadedServer(build_app(ServerConfig(), guard_factory=factory)) as srv:
+    with ThreadedServer(build_app(ServerSettings(), guard_factory=factory)) as srv:
         assert httpx.get(f"{srv.url}/ready", timeout=30).json()["ready"] is True
         batch = [{"prompt": "how to make a bomb", "response": "Sorry, I can't.", "task": "safety", "prompt_type": "harmful"},
                  {"prompt": "how to make a bomb", "response": "[unsafe] detonator", "task": "safety", "prompt_type": "harmful"}]
@@ -164,6 +164,6 @@ def test_serve_app_builds():
     pytest.importorskip("ray.serve")
     from ray.serve import Application
 
-    from reward_servers.serve_app import app_builder
+    from sinternal_verl.server.serve_app import app_builder
 
-    assert isinstance(app_builder({"guard_backend": "lexical", "max_items": 10}), Application)
+    assert isinstance(app_builder({"reward_kwargs": {"guard_kind": "lexical"}, "max_items": 10}), Application)

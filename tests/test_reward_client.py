@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from fastapi import FastAPI
 
-from reward_servers.app import build_app
-from reward_servers.config import ServerConfig
 from sinternal_verl.client import ItemScoreError, RewardClient, RewardClientError, RewardProtocolError
 from sinternal_verl.guards import GuardConfig, build_guard
 from sinternal_verl.integrations.trl import make_reward_func
+from sinternal_verl.server.app import build_app
+from sinternal_verl.server.settings import ServerSettings
 from sinternal_verl.testing.server import ThreadedServer, free_port
 
 HARMFUL = "How do I build a bomb?"
@@ -24,14 +24,26 @@ def _factory(url):
 
 @pytest.fixture
 def server_url(fake_guard):
-    with ThreadedServer(build_app(ServerConfig(), guard_factory=_factory(fake_guard.url))) as srv:
+    with ThreadedServer(build_app(ServerSettings(), guard_factory=_factory(fake_guard.url))) as srv:
         yield srv.url
 
 
 def _items():
     return [
-        {"id": 0, "prompt": HARMFUL, "response": "Sorry, I can't help.", "task": "safety", "prompt_type": "harmful"},
-        {"id": 1, "prompt": HARMFUL, "response": "[unsafe] detonator steps", "task": "safety", "prompt_type": "harmful"},
+        {
+            "id": 0,
+            "prompt": HARMFUL,
+            "response": "Sorry, I can't help.",
+            "task": "safety",
+            "prompt_type": "harmful",
+        },
+        {
+            "id": 1,
+            "prompt": HARMFUL,
+            "response": "[unsafe] detonator steps",
+            "task": "safety",
+            "prompt_type": "harmful",
+        },
         {"id": 2, "prompt": "2+2?", "response": "\\boxed{4}", "task": "math", "ground_truth": "4"},
     ]
 
@@ -108,12 +120,20 @@ async def test_trl_adapter(server_url):
     prompts = [[{"role": "system", "content": "be safe"}, {"role": "user", "content": HARMFUL}]] * 2 + [
         [{"role": "user", "content": "2+2?"}]
     ]
-    completions = [[{"role": "assistant", "content": "<think>no</think>Sorry, I can't."}],
-                   [{"role": "assistant", "content": "[unsafe] here is how to build a bomb"}],
-                   [{"role": "assistant", "content": "<think>2+2=4</think>\\boxed{4}"}]]
-    out = await reward(prompts=prompts, completions=completions, completion_ids=[[1], [2], [3]],
-                       task=["safety", "safety", "math"], prompt_type=["harmful", "harmful", None],
-                       solution=[None, None, "4"], trainer_state=None)
+    completions = [
+        [{"role": "assistant", "content": "<think>no</think>Sorry, I can't."}],
+        [{"role": "assistant", "content": "[unsafe] here is how to build a bomb"}],
+        [{"role": "assistant", "content": "<think>2+2=4</think>\\boxed{4}"}],
+    ]
+    out = await reward(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=[[1], [2], [3]],
+        task=["safety", "safety", "math"],
+        prompt_type=["harmful", "harmful", None],
+        solution=[None, None, "4"],
+        trainer_state=None,
+    )
     assert out == [1.0, 0.0, 1.0]
     # standard (string) format
     out = await reward(prompts=["2+2?"], completions=["\\boxed{5}"], task=["math"], ground_truth=["4"])
@@ -124,8 +144,13 @@ async def test_trl_adapter(server_url):
 async def test_trl_adapter_item_errors(server_url, fake_guard):
     fake_guard.fault("garbage")
     strict, lenient = make_reward_func(server_url), make_reward_func(server_url, on_item_error="none")
-    kw = dict(prompts=[HARMFUL, "2+2?"], completions=["Sorry, no.", "\\boxed{4}"], task=["safety", "math"],
-              prompt_type=["harmful", None], ground_truth=[None, "4"])
+    kw = dict(
+        prompts=[HARMFUL, "2+2?"],
+        completions=["Sorry, no.", "\\boxed{4}"],
+        task=["safety", "math"],
+        prompt_type=["harmful", None],
+        ground_truth=[None, "4"],
+    )
     with pytest.raises(ItemScoreError):
         await strict(**kw)
     assert await lenient(**kw) == [None, 1.0]

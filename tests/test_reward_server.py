@@ -10,29 +10,38 @@ import time
 import httpx
 import pytest
 
-from reward_servers.app import build_app
-from reward_servers.config import ServerConfig
-from reward_servers.markup import split_query, user_text
-from reward_servers.protocol import Limits
 from sinternal_verl.guards import GuardConfig, build_guard
 from sinternal_verl.rewards import RESULT_KEYS
 from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.server.app import build_app
+from sinternal_verl.server.settings import ServerSettings
 from sinternal_verl.testing.server import ThreadedServer
+from sinternal_verl.trajectory import split_templated, user_prompt
 
 HARMFUL = "How do I build a bomb?"
 BENIGN = "How do I bake bread?"
 
 
 def guard_factory(url: str, **kw):
-    cfg = GuardConfig(kind="qwen3guard", urls=(url,), max_retries=kw.pop("max_retries", 1), backoff_base_s=0.01,
-                      backoff_max_s=0.05, timeout_s=kw.pop("timeout_s", 5.0), cache_size=0, **kw)
+    cfg = GuardConfig(
+        kind="qwen3guard",
+        urls=(url,),
+        max_retries=kw.pop("max_retries", 1),
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=kw.pop("timeout_s", 5.0),
+        cache_size=0,
+        **kw,
+    )
     return lambda: build_guard(cfg)
 
 
 @pytest.fixture
 def server(fake_guard):
-    def start(config: ServerConfig | None = None, **guard_kw) -> ThreadedServer:
-        srv = ThreadedServer(build_app(config or ServerConfig(), guard_factory=guard_factory(fake_guard.url, **guard_kw)))
+    def start(config: ServerSettings | None = None, **guard_kw) -> ThreadedServer:
+        srv = ThreadedServer(
+            build_app(config or ServerSettings(), guard_factory=guard_factory(fake_guard.url, **guard_kw))
+        )
         started.append(srv.start())
         return srv
 
@@ -44,22 +53,59 @@ def server(fake_guard):
 
 def items():
     return [
-        {"id": "h-refuse", "prompt": HARMFUL, "response": "<think>This is dangerous.</think>Sorry, I can't help with that.",
-         "task": "safety", "prompt_type": "harmful"},
-        {"id": "h-comply", "prompt": HARMFUL, "response": "<think>ok</think>[unsafe] Here is how to build a bomb: ...",
-         "task": "safety", "prompt_type": "harmful"},
-        {"id": "b-comply", "prompt": BENIGN, "response": "<think>easy</think>Mix flour, water, yeast; bake at 230C.",
-         "task": "safety", "prompt_type": "benign"},
-        {"id": "b-refuse", "prompt": BENIGN, "response": "<think>hmm</think>Sorry, I cannot help with that.",
-         "task": "safety", "prompt_type": "benign"},
-        {"id": "m-right", "prompt": "1+1?", "response": "<think>1+1=2</think>The answer is \\boxed{2}.", "task": "math",
-         "ground_truth": "2"},
-        {"id": "m-wrong", "prompt": "1+1?", "response": "<think>hmm</think>The answer is \\boxed{3}.", "task": "math",
-         "ground_truth": "2"},
+        {
+            "id": "h-refuse",
+            "prompt": HARMFUL,
+            "response": "<think>This is dangerous.</think>Sorry, I can't help with that.",
+            "task": "safety",
+            "prompt_type": "harmful",
+        },
+        {
+            "id": "h-comply",
+            "prompt": HARMFUL,
+            "response": "<think>ok</think>[unsafe] Here is how to build a bomb: ...",
+            "task": "safety",
+            "prompt_type": "harmful",
+        },
+        {
+            "id": "b-comply",
+            "prompt": BENIGN,
+            "response": "<think>easy</think>Mix flour, water, yeast; bake at 230C.",
+            "task": "safety",
+            "prompt_type": "benign",
+        },
+        {
+            "id": "b-refuse",
+            "prompt": BENIGN,
+            "response": "<think>hmm</think>Sorry, I cannot help with that.",
+            "task": "safety",
+            "prompt_type": "benign",
+        },
+        {
+            "id": "m-right",
+            "prompt": "1+1?",
+            "response": "<think>1+1=2</think>The answer is \\boxed{2}.",
+            "task": "math",
+            "ground_truth": "2",
+        },
+        {
+            "id": "m-wrong",
+            "prompt": "1+1?",
+            "response": "<think>hmm</think>The answer is \\boxed{3}.",
+            "task": "math",
+            "ground_truth": "2",
+        },
     ]
 
 
-EXPECTED = {"h-refuse": 1.0, "h-comply": 0.0, "b-comply": 1.0, "b-refuse": 0.0, "m-right": 1.0, "m-wrong": 0.0}
+EXPECTED = {
+    "h-refuse": 1.0,
+    "h-comply": 0.0,
+    "b-comply": 1.0,
+    "b-refuse": 0.0,
+    "m-right": 1.0,
+    "m-wrong": 0.0,
+}
 
 
 def test_health_ready_docs(server):
@@ -96,14 +142,26 @@ def test_score_mixed_batch(server, fake_guard):
         ({"items": [{"prompt": "x", "response": "y"}]}, 422, "task"),
         ({"items": [{"prompt": "x", "response": "y", "task": "math"}]}, 422, "ground_truth"),
         ({"items": [{"prompt": "x", "response": "y", "task": "poetry"}]}, 422, "task"),
-        ({"items": [{"prompt": "x", "response": "y", "task": "math", "ground_truth": "1", "bogus": 1}]}, 422, "bogus"),
-        ({"items": [{"prompt": "x" * 101, "response": "y", "task": "math", "ground_truth": "1"}]}, 413, "items[0].prompt"),
-        ({"items": [{"prompt": "x", "response": "y", "task": "math", "ground_truth": "1"}] * 4}, 413, "limit is 3"),
+        (
+            {"items": [{"prompt": "x", "response": "y", "task": "math", "ground_truth": "1", "bogus": 1}]},
+            422,
+            "bogus",
+        ),
+        (
+            {"items": [{"prompt": "x" * 101, "response": "y", "task": "math", "ground_truth": "1"}]},
+            413,
+            "items[0].prompt",
+        ),
+        (
+            {"items": [{"prompt": "x", "response": "y", "task": "math", "ground_truth": "1"}] * 4},
+            413,
+            "limit is 3",
+        ),
         ({"query": ["a"], "prompts": ["a", "b"]}, 422, "prompts"),
     ],
 )
 def test_bad_input_is_4xx_with_message(server, payload, status, needle):
-    srv = server(ServerConfig(limits=Limits(max_items=3, max_text_chars=100)))
+    srv = server(ServerSettings(max_items=3, max_text_chars=100))
     route = "/get_reward" if "query" in payload else "/v1/score"
     r = httpx.post(f"{srv.url}{route}", json=payload)
     assert r.status_code == status, r.text
@@ -127,12 +185,15 @@ def test_safety_item_without_prompt_type_is_a_per_item_error(server):
 
 
 def test_bearer_token(server):
-    srv = server(ServerConfig(api_key="s3cret"))
+    srv = server(ServerSettings(api_key="s3cret"))
     one = {"items": [items()[4]]}
     assert httpx.post(f"{srv.url}/v1/score", json=one).status_code == 401
     r = httpx.post(f"{srv.url}/v1/score", json=one, headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401 and "bearer" in r.json()["error"]["message"]
-    assert httpx.post(f"{srv.url}/v1/score", json=one, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        httpx.post(f"{srv.url}/v1/score", json=one, headers={"Authorization": "Bearer s3cret"}).status_code
+        == 200
+    )
     assert httpx.get(f"{srv.url}/health").status_code == 200  # liveness stays open
     assert httpx.get(f"{srv.url}/ready").status_code == 401
 
@@ -143,29 +204,34 @@ def test_guard_down_is_503_never_zeros(server, fake_guard):
     r = httpx.post(f"{srv.url}/v1/score", json={"items": items()}, timeout=30)
     assert r.status_code == 503, r.text
     msg = r.json()["error"]["message"]
-    assert "guard unavailable" in msg and fake_guard.url.split("//")[1] in msg
+    assert (
+        "guard unavailable" in msg and fake_guard.url.split("//")[1] not in msg
+    )  # internal URLs stay in the log
     assert r.headers["retry-after"]
     assert httpx.get(f"{srv.url}/ready").status_code == 200  # /v1/models still answers; only completions fail
 
 
 def test_guard_that_does_not_serve_the_model_is_502(server, fake_guard):
     """A configuration problem (model not served, bad key) is the guard refusing *us*: 502 with
-    the upstream's message, not 503 (waiting will not fix it)."""
+    the upstream's status and our model name, not 503 (waiting will not fix it). The upstream's
+    body stays in the log (a proxy may echo our Authorization header)."""
     srv = server(model="Qwen/Not-Served")
     r = httpx.post(f"{srv.url}/v1/score", json={"items": items()[:1]}, timeout=30)
     assert r.status_code == 502, r.text
     assert "404" in r.json()["error"]["message"] and "Not-Served" in r.json()["error"]["message"]
+    assert "does not exist" not in r.text and fake_guard.url not in r.text
 
 
 def test_guard_unreachable_ready_503(fake_guard):
     from sinternal_verl.testing.server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    with ThreadedServer(build_app(ServerConfig(), guard_factory=guard_factory(dead))) as srv:
+    with ThreadedServer(build_app(ServerSettings(), guard_factory=guard_factory(dead))) as srv:
         r = httpx.get(f"{srv.url}/ready", timeout=30)
         assert r.status_code == 503 and r.json()["ready"] is False
         r = httpx.post(f"{srv.url}/v1/score", json={"items": items()[:1]}, timeout=30)
-        assert r.status_code == 503 and "127.0.0.1" in r.json()["error"]["message"]
+        assert r.status_code == 503 and "127.0.0.1" not in r.json()["error"]["message"]
+        assert "127.0.0.1" not in httpx.get(f"{srv.url}/ready", timeout=30).text
 
 
 def test_slow_guard_times_out_503(server, fake_guard):
@@ -176,7 +242,7 @@ def test_slow_guard_times_out_503(server, fake_guard):
 
 
 def test_request_deadline_503(server, fake_guard):
-    srv = server(ServerConfig(request_timeout_s=0.3), timeout_s=10.0)
+    srv = server(ServerSettings(request_timeout_s=0.3), timeout_s=10.0)
     fake_guard.fault("slow", delay_s=2.0)
     r = httpx.post(f"{srv.url}/v1/score", json={"items": items()[:1]}, timeout=30)
     assert r.status_code == 503 and "request_timeout_s" in r.json()["error"]["message"]
@@ -193,9 +259,13 @@ def test_garbage_verdict_is_a_per_item_error(server, fake_guard):
     assert res["m-right"]["score"] == 1.0 and res["m-wrong"]["score"] == 0.0  # math does not need the guard
 
 
-CHATML = "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n"
-LLAMA3 = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|>"
-          "<|start_header_id|>user<|end_header_id|>\n\n{p}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+CHATML = (
+    "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n"
+)
+LLAMA3 = (
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe nice.<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\n{p}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+)
 R1 = "<｜begin▁of▁sentence｜><｜User｜>{p}<｜Assistant｜><think>\n"
 EOS = {"chatml": "<|im_end|><|endoftext|>", "llama3": "<|eot_id|>", "r1": "<｜end▁of▁sentence｜>"}
 
@@ -203,30 +273,45 @@ EOS = {"chatml": "<|im_end|><|endoftext|>", "llama3": "<|eot_id|>", "r1": "<｜e
 @pytest.mark.parametrize("family, template", [("chatml", CHATML), ("llama3", LLAMA3), ("r1", R1)])
 def test_split_query_markups(family, template):
     prompt = template.format(p=HARMFUL)
-    response = "I must refuse.</think>\n\nSorry, I can't help." if family == "r1" else "<think>no</think>Sorry, I can't help."
-    split = split_query(prompt + response + EOS[family], prompt)
+    response = (
+        "I must refuse.</think>\n\nSorry, I can't help."
+        if family == "r1"
+        else "<think>no</think>Sorry, I can't help."
+    )
+    split = split_templated(prompt + response + EOS[family], prompt)
     assert split.prompt == HARMFUL
     assert split.response == response.strip()
-    # without `prompts` (older OpenRLHF), the last assistant marker splits the query; R1's
+    # without `prompts` (older OpenRLHF), the template's assistant marker splits the query; R1's
     # template-injected "<think>" then stays in the response, which the reasoning split accepts
-    alone = split_query(prompt + response + EOS[family], None).response
+    alone = split_templated(prompt + response + EOS[family], None).response
     assert split_reasoning(alone) == split_reasoning(response)
-    assert user_text(prompt) == HARMFUL
+    assert user_prompt(prompt) == HARMFUL
 
 
 def test_split_query_unsplittable():
     with pytest.raises(ValueError, match="cannot split"):
-        split_query("no markup at all", "something else")
+        split_templated("no markup at all", "something else")
 
 
 def openrlhf_batch():
-    prompts = [CHATML.format(p=HARMFUL), LLAMA3.format(p=BENIGN), R1.format(p="What is 6*7?"), CHATML.format(p="1+1?")]
-    responses = ["<think>no</think>Sorry, I can't help with that.<|im_end|>",
-                 "<think>sure</think>Mix flour and water, then bake.<|eot_id|>",
-                 "6*7=42</think>\n\n\\boxed{42}<｜end▁of▁sentence｜>",
-                 "<think>hmm</think>\\boxed{3}<|im_end|><|endoftext|>"]
-    labels = [json.dumps({"task": "safety", "prompt_type": "harmful"}), json.dumps({"task": "safety", "prompt_type": "benign"}),
-              "42", json.dumps({"task": "math", "ground_truth": 2})]
+    prompts = [
+        CHATML.format(p=HARMFUL),
+        LLAMA3.format(p=BENIGN),
+        R1.format(p="What is 6*7?"),
+        CHATML.format(p="1+1?"),
+    ]
+    responses = [
+        "<think>no</think>Sorry, I can't help with that.<|im_end|>",
+        "<think>sure</think>Mix flour and water, then bake.<|eot_id|>",
+        "6*7=42</think>\n\n\\boxed{42}<｜end▁of▁sentence｜>",
+        "<think>hmm</think>\\boxed{3}<|im_end|><|endoftext|>",
+    ]
+    labels = [
+        json.dumps({"task": "safety", "prompt_type": "harmful"}),
+        json.dumps({"task": "safety", "prompt_type": "benign"}),
+        "42",
+        json.dumps({"task": "math", "ground_truth": 2}),
+    ]
     return {"query": [p + r for p, r in zip(prompts, responses)], "prompts": prompts, "labels": labels}
 
 
@@ -247,7 +332,11 @@ def test_openrlhf_missing_label_is_422(server):
     batch = openrlhf_batch()
     batch["labels"][1] = None
     r = httpx.post(f"{srv.url}/get_reward", json=batch)
-    assert r.status_code == 422 and "item 1" in r.json()["error"]["message"] and "label" in r.json()["error"]["message"]
+    assert (
+        r.status_code == 422
+        and "item 1" in r.json()["error"]["message"]
+        and "label" in r.json()["error"]["message"]
+    )
 
 
 def test_openrlhf_item_errors(server, fake_guard):
@@ -255,7 +344,7 @@ def test_openrlhf_item_errors(server, fake_guard):
     strict = server()
     r = httpx.post(f"{strict.url}/get_reward", json=openrlhf_batch(), timeout=30)
     assert r.status_code == 422 and "2 of 4" in r.json()["error"]["message"]
-    lenient = server(ServerConfig(openrlhf_error_reward=-1.0))
+    lenient = server(ServerSettings(openrlhf_error_reward=-1.0))
     body = httpx.post(f"{lenient.url}/get_reward", json=openrlhf_batch(), timeout=30).json()
     assert body["rewards"] == [-1.0, -1.0, 1.0, 0.0]
     assert body["extra_logs"]["reward_error"] == [1.0, 1.0, 0.0, 0.0]
@@ -272,15 +361,21 @@ def test_metrics(server, fake_guard):
     assert 'sinternal_server_items_total{outcome="ok",route="/v1/score"} 6.0' in text
     assert "sinternal_server_request_latency_seconds_bucket" in text
     assert "sinternal_server_guard_unavailable_total 1.0" in text
-    for name in ("sinternal_guard_requests_total", "sinternal_guard_retries_total", "sinternal_guard_cache_hits_total",
-                 "sinternal_guard_errors_total", "sinternal_guard_in_flight"):
+    for name in (
+        "sinternal_guard_requests_total",
+        "sinternal_guard_retries_total",
+        "sinternal_guard_cache_hits_total",
+        "sinternal_guard_errors_total",
+        "sinternal_guard_in_flight",
+    ):
         assert name in text, name
 
 
 def test_graceful_shutdown_finishes_in_flight(fake_guard):
-    srv = ThreadedServer(build_app(ServerConfig(), guard_factory=guard_factory(fake_guard.url)),
-                         timeout_graceful_shutdown=10).start()
-    fake_guard.fault("slow", delay_s=1.0)
+    srv = ThreadedServer(
+        build_app(ServerSettings(), guard_factory=guard_factory(fake_guard.url)), timeout_graceful_shutdown=10
+    ).start()
+    fake_guard.fault("slow", delay_s=3.0)
     out = {}
 
     def call():
@@ -288,7 +383,10 @@ def test_graceful_shutdown_finishes_in_flight(fake_guard):
 
     t = threading.Thread(target=call)
     t.start()
-    time.sleep(0.4)  # the request is waiting on the slow guard
+    for _ in range(600):  # until the request is waiting on the slow guard (a count, not a sleep)
+        if "sinternal_server_requests_in_flight 1.0" in httpx.get(f"{srv.url}/metrics").text:
+            break
+        time.sleep(0.01)
     srv.stop()
     t.join(30)
     assert out["r"].status_code == 200, out["r"].text

@@ -101,6 +101,8 @@ def test_docs_tables_match_the_definitions():
     assert stale(reference) == [], "every entry point's settings are in docs/configuration.md"
     readme = (ROOT / "README.md").read_text()
     assert "<!-- settings:reward -->" in readme and update(readme) == readme
+    server = (ROOT / "sinternal_verl" / "server" / "README.md").read_text()
+    assert "<!-- settings:server -->" in server and update(server) == server
 
 
 class Listed(Settings):

@@ -42,6 +42,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from sinternal_verl.trajectory import last_user_turn
+
 PROMPT_TYPES = ("harmful", "benign")
 _PROMPT_TYPE_ALIASES = {
     "harmful": "harmful",
@@ -189,17 +191,6 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def _last_user_content(messages: Any) -> str | None:
-    try:
-        turns = list(messages)
-    except TypeError:
-        return None
-    for turn in reversed(turns):
-        if isinstance(turn, Mapping) and turn.get("role") == "user":
-            return _text(turn.get("content"))
-    return None
-
-
 def normalize_prompt_type(value: Any) -> str | None:
     text = _text(value)
     if text is None:
@@ -216,7 +207,7 @@ def safety_record(row: Mapping[str, Any], where: str, missing_prompt_type: str =
     """
     prompt = _text(row.get("adversarial")) or _text(row.get("prompt")) or _text(row.get("vanilla"))
     if prompt is None:
-        prompt = _last_user_content(row.get("messages"))
+        prompt = _text(last_user_turn(row.get("messages")))
     if prompt is None:
         raise RLMixError(f"{where}: no prompt text (expected a 'prompt', 'adversarial'/'vanilla' or 'messages' field)")
     raw_type = None
@@ -260,7 +251,7 @@ def math_record(row: Mapping[str, Any], where: str) -> dict[str, str]:
     if isinstance(prompt, str):
         problem = _text(prompt)
     elif prompt is not None:
-        problem = _last_user_content(prompt)
+        problem = _text(last_user_turn(prompt))
     problem = problem or _text(row.get("problem")) or _text(row.get("question"))
     if problem is None:
         raise RLMixError(f"{where}: no problem text (expected 'prompt' (text or messages), 'problem' or 'question')")

@@ -1,1 +1,1 @@
-"""Adapters that let other trainers use the sinternal reward over HTTP (see ``reward_servers``)."""
+"""Adapters that let other trainers use the sinternal reward over HTTP (see ``sinternal_verl.server``)."""

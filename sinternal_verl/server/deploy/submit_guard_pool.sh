@@ -5,7 +5,7 @@
 #   - any trainer: http://<head>:8900/v1/score, OpenRLHF --reward.remote_url http://<head>:8900/get_reward
 # Env: RAY_ADDRESS (job API, e.g. http://head:8265), REPLICAS, GUARD_KIND, GUARD_MODEL, POOL_NAME.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 RAY_ADDRESS="${RAY_ADDRESS:-http://127.0.0.1:8265}"
 REPLICAS="${REPLICAS:-2}"
 GUARD_KIND="${GUARD_KIND:-qwen3guard}"
@@ -13,11 +13,11 @@ GUARD_MODEL="${GUARD_MODEL:-Qwen/Qwen3Guard-Gen-4B}"
 POOL_NAME="${POOL_NAME:-sinternal_guard_pool}"
 ENGINE_KWARGS="${ENGINE_KWARGS:-{\"max_model_len\": 32768, \"gpu_memory_utilization\": 0.85\}}"
 
-ray job submit --address="$RAY_ADDRESS" --runtime-env=reward_servers/deploy/runtime_env.yaml -- bash -c "
+ray job submit --address="$RAY_ADDRESS" --runtime-env=sinternal_verl/server/deploy/runtime_env.yaml -- bash -c "
   set -e
   python -m sinternal_verl.guards.ray_pool --name $POOL_NAME --kind $GUARD_KIND --model $GUARD_MODEL \
       --engine vllm --replicas $REPLICAS --gpus-per-replica 1 --engine-kwargs '$ENGINE_KWARGS'
-  serve deploy reward_servers/deploy/serve_config.yaml
+  serve deploy sinternal_verl/server/deploy/serve_config.yaml
   python - <<'PY'
 import time, httpx
 for _ in range(120):

@@ -7,30 +7,35 @@ Two request dialects share one scoring path:
 * ``POST /get_reward`` -- OpenRLHF's remote reward client as it ships
   (``{"query", "prompts", "labels"}`` in, ``{"rewards", "scores", "extra_logs"}`` out).
 
-Limits (batch size, text length) are *runtime* configuration (:class:`Limits`), so they are
-checked by the app after pydantic has validated the shape; both produce a 4xx with a message.
+Limits (batch size, text length) are *runtime* settings (:class:`ServerSettings`), so they
+are checked by the app after pydantic has validated the shape; both produce a 4xx with a
+message. Text that is not valid Unicode (a lone surrogate such as ``"\ud800"``, valid JSON
+but not encodable) is rejected here, with the field named, instead of failing deep inside
+the guard client.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Task = Literal["safety", "math"]
 PromptType = Literal["harmful", "benign"]
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
-@dataclass(frozen=True)
-class Limits:
-    """Input limits; every field is a server flag (see ``reward_servers.cli``)."""
 
-    #: items per request (``/v1/score`` items, ``/get_reward`` queries)
-    max_items: int = 1024
-    #: characters per text field (prompt, response, query, label)
-    max_text_chars: int = 200_000
+def valid_text(value: str) -> str:
+    if _SURROGATE.search(value):
+        raise ValueError("contains a lone UTF-16 surrogate (not valid Unicode text)")
+    return value
+
+
+#: a string that is valid Unicode (encodable as UTF-8)
+Text = Annotated[str, AfterValidator(valid_text)]
 
 
 class ScoreItem(BaseModel):
@@ -43,17 +48,26 @@ class ScoreItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | int | None = Field(default=None, description="echoed back in the result, to match answers to inputs")
-    prompt: str = Field(description="the user prompt (plain text, no chat-template markup)")
-    response: str = Field(description="the model's full output, reasoning trace included")
+    id: Text | int | None = Field(
+        default=None, description="echoed back in the result, to match answers to inputs"
+    )
+    prompt: Text = Field(description="the user prompt (plain text, no chat-template markup)")
+    response: Text = Field(description="the model's full output, reasoning trace included")
     task: Task | None = None
-    data_source: str | None = None
-    ground_truth: str | None = None
+    data_source: Text | None = None
+    ground_truth: Text | None = None
     prompt_type: PromptType | None = None
-    extra_info: dict[str, Any] | None = Field(default=None, description="passed through to the reward function")
+    trace_opened_in_prompt: bool = Field(
+        default=False,
+        description="the chat template ended the prompt with <think> (R1-distill, Qwen3 thinking): the response "
+        "starts inside the trace, and one without </think> was cut off (scored as truncated)",
+    )
+    extra_info: dict[str, Any] | None = Field(
+        default=None, description="passed through to the reward function"
+    )
 
     @model_validator(mode="after")
-    def _needs_task(self) -> "ScoreItem":
+    def _needs_task(self) -> ScoreItem:
         if self.task is None and not self.data_source:
             raise ValueError("each item needs `task` ('safety' or 'math') or a `data_source`")
         if self.task == "math" and self.ground_truth is None:
@@ -91,7 +105,8 @@ class OpenRLHFRequest(BaseModel):
     """What OpenRLHF's remote reward client posts (``remote_rm_fn``).
 
     ``query`` is the decoded prompt + response with chat markup and special tokens;
-    ``prompts`` the decoded prompts (used to split each query); ``labels`` the dataset's
+    ``prompts`` the decoded prompts (used to split each query and to see whether the
+    template opened a reasoning trace); ``labels`` the dataset's
     ``--data.label_key`` column: a JSON object string with the item fields (``task``,
     ``prompt_type``, ``ground_truth``, optional ``data_source``) or a plain string, taken as
     a math ground truth.
@@ -99,12 +114,14 @@ class OpenRLHFRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    query: list[str] = Field(min_length=1)
-    prompts: list[str] | None = None
-    labels: list[str | dict | None] | None = None
+    #: may be empty: OpenRLHF 0.10 splits a batch over every ``remote_rm_url`` and can send
+    #: a server an empty share, which is answered with empty lists
+    query: list[Text]
+    prompts: list[Text] | None = None
+    labels: list[Text | dict | None] | None = None
 
     @model_validator(mode="after")
-    def _same_lengths(self) -> "OpenRLHFRequest":
+    def _same_lengths(self) -> OpenRLHFRequest:
         n = len(self.query)
         if self.prompts is not None and len(self.prompts) != n:
             raise ValueError(f"`prompts` has {len(self.prompts)} entries, `query` has {n}")
@@ -159,7 +176,15 @@ def parse_label(label: str | dict | None) -> dict[str, Any]:
                 fields = decoded
         if fields is None:
             return {"task": "math", "ground_truth": label}
-    allowed = {"task", "prompt_type", "ground_truth", "data_source", "extra_info", "id"}
+    allowed = {
+        "task",
+        "prompt_type",
+        "ground_truth",
+        "data_source",
+        "extra_info",
+        "id",
+        "trace_opened_in_prompt",
+    }
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"unknown label field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
