@@ -10,6 +10,11 @@ from sinternal_verl.guards import categories, llamaguard, qwen3guard, wildguard
 from sinternal_verl.guards.types import ModerationItem, Refusal, SafetyLabel
 
 
+def item(response_moderation: bool, response: str = "an answer") -> ModerationItem:
+    """Every parser reads an answer *to an item* (one signature for every kind)."""
+    return ModerationItem("a prompt", response if response_moderation else None)
+
+
 # ---------------------------------------------------------------- Qwen3Guard
 @pytest.mark.parametrize(
     "raw, label, cats, refusal",
@@ -28,7 +33,7 @@ from sinternal_verl.guards.types import ModerationItem, Refusal, SafetyLabel
     ],
 )
 def test_qwen3guard_prompt_moderation(raw, label, cats, refusal):
-    v = qwen3guard.parse(raw, response_moderation=False, source="u")
+    v = qwen3guard.parse(raw, item(False), source="u")
     assert v.parse_ok and v.label is label and v.categories == cats and v.refusal is refusal
     assert v.raw == raw and v.source == "u"
 
@@ -47,7 +52,7 @@ def test_qwen3guard_prompt_moderation(raw, label, cats, refusal):
     ],
 )
 def test_qwen3guard_response_moderation(raw, label, refusal):
-    v = qwen3guard.parse(raw, response_moderation=True)
+    v = qwen3guard.parse(raw, item(True))
     assert v.parse_ok and v.label is label and v.refusal is refusal
 
 
@@ -65,7 +70,7 @@ def test_qwen3guard_response_moderation(raw, label, refusal):
     ],
 )
 def test_qwen3guard_garbled_is_parse_failure_never_safe(raw, response_moderation):
-    v = qwen3guard.parse(raw, response_moderation=response_moderation)
+    v = qwen3guard.parse(raw, item(response_moderation))
     assert v.parse_ok is False and v.label is None and v.is_safe is None
     assert v.raw == raw and v.extra["parse_error"]
 
@@ -127,13 +132,13 @@ def test_soft_score_skips_whitespace_token_and_handles_missing():
     ],
 )
 def test_llamaguard_parse(raw, label, cats):
-    v = llamaguard.parse(raw, response_moderation=True)
+    v = llamaguard.parse(raw, item(True))
     assert v.parse_ok and v.label is label and v.categories == cats and v.refusal is Refusal.UNKNOWN
 
 
 @pytest.mark.parametrize("raw", ["", "I cannot classify this", "S1,S9", "Safety: Safe"])
 def test_llamaguard_garbled(raw):
-    v = llamaguard.parse(raw)
+    v = llamaguard.parse(raw, item(False))
     assert not v.parse_ok and v.label is None
 
 
@@ -160,7 +165,7 @@ def test_wildguard_prompt_is_the_official_template():
     ],
 )
 def test_wildguard_parse(raw, response_moderation, label, refusal, harmful_request):
-    v = wildguard.parse(raw, response_moderation)
+    v = wildguard.parse(raw, item(response_moderation))
     assert v.parse_ok and v.label is label and v.refusal is refusal
     assert v.extra["harmful_request"] is harmful_request and v.categories == ()
 
@@ -176,12 +181,12 @@ def test_wildguard_parse(raw, response_moderation, label, refusal, harmful_reque
     ],
 )
 def test_wildguard_garbled(raw):
-    v = wildguard.parse(raw, response_moderation=True)
+    v = wildguard.parse(raw, item(True))
     assert not v.parse_ok and v.label is None
 
 
 def test_wildguard_na_for_an_empty_answer_is_safe():
-    v = wildguard.parse("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", True, response_empty=True)
+    v = wildguard.parse("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", item(True, response=""))
     assert v.parse_ok and v.label is SafetyLabel.SAFE and v.refusal is Refusal.UNKNOWN
 
 
