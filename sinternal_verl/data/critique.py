@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..rewards.reasoning import split_reasoning
 from .config import CritiqueConfig, PipelineConfig
-from .stage import StageRun
+from .stage import StageRun, stream_results
 from .store import StageStore, atomic_write_json
 
 VERDICT_RE = re.compile(r"^[\s*_#>`-]*verdict\s*[:：]\s*[*_`]*\s*(safe|unsafe)\b[\s*_`.!]*$", re.IGNORECASE)
@@ -212,26 +212,24 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
     if not needs_expert:
         return
     client = ExpertClient(c, cache)
-    sem = asyncio.Semaphore(c.max_concurrency)
 
     async def one(e: dict) -> dict:
         user = render_verification_prompt(template, spec, e["prompt"], _shown_answer(cfg, e))
         base = {"key": e["key"], "guard_label": e["label"], "mode": "critique"}
         parsed = None
         attempts = 0
-        async with sem:
-            for attempt in range(c.parse_retries + 1):
-                attempts += 1
-                try:
-                    text = await client.ask(user, attempt)
-                except UpstreamUnavailableError as exc:
-                    if c.on_unavailable == "fail":
-                        raise
-                    return {**base, "status": "dropped", "drop_reason": "expert_unavailable", "critique": "",
-                            "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts, "error": str(exc)}
-                parsed = parse_critique(text)
-                if parsed.problem is None:
-                    break
+        for attempt in range(c.parse_retries + 1):
+            attempts += 1
+            try:
+                text = await client.ask(user, attempt)
+            except UpstreamUnavailableError as exc:
+                if c.on_unavailable == "fail":
+                    raise
+                return {**base, "status": "dropped", "drop_reason": "expert_unavailable", "critique": "",
+                        "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts, "error": str(exc)}
+            parsed = parse_critique(text)
+            if parsed.problem is None:
+                break
         assert parsed is not None
         if parsed.problem is not None:
             return {**base, "status": "dropped", "drop_reason": f"expert_{parsed.problem}", "critique": parsed.critique,
@@ -244,14 +242,9 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
                 "expert_verdict": parsed.verdict, "agrees": agrees, "attempts": attempts}
 
     calls_before = client.calls
-    tasks = [asyncio.create_task(one(e)) for e in needs_expert]
     try:
-        for fut in asyncio.as_completed(tasks):
-            run.write([await fut])
+        await stream_results(needs_expert, one, lambda rec: run.write([rec]), c.max_concurrency)
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         stats["expert_calls"] += client.calls - calls_before
         await client.aclose()
 

@@ -32,7 +32,8 @@ class VLLMServerSpec:
 
     python: str
     model_dir: str
-    served_name: str = "tiny"
+    #: names the model is served under (aliases: one model can play guard and policy)
+    served_names: tuple[str, ...] = ("tiny",)
     max_model_len: int = 256
     dtype: str = "float32"
     #: GB of KV cache (``VLLM_CPU_KVCACHE_SPACE``); 1 is plenty for a tiny model
@@ -71,7 +72,7 @@ class VLLMServer:
         s = self.spec
         return [
             s.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", s.model_dir, "--served-model-name", s.served_name,
+            "--model", s.model_dir, "--served-model-name", *s.served_names,
             "--host", self.host, "--port", str(self.port),
             "--max-model-len", str(s.max_model_len), "--dtype", s.dtype,
             *s.extra_args,
