@@ -53,7 +53,7 @@ def build_messages(item: ModerationItem) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": assistant_turn(item)}]
 
 
-def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool, top_logprobs: int = 5) -> dict[str, Any]:
+def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": build_messages(item),
