@@ -60,6 +60,12 @@ def _vllm_python() -> str:
 
 
 @pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The vLLM venv's python (skips the test when the tier is off)."""
+    return _vllm_python()
+
+
+@pytest.fixture(scope="session")
 def tiny_guard_dir(tmp_path_factory):
     """The vLLM-sized tiny Qwen3 trained to answer in Qwen3Guard's format (trigger word: bomb)."""
     import time
