@@ -11,7 +11,7 @@ import json
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from sinternal_verl.guards import GuardConfig, ModerationItem, OpenAIGuardClient, SafetyLabel, build_guard

@@ -13,8 +13,16 @@ import sys
 import httpx
 import pytest
 
-from sinternal_verl.guards import GuardConfig, ModerationItem, OpenAIGuardClient, Refusal, SafetyLabel, build_guard
-from sinternal_verl.guards import llamaguard, qwen3guard
+from sinternal_verl.guards import (
+    GuardConfig,
+    ModerationItem,
+    OpenAIGuardClient,
+    Refusal,
+    SafetyLabel,
+    build_guard,
+    llamaguard,
+    qwen3guard,
+)
 from sinternal_verl.guards.rejection import GuardRejectionSettings, score_rejected
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
 

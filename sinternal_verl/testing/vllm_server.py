@@ -119,7 +119,8 @@ class VLLMServer:
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
-        for self.polls in range(1, self.spec.max_polls + 1):
+        for poll in range(1, self.spec.max_polls + 1):
+            self.polls = poll
             if self.proc.poll() is not None:
                 raise RuntimeError(f"vLLM server exited with {self.proc.returncode} during start-up:\n{self.log_tail()}")
             try:
