@@ -277,6 +277,8 @@ class OpenAIGuardClient:
         for status, n in sorted(self._rejected_by_status.items()):
             flat[f"rejected{{{status}}}"] = float(n)
         flat.update(flat_stats("http_", self.http.stats))
+        # the headline retry count is the transport's (connect errors, timeouts, 5xx, 429)
+        flat["retries"] = flat.get("http_retries", 0.0)
         return flat
 
     async def aclose(self) -> None:
