@@ -152,3 +152,22 @@ def test_stats_is_one_flat_mapping_of_numbers(fake_guard):
     assert all(isinstance(k, str) and isinstance(v, float) for k, v in st.items())
     assert st["items"] == 1 and st["http_requests"] >= 1 and f"http_per_url{{{fake_guard.url}}}" in st
     assert not hasattr(g, "clear_cache")
+
+
+def test_safety_reward_names_a_rejection_instead_of_an_empty_unparsable_output():
+    from sinternal_verl.rewards.safety import SafetyRewardConfig, safety_score
+
+    err = {"error": {"message": "This model's maximum context length is 256 tokens.", "code": 400}}
+    with ThreadedServer(scripted({"long prompt": (400, err)})) as srv:
+
+        async def score(cfg):
+            g = guard(srv.url)
+            try:
+                return await safety_score("long prompt", "an answer", {"prompt_type": "harmful"}, g, cfg)
+            finally:
+                await g.aclose()
+
+        with pytest.raises(GuardRejectedError, match="HTTP 400: This model's maximum context length is 256"):
+            asyncio.run(score(SafetyRewardConfig()))
+        fallback = asyncio.run(score(SafetyRewardConfig(on_guard_error="fallback")))
+    assert fallback["guard_error"] == 1.0
