@@ -38,6 +38,9 @@ class VLLMServerSpec:
     dtype: str = "float32"
     #: GB of KV cache (``VLLM_CPU_KVCACHE_SPACE``); 1 is plenty for a tiny model
     kv_cache_gb: int = 1
+    #: ``--enforce-eager``: no torch.compile warm-up (a tiny model gains nothing from it; the
+    #: warm-up cost tens of seconds of start-up on 2 cores)
+    enforce_eager: bool = True
     #: readiness polls of ``/v1/models`` (one per ``poll_interval_s``): a count, not a deadline
     max_polls: int = 900
     poll_interval_s: float = 0.5
@@ -75,6 +78,7 @@ class VLLMServer:
             "--model", s.model_dir, "--served-model-name", *s.served_names,
             "--host", self.host, "--port", str(self.port),
             "--max-model-len", str(s.max_model_len), "--dtype", s.dtype,
+            *(("--enforce-eager",) if s.enforce_eager else ()),
             *s.extra_args,
         ]  # fmt: skip
 
