@@ -40,3 +40,61 @@ def fake_guard():
     app = build_app(models=("Qwen/Qwen3Guard-Gen-4B", "meta-llama/Llama-Guard-4-12B", "allenai/wildguard"))
     with ThreadedServer(app) as srv:
         yield FakeGuard(srv.url, app)
+
+
+# ---------------------------------------------------------------- real-vLLM tier
+#: what the tier measured, printed at the end of the session (never asserted)
+VLLM_TIMINGS: dict[str, float] = {}
+
+
+def _vllm_python() -> str:
+    from sinternal_verl.testing.vllm_server import ENV_VLLM_PYTHON
+
+    py = os.environ.get(ENV_VLLM_PYTHON)
+    if not py:
+        pytest.skip(
+            f"real-vLLM tier skipped: {ENV_VLLM_PYTHON} is unset. `make test` builds the vLLM venv and sets it; "
+            f"by hand: make vllm-venv && {ENV_VLLM_PYTHON}=$PWD/.venv-vllm/bin/python pytest tests/test_vllm_*.py"
+        )
+    return py
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The vLLM venv's python (skips the test when the tier is off)."""
+    return _vllm_python()
+
+
+@pytest.fixture(scope="session")
+def tiny_guard_dir(tmp_path_factory):
+    """The vLLM-sized tiny Qwen3 trained to answer in Qwen3Guard's format (trigger word: bomb)."""
+    import time
+
+    _vllm_python()  # skip before paying for the training when the tier is off
+    from sinternal_verl.testing.tiny_guard import train_tiny_guard
+
+    t0 = time.perf_counter()
+    out = train_tiny_guard(tmp_path_factory.mktemp("tiny_guard"))
+    VLLM_TIMINGS["tiny guard training s"] = time.perf_counter() - t0
+    return out
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_guard_dir, tmp_path_factory):
+    """ONE real vLLM OpenAI server for the whole tier, serving the tiny guard under two names
+    (``tiny-guard`` for guard tests, ``tiny-policy`` for sampling / expert tests)."""
+    from sinternal_verl.testing.vllm_server import VLLMServer, VLLMServerSpec
+
+    spec = VLLMServerSpec(python=_vllm_python(), model_dir=str(tiny_guard_dir), served_names=("tiny-guard", "tiny-policy"))
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    with VLLMServer(spec, log) as srv:
+        VLLM_TIMINGS["vLLM server start-up s"] = srv.startup_s or 0.0
+        VLLM_TIMINGS["readiness polls"] = float(srv.polls)
+        yield srv
+
+
+def pytest_terminal_summary(terminalreporter):
+    if VLLM_TIMINGS:
+        terminalreporter.write_sep("-", "real-vLLM tier (measured, not asserted)")
+        for k, v in VLLM_TIMINGS.items():
+            terminalreporter.write_line(f"{k}: {v:.1f}")

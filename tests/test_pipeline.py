@@ -197,7 +197,8 @@ def test_injected_crash_then_resume_loses_and_repeats_nothing(tmp_path, servers)
     with pytest.raises(InjectedCrash):
         run_pipeline(PipelineConfig.from_mapping({**base, "sample": {**base["sample"], "crash_after": 5}}))
     sampled = StageStore(Path(base["out_dir"]), "sample").read()
-    assert len(sampled.records) >= 5 and not StageStore(Path(base["out_dir"]), "sample").is_done()
+    # one record per write: the crash comes with exactly the 5th record
+    assert len(sampled.records) == 5 and not StageStore(Path(base["out_dir"]), "sample").is_done()
     policy_calls_at_crash = stats(servers["policy"])["chat"]  # includes requests in flight at the crash
 
     with pytest.raises(InjectedCrash):
@@ -208,7 +209,9 @@ def test_injected_crash_then_resume_loses_and_repeats_nothing(tmp_path, servers)
     # the resumed run asked only for prompts not on disk; requests in flight at the crash
     # (at most max_concurrency) are the only work done twice
     assert stats(servers["policy"])["chat"] - policy_calls_at_crash == len(PROMPTS) - len(sampled.records)
-    assert policy_calls_at_crash - len(sampled.records) <= base["sample"]["max_concurrency"]
+    # after the crash no request starts; the crashing task held one of max_concurrency slots,
+    # so at most max_concurrency - 1 other requests were in flight (awaited, then dropped)
+    assert 0 <= policy_calls_at_crash - len(sampled.records) <= base["sample"]["max_concurrency"] - 1
     for stage in ("sample", "label", "critique"):
         rr = StageStore(Path(base["out_dir"]), stage).read()
         assert rr.duplicates == 0 and rr.torn_lines == 0
@@ -281,3 +284,31 @@ def test_torn_last_line_is_skipped_and_counted(tmp_path):
         w.write_many([{"key": "c", "v": 3}, {"key": "a", "v": 9}])
     rr = store.read()
     assert rr.records["c"]["v"] == 3 and rr.records["a"]["v"] == 1 and rr.duplicates == 1
+
+
+def test_stream_results_starts_nothing_after_a_failure_and_settles_what_was_in_flight():
+    """The mechanism behind the crash bound above, on a workload where every request
+    finishes at once (what made the old as_completed loop keep starting requests)."""
+    import asyncio
+
+    from sinternal_verl.data.stage import stream_results
+
+    started, finished, written = [], [], []
+    limit = 4
+
+    async def one(i):
+        started.append(i)
+        await asyncio.sleep(0)
+        finished.append(i)
+        return i
+
+    def write(i):
+        written.append(i)
+        if len(written) == 2:
+            raise InjectedCrash("after 2")
+
+    with pytest.raises(InjectedCrash):
+        asyncio.run(stream_results(range(50), one, write, limit))
+    assert len(written) == 2
+    assert sorted(started) == sorted(finished)  # nothing left half-done
+    assert len(started) - len(written) <= limit - 1

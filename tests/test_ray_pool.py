@@ -60,12 +60,16 @@ def _check(items, verdicts):
         assert v.source.startswith("ray://sinternal-test/pool-a/replica-")
 
 
+#: the rules engine's context bound (whitespace words) for the per-item length check
+MAX_WORDS = 60
+
+
 @pytest.fixture(scope="module")
 def pool(cluster):
     cfg = RayPoolConfig(
         name="pool-a", namespace="sinternal-test", kind="qwen3guard", engine="rules", num_replicas=NODES,
         num_gpus_per_replica=1, num_cpus_per_replica=0.5, chunk_size=4, max_attempts=3, call_timeout_s=30,
-        ready_timeout_s=120, engine_kwargs={"service_time_s": 0.05},
+        ready_timeout_s=120, engine_kwargs={"service_time_s": 0.05, "max_model_len": MAX_WORDS},
     )
     p = RayGuardPool.create(cfg)
     yield p
@@ -91,14 +95,14 @@ async def test_moderate_parses_and_balances(pool):
 
 async def test_killed_replica_restarts_and_nothing_is_lost(pool):
     before = pool.replica_info()[0]
-    pool.stats.retries = 0
+    retries_before = pool.stats()["retries"]
     items = _items(90)  # 23 chunks, 0.05 s each, over 3 replicas: ~0.4 s of work
     task = asyncio.ensure_future(pool.moderate(items))
     await asyncio.sleep(0.15)
     ray.kill(pool.handles[0], no_restart=False)
     verdicts = await task
     _check(items, verdicts)  # every item answered, in order, none duplicated
-    assert pool.stats.retries >= 1  # the dead replica's chunks were re-sent to the others
+    assert pool.stats()["retries"] - retries_before >= 1  # the dead replica's chunks were re-sent to the others
     # Ray brings replica 0 back (new process), and it serves again
     deadline = time.monotonic() + 60
     while True:
@@ -119,6 +123,22 @@ async def test_engine_error_in_every_replica_is_unavailable_not_a_crash(pool):
     with pytest.raises(GuardUnavailableError, match="RayTaskError"):
         await pool.moderate(bad)
     _check(_items(3), await pool.moderate(_items(3)))  # the replicas still serve
+
+
+async def test_one_over_long_item_is_rejected_alone_not_the_whole_chunk(pool):
+    """vLLM's offline engine raises for a whole call when one prompt exceeds max_model_len;
+    the replica checks lengths per item, so only that item is rejected (status 400 with the
+    bound in the message) and the rest of its chunk is judged."""
+    items = _items(4)
+    long_item = ModerationItem(prompt="q " * MAX_WORDS, response="a long answer")
+    mixed = items[:2] + [long_item] + items[2:]
+    rejected_before = pool.stats()["rejected"]
+    verdicts = await pool.moderate(mixed)
+    bad = verdicts[2]
+    assert bad.rejected and bad.status == 400 and not bad.parse_ok and bad.label is None
+    assert f"maximum context length is {MAX_WORDS}" in bad.message
+    _check(items, verdicts[:2] + verdicts[3:])
+    assert pool.stats()["rejected"] - rejected_before == 1
 
 
 async def test_connect_by_name(pool):

@@ -142,3 +142,30 @@ def test_merge_lora_adapter_into_hf_model(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         merge_lora(base, tmp_path / "nowhere", tmp_path / "m2")
+
+
+@pytest.mark.parametrize("max_length", [8192, 16384, 40000])
+def test_recipe_batch_keys_fit_verls_dynamic_batching(tmp_path, max_length):
+    """verl's sft_trainer_engine packs micro-batches by tokens (``data.use_dynamic_bsz`` is true
+    by default): ``micro_batch_size_per_gpu`` is ignored there, and a sequence longer than
+    ``max_token_len_per_gpu`` trips verl's assert. The recipe ties the token budget to
+    ``max_length``, so raising ``max_length`` for long answers keeps working."""
+    from tensordict import TensorDict
+    from verl.utils.seqlen_balancing import rearrange_micro_batches
+
+    cfg = _compose(["model.path=/m", "data.train_files=/x.parquet", f"data.max_length={max_length}"])
+    assert cfg.data.use_dynamic_bsz is True
+    assert cfg.data.max_token_len_per_gpu >= cfg.data.max_length == max_length
+    assert "micro_batch_size_per_gpu" not in yaml_keys()["data"]  # not a knob under dynamic batching
+
+    longest = torch.ones(2, max_length, dtype=torch.long)
+    longest[1, max_length // 2 :] = 0
+    batch = TensorDict({"input_ids": longest.clone(), "attention_mask": longest}, batch_size=[2])
+    micro, _ = rearrange_micro_batches(batch, max_token_len=cfg.data.max_token_len_per_gpu)  # verl's own assert
+    assert sum(len(m) for m in micro) == 2
+
+
+def yaml_keys() -> dict:
+    import yaml
+
+    return yaml.safe_load((RECIPE / "config" / "verification_sft.yaml").read_text())

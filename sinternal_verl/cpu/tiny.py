@@ -69,6 +69,20 @@ DEFAULT_TEXTS: tuple[str, ...] = (
 )
 
 
+#: control tokens of other families' real tokenizers (Llama 3, DeepSeek-R1, Mistral / Llama 2):
+#: a tokenizer built with them splits them out as special ids exactly as those tokenizers do,
+#: which is what guard-prompt injection tests need
+FOREIGN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>",
+    "<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>",
+    "[INST]", "[/INST]", "<s>", "</s>",
+)  # fmt: skip
+
+#: the smallest Qwen3 that vLLM's CPU attention accepts (it rejects head_dim < 64): hidden 128,
+#: 2 heads of 64, 1 KV head, 2 layers, ~600-token BPE (see REFERENCE section 7)
+VLLM_TINY: dict = {"hidden": 128, "heads": 2, "kv_heads": 1, "layers": 2, "intermediate": 256, "vocab_size": 600}
+
+
 @dataclass(frozen=True)
 class TinyModelSpec:
     """Sizes of the tiny model; every number is a knob (defaults fit a 2-core CPU)."""
@@ -83,14 +97,25 @@ class TinyModelSpec:
     seed: int = 0
 
 
-def build_tokenizer(vocab_size: int = 512, extra_texts: Iterable[str] = ()):
+def build_tokenizer(
+    vocab_size: int = 512,
+    extra_texts: Iterable[str] = (),
+    *,
+    extra_special_tokens: Sequence[str] = (),
+    bos_token: str | None = None,
+):
     """Train a byte-level BPE tokenizer on :data:`DEFAULT_TEXTS` + ``extra_texts``.
 
     Returns a ``transformers`` fast tokenizer with the Qwen-style chat template, ``<|im_end|>``
     as EOS and ``<|endoftext|>`` as PAD. Byte-level BPE means any text encodes (no UNK), so
     prompts the tokenizer never saw still round-trip.
+
+    ``extra_special_tokens`` (e.g. :data:`FOREIGN_SPECIAL_TOKENS`) are added as special tokens.
+    ``bos_token`` makes it behave like Llama / R1 tokenizers: the chat template starts with the
+    BOS *and* encoding with ``add_special_tokens=True`` prepends one, so rendered chat text
+    encoded the default way carries two (the double-BOS trap).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -105,16 +130,24 @@ def build_tokenizer(vocab_size: int = 512, extra_texts: Iterable[str] = ()):
     texts = list(DEFAULT_TEXTS) + [str(t) for t in extra_texts]
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens(list(ADDED_TOKENS))
+    specials = [t for t in (*extra_special_tokens, *([bos_token] if bos_token else [])) if t not in SPECIAL_TOKENS]
+    if specials:
+        tok.add_special_tokens(list(dict.fromkeys(specials)))
+    if bos_token:
+        bos_id = tok.token_to_id(bos_token)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, bos_id)]
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=IM_END,
         pad_token=PAD_TOKEN,
-        bos_token=None,
+        bos_token=bos_token,
         unk_token=None,
         model_max_length=32768,
         padding_side="left",
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = ("{{- bos_token }}" + CHAT_TEMPLATE) if bos_token else CHAT_TEMPLATE
     return fast
 
 
@@ -130,6 +163,8 @@ def build_tiny_model(
     max_positions: int = 2048,
     seed: int = 0,
     extra_texts: Sequence[str] = (),
+    extra_special_tokens: Sequence[str] = (),
+    bos_token: str | None = None,
 ) -> Path:
     """Write a random-init Qwen3 causal LM + tokenizer to ``out_dir`` (HF ``save_pretrained`` layout).
 
@@ -148,7 +183,9 @@ def build_tiny_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = build_tokenizer(vocab_size=vocab_size, extra_texts=extra_texts)
+    tokenizer = build_tokenizer(
+        vocab_size=vocab_size, extra_texts=extra_texts, extra_special_tokens=extra_special_tokens, bos_token=bos_token
+    )
     eos_id = tokenizer.convert_tokens_to_ids(IM_END)
     pad_id = tokenizer.convert_tokens_to_ids(PAD_TOKEN)
     config = Qwen3Config(
@@ -172,7 +209,7 @@ def build_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     # the template also as a plain file: readable, and what newer transformers load first
-    (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    (out / "chat_template.jinja").write_text(tokenizer.chat_template)
     (out / "sinternal_tiny.json").write_text(
         json.dumps(
             {
@@ -188,3 +225,10 @@ def build_tiny_model(
         )
     )
     return out
+
+
+def build_vllm_tiny_model(out_dir: str | Path, **overrides) -> Path:
+    """:func:`build_tiny_model` with the :data:`VLLM_TINY` sizes (what vLLM's CPU build
+    serves) and Qwen's control tokens plus :data:`FOREIGN_SPECIAL_TOKENS` as special tokens."""
+    kw = {**VLLM_TINY, "extra_special_tokens": FOREIGN_SPECIAL_TOKENS, **overrides}
+    return build_tiny_model(out_dir, **kw)

@@ -16,7 +16,11 @@ What can go wrong, and what happens (every case is counted by reason in the summ
 * a verdict that contradicts the guard: dropped as ``expert_disagrees`` when
   ``require_agreement`` (default), else kept with the expert's verdict and ``agrees: false``;
 * the expert unreachable after the transport's retries: the stage stops (``on_unavailable:
-  fail``; a rerun resumes) or the example is dropped as ``expert_unavailable``.
+  fail``; a rerun resumes) or the example is dropped as ``expert_unavailable``;
+* the expert *rejects this request* (a 4xx other than 401/403/404/405, e.g. vLLM's 400 when
+  specification + prompt + answer exceed its ``max_model_len``): dropped as
+  ``expert_rejected`` with the status and message; one long example never stops the stage.
+  401/403/404/405 (bad key, model not served) are configuration errors and stop it.
 
 Every reply is cached on disk by a hash of the exact request, so a resumed or repeated run
 never pays for the same critique twice.
@@ -34,7 +38,7 @@ from pathlib import Path
 
 from ..rewards.reasoning import split_reasoning
 from .config import CritiqueConfig, PipelineConfig
-from .stage import StageRun
+from .stage import StageRun, stream_results
 from .store import StageStore, atomic_write_json
 
 VERDICT_RE = re.compile(r"^[\s*_#>`-]*verdict\s*[:：]\s*[*_`]*\s*(safe|unsafe)\b[\s*_`.!]*$", re.IGNORECASE)
@@ -198,7 +202,8 @@ def run_critique(cfg: PipelineConfig, examples: list[dict], spec: str, template:
 
 
 async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: ResponseCache, stats: dict) -> None:
-    from ..guards.types import UpstreamUnavailableError
+    from ..guards.client import CLIENT_DEFAULTS, GUARD_WIDE_STATUSES, error_message
+    from ..guards.types import UpstreamRequestError, UpstreamUnavailableError
 
     c: CritiqueConfig = cfg.critique
     needs_expert = [e for e in todo if uses_expert(c.seed, e["key"], c.expert_fraction)]
@@ -212,26 +217,31 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
     if not needs_expert:
         return
     client = ExpertClient(c, cache)
-    sem = asyncio.Semaphore(c.max_concurrency)
 
     async def one(e: dict) -> dict:
         user = render_verification_prompt(template, spec, e["prompt"], _shown_answer(cfg, e))
         base = {"key": e["key"], "guard_label": e["label"], "mode": "critique"}
         parsed = None
         attempts = 0
-        async with sem:
-            for attempt in range(c.parse_retries + 1):
-                attempts += 1
-                try:
-                    text = await client.ask(user, attempt)
-                except UpstreamUnavailableError as exc:
-                    if c.on_unavailable == "fail":
-                        raise
-                    return {**base, "status": "dropped", "drop_reason": "expert_unavailable", "critique": "",
-                            "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts, "error": str(exc)}
-                parsed = parse_critique(text)
-                if parsed.problem is None:
-                    break
+        for attempt in range(c.parse_retries + 1):
+            attempts += 1
+            try:
+                text = await client.ask(user, attempt)
+            except UpstreamUnavailableError as exc:
+                if c.on_unavailable == "fail":
+                    raise
+                return {**base, "status": "dropped", "drop_reason": "expert_unavailable", "critique": "",
+                        "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts, "error": str(exc)}
+            except UpstreamRequestError as exc:
+                if exc.status in GUARD_WIDE_STATUSES:
+                    raise
+                message = error_message(exc.body, CLIENT_DEFAULTS["rejected_message_max_chars"])
+                return {**base, "status": "dropped", "drop_reason": "expert_rejected", "critique": "",
+                        "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts,
+                        "error": f"HTTP {exc.status}: {message}"}
+            parsed = parse_critique(text)
+            if parsed.problem is None:
+                break
         assert parsed is not None
         if parsed.problem is not None:
             return {**base, "status": "dropped", "drop_reason": f"expert_{parsed.problem}", "critique": parsed.critique,
@@ -244,14 +254,9 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
                 "expert_verdict": parsed.verdict, "agrees": agrees, "attempts": attempts}
 
     calls_before = client.calls
-    tasks = [asyncio.create_task(one(e)) for e in needs_expert]
     try:
-        for fut in asyncio.as_completed(tasks):
-            run.write([await fut])
+        await stream_results(needs_expert, one, lambda rec: run.write([rec]), c.max_concurrency)
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         stats["expert_calls"] += client.calls - calls_before
         await client.aclose()
 

@@ -38,6 +38,8 @@ class GenResult:
     finish_reasons: list[str] = field(default_factory=list)
     #: which engine produced it (``host:pid``), for provenance and load-spread checks
     engine: str = ""
+    #: the prompt's token ids as the engine saw them (local engines; empty for the API backend)
+    prompt_token_ids: list[int] = field(default_factory=list)
 
 
 class Engine(Protocol):
@@ -52,6 +54,15 @@ def render_chat(tokenizer: Any, prompt: str, chat_template_kwargs: dict) -> str:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True, **chat_template_kwargs
     )
+
+
+def chat_token_ids(tokenizer: Any, prompt: str, chat_template_kwargs: dict) -> tuple[str, list[int]]:
+    """(rendered text, token ids) of the chat prompt. The template already writes the BOS a
+    model needs (Llama, R1: ``{{ bos_token }}``); encoding the text *with* special tokens, as
+    ``LLM.generate(text)`` does, adds a second one. So the ids are encoded without, and
+    engines are given ids, never text."""
+    rendered = render_chat(tokenizer, prompt, chat_template_kwargs)
+    return rendered, list(tokenizer.encode(rendered, add_special_tokens=False))
 
 
 def restore_prefill(rendered_prompt: str, text: str, think_open: str = "<think>") -> str:
@@ -84,8 +95,9 @@ class TransformersEngine:
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         for req in requests:  # one prompt at a time: per-prompt seeds stay exact
-            rendered = render_chat(self.tokenizer, req.prompt, self.chat_template_kwargs)
-            enc = self.tokenizer(rendered, return_tensors="pt", add_special_tokens=False).to(self.device)
+            rendered, ids = chat_token_ids(self.tokenizer, req.prompt, self.chat_template_kwargs)
+            input_ids = torch.tensor([ids], device=self.device)
+            enc = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
             torch.manual_seed(req.seed)
             do_sample = req.temperature > 0
             with torch.no_grad():
@@ -99,7 +111,7 @@ class TransformersEngine:
                     pad_token_id=self.tokenizer.pad_token_id,
                 )
             new = gen[:, enc["input_ids"].shape[1] :]
-            res = GenResult(req.prompt_id)
+            res = GenResult(req.prompt_id, prompt_token_ids=list(ids))
             for row in new.tolist():
                 ended = any(t in eos_ids for t in row)
                 res.texts.append(restore_prefill(rendered, self.tokenizer.decode(row, skip_special_tokens=True)))
@@ -124,15 +136,18 @@ class VLLMEngine:
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
-        rendered = [render_chat(self.tokenizer, r.prompt, self.chat_template_kwargs) for r in requests]
+        encoded = [chat_token_ids(self.tokenizer, r.prompt, self.chat_template_kwargs) for r in requests]
+        rendered = [text for text, _ in encoded]
         params = [
             self._SamplingParams(n=r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=r.seed)
             for r in requests
         ]
-        outputs = self.llm.generate(rendered, sampling_params=params, use_tqdm=False)
+        # token prompts (vLLM's TokensPrompt shape): vLLM does not tokenize, so no second BOS
+        prompts = [{"prompt_token_ids": ids} for _, ids in encoded]
+        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         results = []
         for req, prompt, o in zip(requests, rendered, outputs):
-            res = GenResult(req.prompt_id)
+            res = GenResult(req.prompt_id, prompt_token_ids=list(o.prompt_token_ids or []))
             for c in o.outputs:
                 res.texts.append(restore_prefill(prompt, c.text))
                 res.finish_reasons.append(str(c.finish_reason or "stop"))

@@ -22,7 +22,7 @@ from ..rewards.reasoning import split_reasoning
 from .config import PipelineConfig
 from .engines import EngineHost, GenRequest, GenResult, prompt_seed
 from .prompts import PromptRow
-from .stage import StageRun, count_by
+from .stage import StageRun, count_by, stream_results
 from .store import StageStore
 
 
@@ -149,8 +149,6 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
             max_retries=s.max_retries,
         )
     )
-    sem = asyncio.Semaphore(s.max_concurrency)
-
     async def one(req: GenRequest) -> GenResult:
         payload = {
             "model": s.model,
@@ -163,8 +161,7 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
         }
         if s.chat_template_kwargs:
             payload["chat_template_kwargs"] = s.chat_template_kwargs
-        async with sem:
-            body = await client.post_json("/v1/chat/completions", payload)
+        body = await client.post_json("/v1/chat/completions", payload)
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or len(choices) != req.n:
             got = len(choices) if isinstance(choices, list) else "no"
@@ -174,14 +171,7 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
         return GenResult(req.prompt_id, texts, [str(c.get("finish_reason") or "stop") for c in choices], engine=s.model)
 
     try:
-        tasks = [asyncio.create_task(one(r)) for r in _requests(cfg, todo)]
-        try:
-            for fut in asyncio.as_completed(tasks):
-                on_results([await fut])
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await stream_results(_requests(cfg, todo), one, lambda res: on_results([res]), s.max_concurrency)
     finally:
         await client.aclose()
 

@@ -7,8 +7,9 @@ bar and, for tests, raises :class:`InjectedCrash` after ``crash_after`` records.
 
 from __future__ import annotations
 
+import asyncio
 import collections
-from typing import Iterable
+from typing import Awaitable, Callable, Iterable, TypeVar
 
 from .store import ShardWriter, StageStore
 
@@ -68,6 +69,39 @@ class StageRun:
             "torn_lines_skipped": self.torn_lines,
             "duplicate_lines_skipped": self.duplicates_on_disk,
         }
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def stream_results(items: Iterable[T], one: Callable[[T], Awaitable[R]], write: Callable[[R], None], limit: int) -> None:
+    """``one(item)`` for every item, at most ``limit`` at a time; each result is handed to
+    ``write`` by the task that produced it, the moment it exists.
+
+    After the first failure (of ``one`` or of ``write``, e.g. an injected crash) no new
+    request starts; requests already in flight are awaited, not abandoned half-sent (so what
+    reached the server is settled when this returns), and their results are dropped, as a
+    crashed process would drop them. Then the first failure is raised. So a crash after
+    ``k`` writes costs at most ``limit - 1`` requests beyond the ``k`` written."""
+    sem = asyncio.Semaphore(limit)
+    failed: list[BaseException] = []
+
+    async def task(item: T) -> None:
+        async with sem:
+            if failed:
+                return
+            try:
+                result = await one(item)
+                if not failed:
+                    write(result)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, once every task settled
+                if not failed:
+                    failed.append(exc)
+
+    await asyncio.gather(*(task(i) for i in items))
+    if failed:
+        raise failed[0]
 
 
 def count_by(records: Iterable[dict], field: str) -> dict[str, int]:

@@ -8,15 +8,17 @@ returns one :class:`GuardVerdict` per :class:`ModerationItem`. Kinds: ``qwen3gua
 """
 
 from .categories import CATEGORIES
-from .client import GuardStats, OpenAIGuardClient
+from .client import OpenAIGuardClient
 from .config import GUARD_KINDS, GuardConfig
 from .factory import build_guard
 from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
 from .lexical import GCG_REFUSAL_PHRASES, HARMFUL_PROMPT_KEYWORDS, LexicalJudge
+from .registry import GuardKind, get_kind, kind_names, register_kind
 from .types import (
     Guard,
     GuardConfigError,
     GuardError,
+    GuardRejectedError,
     GuardUnavailableError,
     GuardVerdict,
     GuardVerdictError,
@@ -37,7 +39,8 @@ __all__ = [
     "GuardConfig",
     "GuardConfigError",
     "GuardError",
-    "GuardStats",
+    "GuardKind",
+    "GuardRejectedError",
     "GuardUnavailableError",
     "GuardVerdict",
     "GuardVerdictError",
@@ -53,4 +56,7 @@ __all__ = [
     "UpstreamRequestError",
     "UpstreamUnavailableError",
     "build_guard",
+    "get_kind",
+    "kind_names",
+    "register_kind",
 ]

@@ -1,18 +1,24 @@
 """Guard client for OpenAI-compatible servers: the :class:`~.types.Guard` protocol on top of
 :class:`~.http.OpenAIHTTPClient`.
 
-The transport moves JSON; this layer knows guard formats (one module per kind), and saves
-guard calls: verl scores every trajectory separately and concurrently, GRPO groups repeat
-prompts and policies repeat answers, so identical (prompt, answer) pairs in flight share
-one HTTP call and finished verdicts sit in an LRU cache. Failures stay explicit:
+The transport moves JSON; this layer knows guard formats (one registered module per kind,
+see :mod:`.registry`: the client never branches on a kind's name), and saves guard calls:
+verl scores every trajectory separately and concurrently, GRPO groups repeat prompts and
+policies repeat answers, so identical (prompt, answer) pairs in flight share one HTTP call
+and finished verdicts sit in an LRU cache bounded in entries *and bytes*, keyed by a hash
+(a key never holds the texts: 8k-token answers would otherwise cost gigabytes per worker).
+Failures stay explicit:
 
 * transport failure after retries -> :class:`GuardUnavailableError` (URL + cause);
-* a 401/403/404 (wrong key, model not served) -> :class:`GuardUnavailableError` too: the
-  guard as configured cannot answer, for any item;
-* a 400/413/422 (this item's request is bad, e.g. longer than the guard's context) and
-  unreadable text (after ``parse_retries`` re-asks) -> a verdict with ``parse_ok=False``
-  and the reason in ``extra``: one bad item never sinks a batch, and is never "safe".
-  Such verdicts are not cached.
+* a 401/403/404/405 (wrong key, model not served, endpoint missing) ->
+  :class:`GuardConfigError`: the guard as configured cannot answer, for any item;
+* any other 4xx (e.g. vLLM's 400 when prompt + answer exceed ``max_model_len``) -> a verdict
+  with ``rejected=True``, the status and the guard's message: one bad item never sinks a
+  batch, is never "safe", and the reward's ``on_guard_rejected`` decides its score;
+* unreadable text or a malformed response body (after ``parse_retries`` re-asks) -> a
+  verdict with ``parse_ok=False`` and the reason in ``extra``.
+
+Rejected and unreadable verdicts are not cached.
 """
 
 from __future__ import annotations
@@ -20,88 +26,129 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import hashlib
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from . import llamaguard, qwen3guard, wildguard
 from .config import GuardConfig
-from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
+from .http import HTTPClientConfig, OpenAIHTTPClient
 from .parsing import unparsed
-from .types import GuardConfigError, GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport, UpstreamRequestError, UpstreamUnavailableError
+from .registry import get_kind
+from .types import (
+    GuardConfigError,
+    GuardUnavailableError,
+    GuardVerdict,
+    ModerationItem,
+    ReadyReport,
+    UpstreamRequestError,
+    UpstreamUnavailableError,
+)
 
-#: kind -> module with ENDPOINT, build_payload(item, model, max_tokens, soft_score, top_logprobs), parse(...)
-FORMATS = {"qwen3guard": qwen3guard, "llamaguard": llamaguard, "wildguard": wildguard}
-#: kinds whose first label token carries the soft score
-SOFT_SCORE_KINDS = ("qwen3guard",)
-#: 4xx statuses that concern one item's request, not the guard as a whole
-ITEM_REJECT_STATUSES = (400, 413, 422)
-
-
-@dataclass
-class GuardStats:
-    """Counters for logs and the reward server's Prometheus export (``as_dict``)."""
-
-    #: items asked for (cache and dedup hits included)
-    items: int = 0
-    #: guard calls that went upstream (parse retries included; HTTP retries are in ``http``)
-    requests: int = 0
-    cache_hits: int = 0
-    dedup_hits: int = 0
-    #: re-asks after an unreadable answer
-    parse_retries: int = 0
-    #: verdicts returned with ``parse_ok=False`` (unreadable after retries, or item rejected)
-    parse_failures: int = 0
-    #: calls that raised :class:`GuardUnavailableError`
-    errors: int = 0
-    #: guard calls in flight right now
-    in_flight: int = 0
-    cache_size: int = 0
-    http: HTTPStats = field(default_factory=HTTPStats)
-
-    @property
-    def retries(self) -> int:
-        """HTTP-level retries (connect errors, timeouts, 5xx, 429)."""
-        return self.http.retries
-
-    def as_dict(self) -> dict[str, int]:
-        """Flat numeric dict (per-URL figures as ``http_requests{url}`` keys)."""
-        out = {
-            "items": self.items,
-            "requests": self.requests,
-            "cache_hits": self.cache_hits,
-            "dedup_hits": self.dedup_hits,
-            "parse_retries": self.parse_retries,
-            "parse_failures": self.parse_failures,
-            "errors": self.errors,
-            "in_flight": self.in_flight,
-            "cache_size": self.cache_size,
-            "retries": self.http.retries,
-            "http_requests": self.http.requests,
-            "http_errors": self.http.errors,
-            "http_in_flight": self.http.in_flight,
-        }
-        for url, n in self.http.per_url.items():
-            out[f"http_requests{{{url}}}"] = n
-        return out
+#: 4xx statuses that concern the guard as configured, not one item's request
+GUARD_WIDE_STATUSES = (401, 403, 404, 405)
+#: defaults of the client settings not (yet) fields of :class:`GuardConfig`; a config
+#: object that has the field wins (the integrator adds them to the guard settings)
+CLIENT_DEFAULTS: dict[str, Any] = {
+    #: verdict cache bound in bytes (keys are 16-byte hashes; values are verdicts with the
+    #: guard's short raw text); entries are also bounded by ``cache_size``
+    "cache_max_bytes": 64 * 1024 * 1024,
+    #: a rejection's message is cut to this many characters (the upstream body is never relayed whole)
+    "rejected_message_max_chars": 500,
+}
+#: bookkeeping bytes per cache entry on top of the verdict's texts (dict slot, tuple, objects)
+_ENTRY_OVERHEAD_BYTES = 600
 
 
-def extract_text(body: Any, endpoint: str) -> tuple[str | None, list[dict] | None, str]:
-    """(text, chat logprobs content, problem) from an OpenAI response body."""
-    try:
-        choice = body["choices"][0]
-    except (KeyError, IndexError, TypeError):
+def _setting(config: Any, name: str) -> Any:
+    value = getattr(config, name, None)
+    return CLIENT_DEFAULTS[name] if value is None else value
+
+
+def item_key(item: ModerationItem) -> bytes:
+    """16-byte hash of what the verdict depends on (prompt, response, trace), unambiguous
+    (length-prefixed, ``None`` distinct from ``""``) and safe for lone surrogates."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (item.prompt, item.response, item.trace):
+        if part is None:
+            h.update(b"\xff")
+            continue
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.digest()
+
+
+def _verdict_bytes(v: GuardVerdict) -> int:
+    return _ENTRY_OVERHEAD_BYTES + 2 * (len(v.raw) + sum(len(c) for c in v.categories) + len(v.source) + len(repr(v.extra)))
+
+
+def extract_text(body: Any, endpoint: str) -> tuple[str | None, list | None, str]:
+    """(text, chat logprobs content, problem) from an OpenAI response body of *any* shape:
+    a body that is not ``{"choices": [{...}]}`` with the right types is a problem string,
+    never an exception."""
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not isinstance(choices, list) or not choices:
         return None, None, f"response has no choices: {str(body)[:200]}"
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        return None, None, f"choices[0] is a {type(choice).__name__}, not an object: {str(choice)[:200]}"
+    logprobs = None
     if endpoint.endswith("/chat/completions"):
-        message = choice.get("message") or {}
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            return None, None, f"choices[0].message is a {type(message).__name__}, not an object: {str(message)[:200]}"
         text = message.get("content")
-        logprobs = (choice.get("logprobs") or {}).get("content")
+        lp = choice.get("logprobs")
+        if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+            logprobs = lp["content"]
     else:
         text = choice.get("text")
-        logprobs = None
     if not isinstance(text, str):
         return None, None, f"choice has no text: {str(choice)[:200]}"
     return text, logprobs, ""
+
+
+def error_message(body: str, limit: int) -> str:
+    """The guard's own message from an error body (``{"error": {"message": ...}}`` as vLLM
+    and OpenAI answer, ``{"detail": ...}`` as FastAPI does), else the text; cut to ``limit``."""
+    import json
+
+    msg: Any = body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            msg = err["message"]
+        elif isinstance(err, str):
+            msg = err
+        elif isinstance(data.get("detail"), str):
+            msg = data["detail"]
+        elif isinstance(data.get("message"), str):
+            msg = data["message"]
+    msg = str(msg).strip()
+    return msg if len(msg) <= limit else msg[:limit] + "..."
+
+
+def flat_stats(prefix: str, stats: Any) -> dict[str, float]:
+    """A transport's counters as flat ``{prefix + name: number}``; mappings of numbers (per
+    URL) become ``prefix + name{url}`` keys. Accepts a mapping, or an object with
+    ``as_dict()``, or a zero-argument callable returning either."""
+    if callable(stats) and not isinstance(stats, Mapping):
+        stats = stats()
+    if not isinstance(stats, Mapping) and hasattr(stats, "as_dict"):
+        stats = stats.as_dict()
+    out: dict[str, float] = {}
+    for k, v in dict(stats).items():
+        if isinstance(v, bool) or isinstance(v, (int, float)):
+            out[f"{prefix}{k}"] = float(v)
+        elif isinstance(v, Mapping):
+            for sub, n in v.items():
+                if isinstance(n, (int, float)):
+                    out[f"{prefix}{k}{{{sub}}}"] = float(n)
+    return out
 
 
 class OpenAIGuardClient:
@@ -112,28 +159,34 @@ class OpenAIGuardClient:
     """
 
     def __init__(self, config: GuardConfig, http: OpenAIHTTPClient | None = None):
-        if config.kind not in FORMATS:
-            raise ValueError(f"OpenAIGuardClient serves {', '.join(FORMATS)}; got kind {config.kind!r}")
+        spec = get_kind(config.kind)
+        if spec.local:
+            raise GuardConfigError("(none)", f"guard kind {spec.name!r} is local; OpenAIGuardClient serves model kinds", 0)
         self.config = config
-        self.kind = config.kind
-        self.model = config.model_name
-        self._fmt = FORMATS[config.kind]
-        self._endpoint: str = self._fmt.ENDPOINT
+        self.kind = spec.name
+        self.spec = spec
+        self.model = config.model or spec.default_model
+        self._endpoint: str = spec.endpoint  # type: ignore[assignment]
         self._owns_http = http is None
         self.http = http or OpenAIHTTPClient(HTTPClientConfig.from_guard_config(config))
-        self._soft = bool(config.soft_score) and config.kind in SOFT_SCORE_KINDS
+        self._soft = bool(config.soft_score) and spec.supports_soft_score
         self._top_logprobs = int(getattr(config, "top_logprobs", 5))
         self._max_tokens = config.max_new_tokens
         self._parse_retries = max(0, config.parse_retries)
         self._cache_size = max(0, config.cache_size)
-        self._cache: collections.OrderedDict[tuple, GuardVerdict] = collections.OrderedDict()
-        self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, asyncio.Future]]" = (
+        self._cache_max_bytes = max(0, int(_setting(config, "cache_max_bytes")))
+        self._msg_limit = int(_setting(config, "rejected_message_max_chars"))
+        self._cache: collections.OrderedDict[bytes, tuple[GuardVerdict, int]] = collections.OrderedDict()
+        self._cache_bytes = 0
+        self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future]]" = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: asyncio.AbstractEventLoop | None = None
-        self._last_pending: dict[tuple, asyncio.Future] = {}
+        self._last_pending: dict[bytes, asyncio.Future] = {}
         self._items = self._requests = self._cache_hits = self._dedup_hits = 0
         self._parse_retry_count = self._parse_failures = self._errors = self._in_flight = 0
+        self._rejected = 0
+        self._rejected_by_status: collections.Counter[int] = collections.Counter()
 
     # ------------------------------------------------------------------ public API
     async def moderate(self, items: Sequence[ModerationItem]) -> list[GuardVerdict]:
@@ -147,9 +200,9 @@ class OpenAIGuardClient:
 
     async def moderate_one(self, item: ModerationItem) -> GuardVerdict:
         self._items += 1
-        key = (item.prompt, item.response, item.trace)
+        key = item_key(item)
         cache = self._cache
-        if self._cache_size:
+        if self._caching:
             hit = cache.get(key)
             if hit is not None:
                 try:
@@ -157,7 +210,7 @@ class OpenAIGuardClient:
                 except KeyError:  # evicted meanwhile by a loop in another thread
                     pass
                 self._cache_hits += 1
-                return hit
+                return hit[0]
         loop = asyncio.get_running_loop()
         if loop is self._last_loop:
             pending = self._last_pending
@@ -204,23 +257,29 @@ class OpenAIGuardClient:
         """Every replica answers ``GET /v1/models`` and serves the configured model."""
         return await self.http.check_ready(self.model)
 
-    @property
-    def stats(self) -> GuardStats:
-        return GuardStats(
-            items=self._items,
-            requests=self._requests,
-            cache_hits=self._cache_hits,
-            dedup_hits=self._dedup_hits,
-            parse_retries=self._parse_retry_count,
-            parse_failures=self._parse_failures,
-            errors=self._errors,
-            in_flight=self._in_flight,
-            cache_size=len(self._cache),
-            http=self.http.stats,
-        )
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
+    def stats(self) -> dict[str, float]:
+        """Flat counters: this client's, then the transport's under ``http_`` (per-URL
+        figures as ``http_<name>{url}``), and rejections per status as ``rejected{400}``."""
+        out = {
+            "items": self._items,
+            "requests": self._requests,
+            "cache_hits": self._cache_hits,
+            "dedup_hits": self._dedup_hits,
+            "parse_retries": self._parse_retry_count,
+            "parse_failures": self._parse_failures,
+            "rejected": self._rejected,
+            "errors": self._errors,
+            "in_flight": self._in_flight,
+            "cache_size": len(self._cache),
+            "cache_bytes": self._cache_bytes,
+        }
+        flat = {k: float(v) for k, v in out.items()}
+        for status, n in sorted(self._rejected_by_status.items()):
+            flat[f"rejected{{{status}}}"] = float(n)
+        flat.update(flat_stats("http_", self.http.stats))
+        # the headline retry count is the transport's (connect errors, timeouts, 5xx, 429)
+        flat["retries"] = flat.get("http_retries", 0.0)
+        return flat
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -233,13 +292,46 @@ class OpenAIGuardClient:
         await self.aclose()
 
     # ------------------------------------------------------------------ internals
-    async def _fetch(self, item: ModerationItem, key: tuple) -> GuardVerdict:
-        fmt = self._fmt
-        response_mod = item.response is not None
-        payload = fmt.build_payload(item, self.model, self._max_tokens, self._soft, self._top_logprobs)
+    @property
+    def _caching(self) -> bool:
+        return self._cache_size > 0 and self._cache_max_bytes > 0
+
+    def _remember(self, key: bytes, verdict: GuardVerdict) -> None:
+        size = _verdict_bytes(verdict)
+        if size > self._cache_max_bytes:
+            return
+        cache = self._cache
+        old = cache.pop(key, None)
+        if old is not None:
+            self._cache_bytes -= old[1]
+        cache[key] = (verdict, size)
+        self._cache_bytes += size
+        while cache and (len(cache) > self._cache_size or self._cache_bytes > self._cache_max_bytes):
+            _, (_, n) = cache.popitem(last=False)
+            self._cache_bytes -= n
+
+    def _rejected_verdict(self, e: UpstreamRequestError) -> GuardVerdict:
+        self._rejected += 1
+        self._rejected_by_status[e.status] += 1
+        message = error_message(e.body, self._msg_limit)
+        return GuardVerdict(
+            label=None,
+            parse_ok=False,
+            raw="",
+            source=e.url,
+            rejected=True,
+            status=e.status,
+            message=message,
+            extra={"parse_error": f"guard rejected this item: HTTP {e.status}: {message}", "http_status": e.status},
+        )
+
+    async def _fetch(self, item: ModerationItem, key: bytes) -> GuardVerdict:
+        spec = self.spec
+        payload = spec.build_payload(item, self.model, self._max_tokens, self._soft, self._top_logprobs)  # type: ignore[misc]
         self._in_flight += 1
         try:
             verdict: GuardVerdict | None = None
+            logprobs: list | None = None
             for attempt in range(self._parse_retries + 1):
                 if attempt:
                     self._parse_retry_count += 1
@@ -250,42 +342,32 @@ class OpenAIGuardClient:
                     self._errors += 1
                     raise GuardUnavailableError(e.url, e.cause, e.attempts) from e
                 except UpstreamRequestError as e:
-                    if e.status in ITEM_REJECT_STATUSES:
-                        self._parse_failures += 1
-                        v = unparsed("", f"guard rejected this item: HTTP {e.status}: {e.body[:300]}", e.url)
-                        v.extra["http_status"] = e.status
-                        return v
+                    if e.status not in GUARD_WIDE_STATUSES:
+                        return self._rejected_verdict(e)
                     self._errors += 1
-                    raise GuardConfigError(e.url, f"HTTP {e.status}: {e.body[:300]}", 1) from e
+                    raise GuardConfigError(e.url, f"HTTP {e.status}: {error_message(e.body, self._msg_limit)}", 1) from e
                 text, logprobs, problem = extract_text(body, self._endpoint)
                 if text is None:
                     verdict = unparsed("", problem, base)
                     continue
-                if fmt is wildguard:
-                    verdict = fmt.parse(text, response_mod, base, response_empty=not (item.response or "").strip())
-                else:
-                    verdict = fmt.parse(text, response_mod, base)
+                verdict = spec.parse(text, item, base)  # type: ignore[misc]
                 if verdict.parse_ok:
                     break
             assert verdict is not None
             if not verdict.parse_ok:
                 self._parse_failures += 1
                 verdict.extra["attempts"] = self._parse_retries + 1
-                return verdict
+                return dataclasses.replace(verdict, message=str(verdict.extra.get("parse_error", "")))
             if self._soft:
                 verdict = self._with_soft_score(verdict, logprobs)
-            if self._cache_size:
-                cache = self._cache
-                cache[key] = verdict
-                if len(cache) > self._cache_size:
-                    cache.popitem(last=False)
+            if self._caching:
+                self._remember(key, verdict)
             return verdict
         finally:
             self._in_flight -= 1
 
-    @staticmethod
-    def _with_soft_score(verdict: GuardVerdict, logprobs: list[dict] | None) -> GuardVerdict:
-        scores = qwen3guard.soft_score(logprobs)
+    def _with_soft_score(self, verdict: GuardVerdict, logprobs: list | None) -> GuardVerdict:
+        scores = self.spec.soft_score(logprobs)  # type: ignore[misc]
         extra = dict(verdict.extra)
         if scores is None:
             extra["soft_score_error"] = "no logprobs for the token after 'Safety:'"

@@ -20,7 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 from .categories import map_qwen3guard
+from .control_tokens import neutralize
 from .parsing import first_word, read_fields, unparsed
+from .registry import GuardKind, register_kind
 from .types import GuardVerdict, ModerationItem, Refusal, SafetyLabel
 
 KIND = "qwen3guard"
@@ -36,20 +38,22 @@ _CANON_REFUSAL = {"Yes": Refusal.YES, "No": Refusal.NO, None: Refusal.UNKNOWN}
 
 
 def assistant_turn(item: ModerationItem) -> str:
-    """The assistant content: the answer, or ``<think>trace</think>\\n\\nanswer``."""
-    response = item.response or ""
+    """The assistant content: the answer, or ``<think>trace</think>\\n\\nanswer`` (control
+    tokens in the policy's text neutralised)."""
+    response = neutralize(item.response or "")
     if item.trace is not None:
-        return f"<think>{item.trace}</think>\n\n{response}"
+        return f"<think>{neutralize(item.trace)}</think>\n\n{response}"
     return response
 
 
 def build_messages(item: ModerationItem) -> list[dict[str, str]]:
+    prompt = neutralize(item.prompt)
     if item.response is None:
-        return [{"role": "user", "content": item.prompt}]
-    return [{"role": "user", "content": item.prompt}, {"role": "assistant", "content": assistant_turn(item)}]
+        return [{"role": "user", "content": prompt}]
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": assistant_turn(item)}]
 
 
-def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool, top_logprobs: int = 5) -> dict[str, Any]:
+def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": build_messages(item),
@@ -62,10 +66,11 @@ def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score:
     return payload
 
 
-def parse(text: str, response_moderation: bool, source: str = "") -> GuardVerdict:
-    """Read a Qwen3Guard answer. ``Safety`` is required; for response moderation so is
+def parse(text: str, item: ModerationItem, source: str = "") -> GuardVerdict:
+    """Read a Qwen3Guard answer to ``item``. ``Safety`` is required; for response moderation so is
     ``Refusal`` (Qwen3Guard always emits it there, so its absence means a cut-off or garbled
     answer, and the benign-prompt reward depends on it). ``Categories`` defaults to none."""
+    response_moderation = not item.is_prompt_moderation
     m = _CANONICAL.fullmatch(text)
     if m is not None and (m.group(3) is not None or not response_moderation):
         raw_cats = _split_categories(m.group(2))
@@ -131,20 +136,26 @@ def soft_score(logprobs_content: list[dict[str, Any]] | None) -> tuple[float, fl
     :attr:`GuardVerdict.is_safe` and by Qwen's own safety RL. ``None`` when the logprobs do
     not contain the label token.
     """
-    if not logprobs_content:
+    if not logprobs_content or not isinstance(logprobs_content, list):
         return None
     text = ""
     armed = False
     for entry in logprobs_content:
+        if not isinstance(entry, dict) or not isinstance(entry.get("token", ""), str):
+            return None  # malformed logprobs: no soft score, never an exception
         tok = entry.get("token", "")
         if armed and tok.strip():
             mass = {"safe": 0.0, "unsafe": 0.0, "controversial": 0.0}
-            alts = entry.get("top_logprobs") or [{"token": tok, "logprob": entry.get("logprob", 0.0)}]
+            alts = entry.get("top_logprobs")
+            if not isinstance(alts, list) or not alts:
+                alts = [{"token": tok, "logprob": entry.get("logprob", 0.0)}]
             for alt in alts:
+                if not isinstance(alt, dict) or not isinstance(alt.get("token", ""), str):
+                    continue
                 name = _label_of_token(alt.get("token", ""))
                 lp = alt.get("logprob")
-                if name is not None and lp is not None and lp > -1e30:
-                    mass[name] += math.exp(lp)
+                if name is not None and isinstance(lp, (int, float)) and not isinstance(lp, bool) and lp > -1e30:
+                    mass[name] += math.exp(min(float(lp), 0.0))
             total = sum(mass.values())
             if total <= 0:
                 return None
@@ -163,3 +174,16 @@ def soft_score(logprobs_content: list[dict[str, Any]] | None) -> tuple[float, fl
                     p = 1.0 if name != "safe" else 0.0
                     return p, 1.0 if name == "controversial" else 0.0
     return None
+
+
+SPEC = register_kind(
+    GuardKind(
+        name=KIND,
+        default_model="Qwen/Qwen3Guard-Gen-4B",
+        supports_refusal=True,
+        endpoint=ENDPOINT,
+        build_payload=build_payload,
+        parse=parse,
+        soft_score=soft_score,
+    )
+)

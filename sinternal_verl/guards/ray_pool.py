@@ -10,9 +10,13 @@ At cluster scale the guard model is itself a workload to place and keep alive. A
   so CPU tests exercise the real rendering and parsing with no model;
 * ``lexical`` -- the offline lexical judge.
 
-Every model engine renders the per-kind request (the guard module's ``build_payload``: chat
-messages through the tokenizer's chat template, or WildGuard's raw prompt) and the replica
-parses with the same per-kind parser as the HTTP client, so verdicts are identical.
+Every model engine renders the per-kind request (the registered kind's ``build_payload``:
+chat messages through the tokenizer's chat template, or WildGuard's raw prompt) and the
+replica parses with the same registered parser as the HTTP client, so verdicts are identical.
+Lengths are checked *per item* before the engine runs: vLLM's offline engine raises for the
+whole call when one prompt exceeds ``max_model_len``, which would turn one long answer into a
+pool-wide outage; an over-long item gets a ``rejected`` verdict (status 400, as vLLM's server
+answers) and the rest of the chunk is judged.
 
 The pool implements :class:`~sinternal_verl.guards.types.Guard`. Items are split into
 chunks sent to the replica with the fewest calls in flight; a chunk whose replica dies
@@ -28,22 +32,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from sinternal_verl.guards.registry import get_kind
 from sinternal_verl.guards.types import GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport
 
 logger = logging.getLogger(__name__)
 
-KIND_MODULES = {
-    "qwen3guard": "sinternal_verl.guards.qwen3guard",
-    "llamaguard": "sinternal_verl.guards.llamaguard",
-    "wildguard": "sinternal_verl.guards.wildguard",
-}
 ENGINES = ("vllm", "transformers", "rules", "lexical")
 REPLICA_SEP = "/replica-"
 
@@ -84,16 +83,14 @@ class RayPoolConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
-        if self.engine != "lexical" and self.kind not in KIND_MODULES:
-            raise ValueError(f"engine {self.engine!r} needs a model guard kind ({', '.join(KIND_MODULES)}), got {self.kind!r}")
+        if self.engine != "lexical" and get_kind(self.kind).local:
+            raise ValueError(f"engine {self.engine!r} needs a model guard kind, got the local kind {self.kind!r}")
         if self.num_replicas < 1 or self.chunk_size < 1 or self.max_attempts < 1:
             raise ValueError("num_replicas, chunk_size and max_attempts must be >= 1")
 
     @property
     def model_name(self) -> str:
-        from sinternal_verl.guards.config import DEFAULT_MODELS
-
-        return self.model or DEFAULT_MODELS.get(self.kind, self.kind)
+        return self.model or get_kind(self.kind).default_model
 
 
 # ---- engines (run inside the replica process) ------------------------------------------------
@@ -102,9 +99,19 @@ class _RulesEngine:
     imitates a model's latency (tests kill replicas while calls are in flight); a payload
     containing ``[engine-error]`` makes the engine raise, as a model engine can."""
 
-    def __init__(self, model: str, service_time_s: float = 0.0, **_: Any):
+    def __init__(self, model: str, service_time_s: float = 0.0, max_model_len: int | None = None, **_: Any):
         self.model = model
         self.service_time_s = service_time_s
+        #: context bound for the per-item length check; "tokens" are whitespace words here
+        self.max_model_len = max_model_len
+
+    def prompt_lengths(self, payloads: list[dict]) -> list[int]:
+        def text(p: dict) -> str:
+            if "messages" in p:
+                return " ".join(str(m.get("content")) for m in p["messages"])
+            return str(p.get("prompt", ""))
+
+        return [len(text(p).split()) for p in payloads]
 
     def generate(self, payloads: list[dict]) -> list[str]:
         from sinternal_verl.testing.fake_openai import FakeRequest, guard_responder
@@ -129,6 +136,11 @@ class _TransformersEngine:
         self.tok = AutoTokenizer.from_pretrained(model)
         self.lm = AutoModelForCausalLM.from_pretrained(model, **kw)
         self.lm.eval()
+        self.max_model_len = int(getattr(self.lm.config, "max_position_embeddings", 0)) or None
+
+    def prompt_lengths(self, payloads: list[dict]) -> list[int]:
+        return [len(self.tok(self._text(p), add_special_tokens=bool(p.get("add_special_tokens", "messages" not in p)))["input_ids"])
+                for p in payloads]
 
     def _text(self, p: dict) -> str:
         if "messages" in p:
@@ -149,33 +161,38 @@ class _TransformersEngine:
 
 
 class _VLLMEngine:
-    """vLLM in-process (``LLM``): chat payloads through ``LLM.chat`` (the model's own chat
-    template), raw-prompt payloads (WildGuard) through ``LLM.generate``."""
+    """vLLM in-process (``LLM``). Every payload becomes token ids first (chat messages through
+    the model's chat template, WildGuard's raw prompt as is, both without the tokenizer adding
+    a second BOS), so lengths can be checked per item and the engine gets exactly the ids."""
 
     def __init__(self, model: str, **kw: Any):
         from vllm import LLM  # imported here only: the replica is the one place that needs vLLM
 
         self.llm = LLM(model=model, **kw)
+        self.tok = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+        self._ids: dict[int, list[int]] = {}
+
+    def _token_ids(self, p: dict) -> list[int]:
+        if "messages" in p:
+            text = self.tok.apply_chat_template(p["messages"], tokenize=False, add_generation_prompt=True)
+            return list(self.tok.encode(text, add_special_tokens=False))
+        return list(self.tok.encode(p["prompt"], add_special_tokens=bool(p.get("add_special_tokens", False))))
+
+    def prompt_lengths(self, payloads: list[dict]) -> list[int]:
+        self._ids = {id(p): self._token_ids(p) for p in payloads}
+        return [len(self._ids[id(p)]) for p in payloads]
 
     def generate(self, payloads: list[dict]) -> list[str]:
         from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
 
-        sp = SamplingParams(temperature=0.0, max_tokens=int(payloads[0].get("max_tokens", 128)) if payloads else 128)
-        out: list[str | None] = [None] * len(payloads)
-        chat_idx = [i for i, p in enumerate(payloads) if "messages" in p]
-        raw_idx = [i for i, p in enumerate(payloads) if "messages" not in p]
-        if chat_idx:
-            res = self.llm.chat([payloads[i]["messages"] for i in chat_idx], sp, use_tqdm=False)
-            for i, r in zip(chat_idx, res):
-                out[i] = r.outputs[0].text
-        if raw_idx:
-            from vllm.inputs import TokensPrompt
-
-            tok = self.llm.get_tokenizer()
-            prompts = [TokensPrompt(prompt_token_ids=tok.encode(payloads[i]["prompt"], add_special_tokens=False)) for i in raw_idx]
-            for i, r in zip(raw_idx, self.llm.generate(prompts, sp, use_tqdm=False)):
-                out[i] = r.outputs[0].text
-        return [t or "" for t in out]
+        if not payloads:
+            return []
+        sp = SamplingParams(temperature=0.0, max_tokens=int(payloads[0].get("max_tokens", 128)))
+        prompts = [TokensPrompt(prompt_token_ids=self._ids.get(id(p)) or self._token_ids(p)) for p in payloads]
+        self._ids = {}
+        return [r.outputs[0].text or "" for r in self.llm.generate(prompts, sp, use_tqdm=False)]
 
 
 _ENGINE_CLASSES = {"rules": _RulesEngine, "transformers": _TransformersEngine, "vllm": _VLLMEngine}
@@ -194,11 +211,11 @@ class GuardReplica:
             from sinternal_verl.guards.config import GuardConfig
 
             self._lexical = build_guard(GuardConfig(kind="lexical"))
-            self._fmt = None
+            self._spec = None
             self._engine = None
         else:
             self._lexical = None
-            self._fmt = importlib.import_module(KIND_MODULES[config.kind])
+            self._spec = get_kind(config.kind)
             self._engine = _ENGINE_CLASSES[config.engine](config.model_name, **config.engine_kwargs)
 
     def info(self) -> dict[str, Any]:
@@ -224,17 +241,28 @@ class GuardReplica:
         self.calls += 1
         if self._lexical is not None:
             return asyncio.run(self._lexical.moderate(items))
-        fmt, cfg = self._fmt, self.config
-        payloads = [fmt.build_payload(it, cfg.model_name, cfg.max_new_tokens, False) for it in items]
-        texts = self._engine.generate(payloads)
+        spec, cfg = self._spec, self.config
+        payloads = [spec.build_payload(it, cfg.model_name, cfg.max_new_tokens, False) for it in items]
         source = self._source()
-        verdicts = []
-        for it, text in zip(items, texts):
-            kw: dict[str, Any] = {}
-            if cfg.kind == "wildguard":
-                kw["response_empty"] = it.response is not None and not it.response.strip()
-            verdicts.append(fmt.parse(text, not it.is_prompt_moderation, source, **kw))
-        return verdicts
+        verdicts: list[GuardVerdict | None] = [None] * len(items)
+        bound = getattr(self._engine, "max_model_len", None)
+        if bound:
+            for i, n in enumerate(self._engine.prompt_lengths(payloads)):
+                if n + 1 > bound:  # vLLM needs room for one output token
+                    verdicts[i] = _too_long(n, bound, source)
+        todo = [i for i, v in enumerate(verdicts) if v is None]
+        if todo:
+            texts = self._engine.generate([payloads[i] for i in todo])
+            for i, text in zip(todo, texts):
+                verdicts[i] = spec.parse(text, items[i], source)
+        return [v for v in verdicts if v is not None]
+
+
+def _too_long(n: int, bound: int, source: str) -> GuardVerdict:
+    message = (f"This model's maximum context length is {bound} tokens. However, your prompt contains {n} input "
+               "tokens, which exceeds this limit (checked per item by the replica)")
+    return GuardVerdict(label=None, parse_ok=False, source=source, rejected=True, status=400, message=message,
+                        extra={"parse_error": f"guard rejected this item: {message}", "http_status": 400})
 
 
 # ---- the pool (driver side, implements Guard) --------------------------------------------------
@@ -246,6 +274,8 @@ class PoolStats:
     retries: int = 0
     errors: int = 0
     in_flight: int = 0
+    #: items a replica refused to judge (over-long input)
+    rejected: int = 0
 
 
 def _replica_name(name: str, i: int) -> str:
@@ -262,7 +292,7 @@ class RayGuardPool:
         self.kind = config.kind
         self.handles = list(handles)
         self._load = [0] * len(handles)
-        self.stats = PoolStats()
+        self._stats = PoolStats()
 
     @property
     def address(self) -> str:
@@ -336,12 +366,12 @@ class RayGuardPool:
     async def _call(self, i: int, chunk: list[ModerationItem]) -> list[GuardVerdict]:
         ref = self.handles[i].moderate.remote(chunk)
         self._load[i] += 1
-        self.stats.in_flight += 1
+        self._stats.in_flight += 1
         try:
             return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout=self.config.call_timeout_s)
         finally:
             self._load[i] -= 1
-            self.stats.in_flight -= 1
+            self._stats.in_flight -= 1
 
     async def _chunk(self, chunk: list[ModerationItem]) -> list[GuardVerdict]:
         import ray.exceptions as rex
@@ -359,23 +389,23 @@ class RayGuardPool:
                 last = f"replica {i}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 logger.warning("guard replica %s failed (%s); retrying the chunk on another replica", i, last)
                 if attempt + 1 < self.config.max_attempts:
-                    self.stats.retries += 1
+                    self._stats.retries += 1
                 continue
             if len(verdicts) != len(chunk):
                 raise GuardUnavailableError(self.address, f"replica {i} returned {len(verdicts)} verdicts for {len(chunk)} items", attempt + 1)
             return verdicts
-        self.stats.errors += 1
+        self._stats.errors += 1
         raise GuardUnavailableError(self.address, last, self.config.max_attempts)
 
     async def moderate(self, items: Sequence[ModerationItem]) -> list[GuardVerdict]:
         items = list(items)
         if not items:
             return []
-        self.stats.requests += 1
-        self.stats.items += len(items)
+        self._stats.requests += 1
+        self._stats.items += len(items)
         n = self.config.chunk_size
         chunks = [items[k : k + n] for k in range(0, len(items), n)]
-        self.stats.chunks += len(chunks)
+        self._stats.chunks += len(chunks)
         tasks = [asyncio.ensure_future(self._chunk(c)) for c in chunks]
         try:
             parts = await asyncio.gather(*tasks)
@@ -383,7 +413,13 @@ class RayGuardPool:
             for t in tasks:
                 t.cancel()
             raise
-        return [v for part in parts for v in part]
+        verdicts = [v for part in parts for v in part]
+        self._stats.rejected += sum(1 for v in verdicts if v.rejected)
+        return verdicts
+
+    def stats(self) -> dict[str, float]:
+        """Flat counters, the same shape as every guard's ``stats()``."""
+        return {k: float(v) for k, v in dataclasses.asdict(self._stats).items()}
 
     async def check_ready(self) -> ReadyReport:
         async def probe(i: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 
 class SafetyLabel(str, enum.Enum):
@@ -69,6 +69,16 @@ class GuardVerdict:
     #: which guard produced it, for logs (e.g. the base URL or "lexical").
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    #: the guard *refused to judge* this item (an HTTP 4xx for this request, e.g. vLLM's 400
+    #: when prompt + answer exceed ``max_model_len``, or an engine's per-item length check).
+    #: ``label`` is then ``None`` and ``parse_ok`` ``False``; the reward's ``on_guard_rejected``
+    #: decides the score (see :mod:`sinternal_verl.guards.rejection`).
+    rejected: bool = False
+    #: HTTP status of a rejection (``None`` when not an HTTP rejection)
+    status: int | None = None
+    #: the guard's own message for a rejection or a parse failure (never an upstream body
+    #: with headers: only the ``error.message`` field, truncated)
+    message: str = ""
 
     @property
     def is_safe(self) -> bool | None:
@@ -148,7 +158,33 @@ class Guard(Protocol):
 
     async def check_ready(self) -> ReadyReport: ...
 
+    def stats(self) -> Mapping[str, float]:
+        """Flat counters (one shape for every guard: names to numbers, per-URL figures as
+        ``name{url}`` keys), for logs and the reward server's Prometheus export."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class GuardRejectedError(GuardError):
+    """The guard rejected this item's request (HTTP 4xx for the item, e.g. over-long input),
+    and the configuration says to raise (``on_guard_rejected: raise``). Carries the status
+    and the guard's message, so the operator sees *why* (not an empty unparsable output)."""
+
+    def __init__(self, source: str, status: int | None, message: str):
+        self.source = source
+        self.status = status
+        self.message = message
+        what = f"HTTP {status}" if status is not None else "a rejection"
+        super().__init__(f"guard at {source or 'guard'} rejected the item with {what}: {message}")
+
+
+def verdict_error(verdict: "GuardVerdict") -> GuardError:
+    """The exception that describes an unusable verdict: :class:`GuardRejectedError` for a
+    rejection, :class:`GuardVerdictError` for unreadable text."""
+    if verdict.rejected:
+        return GuardRejectedError(verdict.source, verdict.status, verdict.message)
+    return GuardVerdictError(verdict.raw, verdict.source)
 
 
 class GuardVerdictError(GuardError):

@@ -28,10 +28,10 @@ from sinternal_verl.guards.types import (
     Guard,
     GuardError,
     GuardVerdict,
-    GuardVerdictError,
     ModerationItem,
     Refusal,
     SafetyLabel,
+    verdict_error,
 )
 from sinternal_verl.judges.refusal import judge_refusal
 from sinternal_verl.rewards.reasoning import split_reasoning
@@ -146,7 +146,7 @@ async def resolve_prompt_type(prompt: str, extra_info: Mapping[str, Any] | None,
         return cfg.missing_prompt_type
     (verdict,) = await guard.moderate([ModerationItem(prompt=prompt)])
     if not verdict.parse_ok:
-        raise GuardVerdictError(verdict.raw, verdict.source)
+        raise verdict_error(verdict)
     return "benign" if verdict.label is SafetyLabel.SAFE else "harmful"
 
 
@@ -191,7 +191,7 @@ async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[st
     verdicts = await guard.moderate(items)
     for v in verdicts:
         if not v.parse_ok:
-            raise GuardVerdictError(v.raw, v.source)
+            raise verdict_error(v)  # a rejection names its status and message
 
     credit = min(_credit(v, cfg) for v in verdicts)
     controversial = any(v.label is SafetyLabel.CONTROVERSIAL for v in verdicts)
