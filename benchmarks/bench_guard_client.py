@@ -45,7 +45,8 @@ async def run_ours(url: str, n: int, conc: int, tag: str) -> tuple[float, float]
 
 
 async def run_transport(url: str, n: int, conc: int, tag: str) -> tuple[float, float]:
-    from sinternal_verl.guards import HTTPClientConfig, OpenAIHTTPClient, qwen3guard
+    from sinternal_verl.guards import qwen3guard
+    from sinternal_verl.guards.http import HTTPClientConfig, OpenAIHTTPClient
 
     client = OpenAIHTTPClient(HTTPClientConfig(urls=(url,), max_concurrency_per_url=conc))
     payloads = [qwen3guard.build_payload(it, MODEL, 128, False) for it in items(n + conc, tag)]

@@ -116,7 +116,13 @@ def _format(cls: type[BaseModel], err: ValidationError, where: str, prefix: str 
         else:
             nested = (e.get("ctx") or {}).get("error")
             if isinstance(nested, ConfigError):  # a section checked by its own settings class
-                for sub in str(nested).splitlines()[1:]:
+                subs = str(nested).splitlines()
+                if subs[0].startswith("invalid "):
+                    subs = subs[1:]
+                else:  # a one-line check of this field
+                    lines.append(f"  {key}: {subs[0]}")
+                    continue
+                for sub in subs:
                     sub = sub.strip()
                     lines.append(f"  {key}.{sub}" if not sub.startswith("unknown key") else f"  {key}: {sub}")
                 continue

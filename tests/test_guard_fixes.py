@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sinternal_verl.guards import GuardConfig, ModerationItem, OpenAIGuardClient, SafetyLabel, build_guard
+from sinternal_verl.guards import GuardConfig, ModerationItem, SafetyLabel, build_guard
+from sinternal_verl.guards.client import OpenAIGuardClient
 from sinternal_verl.guards.client import item_key
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
 from sinternal_verl.testing.server import ThreadedServer
@@ -122,11 +123,7 @@ def test_cache_is_bounded_in_bytes_and_keys_hold_no_text(monkeypatch):
         st = g.stats()
         assert st["cache_size"] == 64 and st["cache_bytes"] < 64 * 2_000  # ~1 KB per verdict, not 190 KB
 
-        # cache_max_bytes is a client setting the guard config does not carry yet: set its default
-        from sinternal_verl.guards import client as client_mod
-
-        monkeypatch.setitem(client_mod.CLIENT_DEFAULTS, "cache_max_bytes", 5_000)
-        small = guard(srv.url, cache_size=100_000)
+        small = guard(srv.url, cache_size=100_000, cache_max_bytes=5_000)
         asyncio.run(run(small, [ModerationItem(f"p{i}") for i in range(40)]))
         st = small.stats()
         assert 0 < st["cache_bytes"] <= 5_000 and 0 < st["cache_size"] < 40
@@ -171,3 +168,32 @@ def test_safety_reward_names_a_rejection_instead_of_an_empty_unparsable_output()
             asyncio.run(score(SafetyRewardConfig()))
         fallback = asyncio.run(score(SafetyRewardConfig(on_guard_error="fallback")))
     assert fallback["guard_error"] == 1.0
+
+
+def test_on_guard_rejected_scores_a_rejection_as_configured_and_flags_it():
+    """``on_guard_rejected``: ``score`` gives ``guard_rejected_score``, ``truncated`` the truncated
+    score, both flagged ``guard_rejected=1``; other items of the batch are judged as usual."""
+    from sinternal_verl.rewards.router import RESULT_KEYS, RewardRouter
+
+    err = {"error": {"message": "This model's maximum context length is 256 tokens.", "code": 400}}
+    safe = "Safety: Safe\nCategories: None\nRefusal: No"  # response moderation carries a refusal line
+    ok = {"choices": [{"index": 0, "message": {"role": "assistant", "content": safe}}]}
+    with ThreadedServer(scripted({"long prompt": (400, err), "short prompt": (200, ok)})) as srv:
+
+        async def score(**kw):
+            router = RewardRouter({"guard_urls": srv.url, "guard_max_retries": 1, "guard_backoff_base_s": 0.01, **kw})
+            try:
+                info = {"prompt_type": "harmful"}
+                return [
+                    await router.score("safety", "an answer", None, {**info, "prompt": p})
+                    for p in ("long prompt", "short prompt")
+                ]
+            finally:
+                await router.guard.aclose()
+
+        scored = asyncio.run(score(on_guard_rejected="score", guard_rejected_score=-0.5))
+        truncated = asyncio.run(score(on_guard_rejected="truncated", truncated_score=-1.0))
+    assert scored[0]["score"] == -0.5 and scored[0]["guard_rejected"] == 1.0 and scored[0]["guard_error"] == 0.0
+    assert truncated[0]["score"] == -1.0 and truncated[0]["guard_rejected"] == 1.0
+    assert scored[1]["score"] == 1.0 and scored[1]["guard_rejected"] == 0.0  # the other item: judged safe
+    assert all(set(r) == set(RESULT_KEYS) for r in scored + truncated)  # verl needs the same keys everywhere

@@ -3,15 +3,8 @@ name) x known prompt type."""
 
 from __future__ import annotations
 
-from sinternal_verl.guards import (
-    GCG_REFUSAL_PHRASES,
-    Guard,
-    GuardConfig,
-    ModerationItem,
-    Refusal,
-    SafetyLabel,
-    build_guard,
-)
+from sinternal_verl.guards import Guard, GuardConfig, ModerationItem, Refusal, SafetyLabel, build_guard
+from sinternal_verl.guards.lexical import GCG_REFUSAL_PHRASES
 from sinternal_verl.guards.lexical import LexicalJudge, is_refusal
 
 

@@ -246,7 +246,7 @@ def test_guard_down_stops_the_label_stage_with_its_error_and_resumes(tmp_path, s
 
     cfg = PipelineConfig.from_mapping(make_config(tmp_path, servers, **{"label.batch_size": 4}))
     httpx.post(f"{servers['guard'].url}/_control", json={"mode": "500", "count": -1}).raise_for_status()
-    from sinternal_verl.guards import UpstreamUnavailableError
+    from sinternal_verl.guards.types import UpstreamUnavailableError
 
     with pytest.raises(UpstreamUnavailableError, match=servers["guard"].url):
         run_pipeline(cfg)

@@ -13,17 +13,10 @@ import sys
 import httpx
 import pytest
 
-from sinternal_verl.guards import (
-    GuardConfig,
-    ModerationItem,
-    OpenAIGuardClient,
-    Refusal,
-    SafetyLabel,
-    build_guard,
-    llamaguard,
-    qwen3guard,
-)
-from sinternal_verl.guards.rejection import GuardRejectionSettings, score_rejected
+from sinternal_verl.guards import GuardConfig, ModerationItem, Refusal, SafetyLabel, build_guard, llamaguard, qwen3guard
+from sinternal_verl.guards.client import OpenAIGuardClient
+from sinternal_verl.guards.rejection import score_rejected
+from sinternal_verl.rewards.safety import SafetyRewardConfig as GuardRejectionSettings
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
 
 GUARD = "tiny-guard"

@@ -88,6 +88,8 @@ class CritiqueConfig(Settings):
     temperature: float = setting(0.0, "sampling temperature of the first attempt")
     retry_temperature: float = setting(0.7, "temperature of those extra attempts (a greedy server would repeat itself otherwise).")
     max_tokens: int = setting(2048, "tokens per critique")
+    rejected_message_max_chars: int = setting(500, "an expert's rejection message is cut to this many characters "
+                                              "in the records", ge=0)
     max_concurrency: int = setting(16, "requests in flight to the expert")
     timeout_s: float = setting(300.0, "seconds per request")
     max_retries: int = setting(4, "retries with backoff on connect errors, timeouts, 5xx and 429")

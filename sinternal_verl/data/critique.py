@@ -202,7 +202,7 @@ def run_critique(cfg: PipelineConfig, examples: list[dict], spec: str, template:
 
 
 async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: ResponseCache, stats: dict) -> None:
-    from ..guards.client import CLIENT_DEFAULTS, GUARD_WIDE_STATUSES, error_message
+    from ..guards.client import GUARD_WIDE_STATUSES, error_message
     from ..guards.types import UpstreamRequestError, UpstreamUnavailableError
 
     c: CritiqueConfig = cfg.critique
@@ -235,7 +235,7 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
             except UpstreamRequestError as exc:
                 if exc.status in GUARD_WIDE_STATUSES:
                     raise
-                message = error_message(exc.body, CLIENT_DEFAULTS["rejected_message_max_chars"])
+                message = error_message(exc.body, c.rejected_message_max_chars)
                 return {**base, "status": "dropped", "drop_reason": "expert_rejected", "critique": "",
                         "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts,
                         "error": f"HTTP {exc.status}: {message}"}

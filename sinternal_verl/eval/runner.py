@@ -147,10 +147,10 @@ def prepare(cfg: EvalConfig) -> Prepared:
         raise EvalInputError("cannot start the evaluation:\n" + "\n".join(f"  - {x}" for x in problems))
 
     if cfg.warn_if_judge_is_reward_guard and p.idents.get("safety"):
-        from ..guards.config import DEFAULT_MODELS
+        from ..guards.registry import get_kind
 
-        reward_model = cfg.reward_guard_model or DEFAULT_MODELS.get(cfg.reward_guard_kind)
-        judge_model = cfg.judge.model or DEFAULT_MODELS.get(cfg.judge.kind)
+        reward_model = cfg.reward_guard_model or get_kind(cfg.reward_guard_kind).default_model
+        judge_model = cfg.judge.model or get_kind(cfg.judge.kind).default_model
         if cfg.judge.kind == cfg.reward_guard_kind and judge_model == reward_model:
             msg = (f"the eval judge ({cfg.judge.kind} {judge_model}) is the guard used as the training reward: the RL model was "
                    "optimised against it, so its ASR is flattering; prefer another judge (e.g. wildguard) or report both")

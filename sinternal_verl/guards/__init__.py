@@ -1,60 +1,40 @@
 """Guard models behind one typed interface.
 
 ``build_guard(GuardConfig(...))`` returns a :class:`Guard`; ``await guard.moderate(items)``
-returns one :class:`GuardVerdict` per :class:`ModerationItem`. Kinds: ``qwen3guard``
-(default), ``llamaguard``, ``wildguard`` (OpenAI-compatible servers through
-:class:`OpenAIGuardClient`) and ``lexical`` (offline baseline). The plain transport,
-:class:`OpenAIHTTPClient`, is reusable for any OpenAI-compatible endpoint.
+returns one :class:`GuardVerdict` per :class:`ModerationItem`. Kinds live in one registry
+(:func:`get_kind`, :func:`register_kind`): ``qwen3guard`` (default), ``llamaguard`` and
+``wildguard`` over OpenAI-compatible servers, ``lexical`` (the offline baseline). The
+transport (``guards.http``), the client (``guards.client``) and the Ray replica pool
+(``guards.ray_pool``) are reached through their modules.
 """
 
-from .categories import CATEGORIES
-from .client import OpenAIGuardClient
-from .config import GUARD_KINDS, GuardConfig
+from .config import GuardConfig
 from .factory import build_guard
-from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
-from .lexical import GCG_REFUSAL_PHRASES, HARMFUL_PROMPT_KEYWORDS, LexicalJudge
 from .registry import GuardKind, get_kind, kind_names, register_kind
 from .types import (
     Guard,
-    GuardConfigError,
     GuardError,
     GuardRejectedError,
     GuardUnavailableError,
     GuardVerdict,
     GuardVerdictError,
     ModerationItem,
-    ReadyReport,
     Refusal,
     SafetyLabel,
-    UpstreamRequestError,
-    UpstreamUnavailableError,
 )
 
 __all__ = [
-    "CATEGORIES",
-    "GCG_REFUSAL_PHRASES",
-    "GUARD_KINDS",
-    "HARMFUL_PROMPT_KEYWORDS",
     "Guard",
     "GuardConfig",
-    "GuardConfigError",
     "GuardError",
     "GuardKind",
     "GuardRejectedError",
     "GuardUnavailableError",
     "GuardVerdict",
     "GuardVerdictError",
-    "HTTPClientConfig",
-    "HTTPStats",
-    "LexicalJudge",
     "ModerationItem",
-    "OpenAIGuardClient",
-    "OpenAIHTTPClient",
-    "ReadyReport",
     "Refusal",
     "SafetyLabel",
-    "UpstreamRequestError",
-    "UpstreamUnavailableError",
     "build_guard",
     "get_kind",
     "kind_names",

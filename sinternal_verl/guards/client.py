@@ -46,22 +46,8 @@ from .types import (
 
 #: 4xx statuses that concern the guard as configured, not one item's request
 GUARD_WIDE_STATUSES = (401, 403, 404, 405)
-#: defaults of the client settings not (yet) fields of :class:`GuardConfig`; a config
-#: object that has the field wins (the integrator adds them to the guard settings)
-CLIENT_DEFAULTS: dict[str, Any] = {
-    #: verdict cache bound in bytes (keys are 16-byte hashes; values are verdicts with the
-    #: guard's short raw text); entries are also bounded by ``cache_size``
-    "cache_max_bytes": 64 * 1024 * 1024,
-    #: a rejection's message is cut to this many characters (the upstream body is never relayed whole)
-    "rejected_message_max_chars": 500,
-}
 #: bookkeeping bytes per cache entry on top of the verdict's texts (dict slot, tuple, objects)
 _ENTRY_OVERHEAD_BYTES = 600
-
-
-def _setting(config: Any, name: str) -> Any:
-    value = getattr(config, name, None)
-    return CLIENT_DEFAULTS[name] if value is None else value
 
 
 def item_key(item: ModerationItem) -> bytes:
@@ -174,8 +160,8 @@ class OpenAIGuardClient:
         self._max_tokens = config.max_new_tokens
         self._parse_retries = max(0, config.parse_retries)
         self._cache_size = max(0, config.cache_size)
-        self._cache_max_bytes = max(0, int(_setting(config, "cache_max_bytes")))
-        self._msg_limit = int(_setting(config, "rejected_message_max_chars"))
+        self._cache_max_bytes = config.cache_max_bytes
+        self._msg_limit = config.rejected_message_max_chars
         self._cache: collections.OrderedDict[bytes, tuple[GuardVerdict, int]] = collections.OrderedDict()
         self._cache_bytes = 0
         self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future]]" = (

@@ -15,15 +15,7 @@ from pydantic import field_validator
 
 from sinternal_verl.settings import ConfigError, Settings, load, setting
 
-#: the guard kinds; each kind's default served model lives with the kind
-GUARD_KINDS = ("qwen3guard", "llamaguard", "wildguard", "lexical")
-
-DEFAULT_MODELS = {
-    "qwen3guard": "Qwen/Qwen3Guard-Gen-4B",
-    "llamaguard": "meta-llama/Llama-Guard-4-12B",
-    "wildguard": "allenai/wildguard",
-    "lexical": "lexical",
-}
+from .registry import get_kind
 
 #: ``backend``: how the guard is reached
 BACKENDS = ("http", "ray_pool")
@@ -47,7 +39,7 @@ def _tuple_of_str(value: Any, sep: str) -> Any:
 
 
 class GuardConfig(Settings):
-    kind: str = setting("qwen3guard", "guard model family: qwen3guard, llamaguard, wildguard, or lexical "
+    kind: str = setting("qwen3guard", "guard kind from the registry: qwen3guard, llamaguard, wildguard, or lexical "
                         "(offline keyword baseline, only when asked for)", env=ENV_KIND)
     urls: tuple[str, ...] = setting((), "comma-separated base URLs of OpenAI-compatible guard servers "
                                     "(vLLM / SGLang); load is spread over all", env=ENV_URLS)
@@ -67,6 +59,10 @@ class GuardConfig(Settings):
     max_new_tokens: int = setting(128, "tokens the guard may generate per verdict", ge=1)
     cache_size: int = setting(100_000, "LRU of verdicts; identical (prompt, answer) pairs in flight share one "
                               "request; 0 disables", ge=0)
+    cache_max_bytes: int = setting(64 * 1024 * 1024, "the verdict cache's bound in bytes (keys are 16-byte hashes, "
+                                   "never the texts); 0 disables", ge=0)
+    rejected_message_max_chars: int = setting(500, "a guard rejection's message is cut to this many characters "
+                                              "(the upstream body is never relayed whole)", ge=0)
     soft_score: bool = setting(False, "Qwen3Guard: probability of unsafe from the logprobs of the label token")
     top_logprobs: int = setting(5, "alternatives requested per token when soft_score is on", ge=1, le=20)
     retry_after_max_s: float = setting(60.0, "cap on a server's Retry-After seconds", ge=0)
@@ -82,12 +78,7 @@ class GuardConfig(Settings):
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, value: str) -> str:
-        if value not in GUARD_KINDS:
-            import difflib
-
-            close = difflib.get_close_matches(value, GUARD_KINDS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown guard kind {value!r}{hint} (known: {', '.join(GUARD_KINDS)})")
+        get_kind(value)  # unknown kinds fail here, with the nearest registered name
         return value
 
     @field_validator("urls", mode="before")
@@ -109,7 +100,7 @@ class GuardConfig(Settings):
     def require_urls(self) -> "GuardConfig":
         """Raise unless a guard can be built: a model guard over HTTP needs a URL. Checked when
         the guard is built, not when settings are read, so a math-only run needs no guard."""
-        if self.kind != "lexical" and self.backend == "http" and not self.urls:
+        if not get_kind(self.kind).local and self.backend == "http" and not self.urls:
             raise ConfigError(
                 f"guard kind {self.kind!r} needs at least one URL: set guard_urls in config or "
                 f"{ENV_URLS}=http://host:port[,http://host2:port]; use guard_kind=lexical for the "
@@ -119,7 +110,7 @@ class GuardConfig(Settings):
 
     @property
     def model_name(self) -> str:
-        return self.model or DEFAULT_MODELS[self.kind]
+        return self.model or get_kind(self.kind).default_model
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "GuardConfig":
@@ -134,4 +125,4 @@ class GuardConfig(Settings):
         return load(cls, values, env=os.environ if env is None else env, where="guard settings")
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODELS", "GUARD_KINDS", "ConfigError", "GuardConfig", "PREFIX"]
+__all__ = ["BACKENDS", "ConfigError", "GuardConfig", "PREFIX"]

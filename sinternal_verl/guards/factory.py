@@ -18,6 +18,7 @@ import logging
 from typing import Any, Mapping
 
 from .config import GuardConfig
+from .registry import get_kind
 from .types import Guard
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,15 @@ def build_guard(config: GuardConfig | Mapping[str, Any] | None = None) -> Guard:
     :meth:`GuardConfig.from_mapping` (keys with or without ``guard_``; env vars fill the gaps)."""
     if not isinstance(config, GuardConfig):
         config = GuardConfig.from_mapping(config)
-    if config.kind == "lexical":
-        from .lexical import LexicalJudge
-
+    kind = get_kind(config.kind)
+    if kind.local:
         if config.urls:
             log.warning(
-                "guard kind 'lexical' (offline keyword baseline) chosen although guard URLs are configured (%s); "
-                "the URLs are ignored",
+                "guard kind %r (a local judge) chosen although guard URLs are configured (%s); the URLs are ignored",
+                config.kind,
                 ", ".join(config.urls),
             )
-        return LexicalJudge.from_config(config)
+        return kind.build_local(config)
     if config.backend == "ray_pool":
         from .ray_pool import RayGuardPool
 

@@ -15,22 +15,19 @@ status and the guard's message, and the reward chooses, per configuration:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
-from ..settings import Settings, setting
 from .types import GuardRejectedError, GuardVerdict
 
 
-class GuardRejectionSettings(Settings):
-    """The reward-side settings for guard rejections (wired into the reward config)."""
+class RejectionSettings(Protocol):
+    """What a reward configures about rejections (the safety reward's settings carry both)."""
 
-    on_guard_rejected: Literal["raise", "score", "truncated"] = setting(
-        "raise", "what a guard rejection of one item (HTTP 4xx, e.g. over-long input) scores: raise | score | truncated"
-    )
-    guard_rejected_score: float = setting(0.0, "score of a rejected item when on_guard_rejected=score")
+    on_guard_rejected: Literal["raise", "score", "truncated"]
+    guard_rejected_score: float
 
 
-def score_rejected(verdict: GuardVerdict, settings: GuardRejectionSettings, truncated_score: float) -> tuple[float, dict]:
+def score_rejected(verdict: GuardVerdict, settings: RejectionSettings, truncated_score: float) -> tuple[float, dict]:
     """``(score, extra info)`` for a rejected verdict, or raise :class:`GuardRejectedError`.
 
     ``truncated_score`` is what the caller gives a truncated answer. The extra info always

@@ -34,6 +34,7 @@ RESULT_KEYS = (
     "truncated",
     "empty_answer",
     "guard_error",
+    "guard_rejected",
     "controversial",
     "harmful_prompt",
     "is_math",

@@ -33,6 +33,7 @@ from sinternal_verl.guards.types import (
     SafetyLabel,
     verdict_error,
 )
+from sinternal_verl.guards.rejection import score_rejected
 from sinternal_verl.judges.refusal import judge_refusal
 from sinternal_verl.rewards.reasoning import split_reasoning
 from sinternal_verl.settings import Settings, setting
@@ -62,6 +63,11 @@ class SafetyRewardConfig(Settings):
     on_guard_error: Literal["raise", "fallback"] = setting(
         "raise", "guard unreachable or unreadable: raise, or score fallback_score with guard_error=1 (counted, logged)")
     fallback_score: float = setting(0.0, "score of a trajectory whose guard call failed, with on_guard_error=fallback")
+    on_guard_rejected: Literal["raise", "score", "truncated"] = setting(
+        "raise", "the guard rejected this item (HTTP 4xx, e.g. prompt + answer over its max_model_len): raise "
+        "(a guard error, so on_guard_error decides), score guard_rejected_score, or truncated (truncated_score); "
+        "both flag guard_rejected=1")
+    guard_rejected_score: float = setting(0.0, "score of a rejected item with on_guard_rejected=score")
     missing_prompt_type: Literal["error", "guard", "harmful", "benign"] = setting(
         "error", "safety item without extra_info.prompt_type: error, guard (ask the guard's prompt moderation), "
         "harmful or benign")
@@ -115,6 +121,7 @@ def _result(score: float, **fields: float) -> dict[str, float]:
         "refused": 0.0,
         "truncated": 0.0,
         "guard_error": 0.0,
+        "guard_rejected": 0.0,
         "controversial": 0.0,
         "harmful_prompt": 0.0,
         "empty_answer": 0.0,
@@ -190,6 +197,11 @@ async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[st
         items.append(_item(prompt, parts.trace, harmful))
     verdicts = await guard.moderate(items)
     for v in verdicts:
+        if v.rejected and cfg.on_guard_rejected != "raise":
+            score, _ = score_rejected(v, cfg, cfg.truncated_score)
+            logger.warning("guard rejected an item (%s %s): scored %.3f as configured by on_guard_rejected=%s",
+                           v.status, v.message, score, cfg.on_guard_rejected)
+            return _result(score, guard_rejected=1.0, harmful_prompt=float(harmful))
         if not v.parse_ok:
             raise verdict_error(v)  # a rejection names its status and message
 

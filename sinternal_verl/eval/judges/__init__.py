@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...guards.config import GUARD_KINDS
+from ...guards.registry import kind_names
 from ..config import EvalConfig
 from .base import (
     COMPLIANCE,
@@ -32,7 +32,7 @@ from .refusal_lexical import LexicalRefusalJudge
 from .refusal_llm import LLMRefusalJudge
 from .rubric import RubricJudge, parse_rubric, strongreject_score
 
-SAFETY_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {kind: (lambda cfg: GuardJudge(cfg.judge)) for kind in GUARD_KINDS}
+SAFETY_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {kind: (lambda cfg: GuardJudge(cfg.judge)) for kind in kind_names()}
 REFUSAL_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {
     "lexical": lambda cfg: LexicalRefusalJudge(cfg.refusal_judge),
     "llm": lambda cfg: LLMRefusalJudge(cfg.refusal_judge),

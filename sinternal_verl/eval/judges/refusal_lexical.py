@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...guards import LexicalJudge
+from ...guards.lexical import LexicalJudge
 from ..config import RefusalJudgeSettings
 from .base import COMPLIANCE, FULL_REFUSAL, JudgeInput, Judgement
 
