@@ -443,15 +443,28 @@ class RayGuardPool:
 
         return ray.get([h.info.remote() for h in self.handles], timeout=timeout_s)
 
-    def shutdown(self) -> None:
-        """Kill every replica for good (no restart)."""
+    def shutdown(self, wait_polls: int = 100) -> None:
+        """Kill every replica for good (no restart) and return once each is dead.
+
+        ``ray.kill`` only *requests* the kill: a call made right after it can still be answered.
+        Each replica is polled (at most ``wait_polls`` times) until Ray reports it dead, so
+        after ``shutdown`` the pool is really gone."""
+        import time
+
         import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
 
         for h in self.handles:
             try:
                 ray.kill(h, no_restart=True)
             except Exception:  # noqa: BLE001 - already gone
-                pass
+                continue
+            for _ in range(wait_polls):
+                try:
+                    ray.get(h.info.remote(), timeout=5)
+                except (RayActorError, GetTimeoutError):
+                    break
+                time.sleep(0.05)
 
 
 # ---- ``python -m sinternal_verl.guards.ray_pool``: bring a pool up on a cluster ------------------
