@@ -34,5 +34,5 @@ def _load(name: str, module: str) -> None:
 # code asks for it, even if a later registration fails
 if os.environ.get("VERL_PLATFORM", "").strip().lower() == "cpu":
     _load("platform:cpu", "sinternal_verl.cpu.platform")
-_load("reward_manager:sinternal", "sinternal_verl.reward_manager")
-_load("reward_manager:sinternal_overlong", "sinternal_verl.rewards.overlong")
+_load("reward_manager:sinternal", "sinternal_verl.managers.sinternal")
+_load("reward_manager:sinternal_overlong", "sinternal_verl.managers.overlong")

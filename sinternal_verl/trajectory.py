@@ -12,8 +12,8 @@ Every trainer hands the reward a prompt and a response in its own shape:
 * **TRL completions**: a string, or assistant messages whose reasoning may come separately in
   ``reasoning_content`` (vLLM's reasoning parser) and is rejoined here as ``<think>...</think>``.
 
-Two facts are needed from all of them, and this module is the only place that knows how to
-get them: **the user's request** (the last user turn, markup removed: a guard judges the
+Three facts are needed from all of them, and this module is the only place that knows how to
+get them: **the reasoning trace and the final answer** of a response (:func:`split_reasoning`), **the user's request** (the last user turn, markup removed: a guard judges the
 words, and control tokens change its verdict) and **whether the prompt opened a reasoning
 trace** (R1-distill and Qwen3-thinking templates end the prompt with ``<think>``, so the
 response starts inside the trace and a response cut off there has no answer at all).
@@ -31,19 +31,57 @@ from typing import Any
 __all__ = [
     "THINK_CLOSE",
     "THINK_OPEN",
+    "ReasonedResponse",
     "Trajectory",
     "completion_text",
     "content_text",
     "last_user_turn",
+    "split_reasoning",
     "split_templated",
     "strip_markup",
     "trace_opened",
     "user_prompt",
 ]
 
-#: the reasoning-trace tags (also ``sinternal_verl.rewards.reasoning``'s defaults)
+#: the reasoning-trace tags of DeepSeek-R1-distilled and Qwen3 models
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
+
+
+@dataclass(frozen=True)
+class ReasonedResponse:
+    trace: str
+    answer: str
+    #: the trace was opened and never closed (generation hit the length limit)
+    truncated: bool
+    #: a ``</think>`` was found
+    has_trace: bool
+
+
+def split_reasoning(text: str, open_tag: str = THINK_OPEN, close_tag: str = THINK_CLOSE) -> ReasonedResponse:
+    """The trace and the final answer of a reasoning model's output.
+
+    Chat templates often put the opening ``<think>`` in the *prompt*, so a response may start
+    inside the trace with only ``</think>`` present (callers that know the prompt opened it
+    prepend the tag: see :func:`trace_opened`). A response that opens a trace and never
+    closes it was cut off: it has no answer at all.
+
+    * ``...</think>answer``: the trace is everything before the *last* close tag (an
+      opening tag, if any, removed); the answer is what follows, stripped.
+    * ``<think>...`` with no close tag: truncated; the answer is empty.
+    * no tags at all: a non-reasoning model; the whole text is the answer.
+    """
+    close = text.rfind(close_tag)
+    if close >= 0:
+        trace = text[:close]
+        open_at = trace.find(open_tag)
+        if open_at >= 0:
+            trace = trace[open_at + len(open_tag) :]
+        return ReasonedResponse(trace.strip(), text[close + len(close_tag) :].strip(), False, True)
+    if open_tag in text:
+        trace = text[text.find(open_tag) + len(open_tag) :]
+        return ReasonedResponse(trace.strip(), "", True, True)
+    return ReasonedResponse("", text.strip(), False, False)
 
 # (user turn, assistant-turn opener) per template family; the user pattern captures the text.
 _USER_TURNS = (

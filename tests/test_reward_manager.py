@@ -35,7 +35,7 @@ def tokenizer():
 def fresh_class_state():
     """verl initialises class-wide state once per process; tests build managers with
     different settings, so start each from a clean class."""
-    from sinternal_verl.reward_manager import SInternalRewardManager
+    from sinternal_verl.managers.sinternal import SInternalRewardManager
 
     SInternalRewardManager._class_initialized = False
     yield
@@ -74,7 +74,7 @@ def test_guard_down_raises_unless_fallback(tokenizer):
     dead = {"guard_urls": "http://127.0.0.1:9", "guard_max_retries": 0, "guard_timeout_s": 1.0}
     with pytest.raises(GuardUnavailableError, match="127.0.0.1:9"):
         run_manager(reward_config(dead), tokenizer, ROWS[:1])
-    from sinternal_verl.reward_manager import SInternalRewardManager
+    from sinternal_verl.managers.sinternal import SInternalRewardManager
 
     SInternalRewardManager._class_initialized = False
     _, outs = run_manager(reward_config({**dead, "on_guard_error": "fallback", "fallback_score": 0.25}), tokenizer, ROWS[:1])
@@ -165,7 +165,7 @@ def test_gc_threshold_is_raised_never_lowered(tokenizer):
         gc.set_threshold(700, *before[1:])
         load_reward_manager(reward_config({"gc_threshold": 12345}), tokenizer)
         assert gc.get_threshold()[0] == 12345
-        from sinternal_verl.reward_manager import SInternalRewardManager
+        from sinternal_verl.managers.sinternal import SInternalRewardManager
 
         SInternalRewardManager._class_initialized = False
         load_reward_manager(reward_config({"gc_threshold": 800}), tokenizer)

@@ -12,7 +12,7 @@ import pytest
 
 from sinternal_verl.guards import GuardConfig, build_guard
 from sinternal_verl.rewards import RESULT_KEYS
-from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.server.app import build_app
 from sinternal_verl.server.settings import ServerSettings
 from sinternal_verl.testing.server import ThreadedServer

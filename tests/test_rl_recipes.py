@@ -53,7 +53,7 @@ def test_recipe_composes_with_paper_defaults_and_passes_verl_validation(recipe):
     from verl.trainer.ppo.utils import need_reference_policy
 
     import sinternal_verl.plugin  # noqa: F401  what verl's entry-point loading does in every process
-    from sinternal_verl.reward_manager import SInternalRewardManager
+    from sinternal_verl.managers.sinternal import SInternalRewardManager
 
     cfg = compose_recipe(recipe)
     for key, value in PAPER:
@@ -72,7 +72,7 @@ def test_dapo_pieces_and_metric_every_sample_emits():
     from verl.utils.config import omega_conf_to_dataclass
 
     from sinternal_verl.rewards import RESULT_KEYS
-    from sinternal_verl.rewards.overlong import SInternalOverlongRewardManager
+    from sinternal_verl.managers.overlong import SInternalOverlongRewardManager
 
     cfg = compose_recipe("dapo")
     algo = omega_conf_to_dataclass(cfg.algorithm)
@@ -202,7 +202,7 @@ ROWS = [
 
 @pytest.fixture
 def fresh_overlong_class():
-    from sinternal_verl.rewards.overlong import SInternalOverlongRewardManager
+    from sinternal_verl.managers.overlong import SInternalOverlongRewardManager
 
     SInternalOverlongRewardManager._class_initialized = False
     yield
@@ -226,7 +226,7 @@ def test_dapo_recipe_reward_manager_applies_the_overlong_penalty(fake_guard, fre
     from sinternal_verl.cpu.tiny import build_tokenizer
     from sinternal_verl.demo import build_batch
     from sinternal_verl.rewards import RESULT_KEYS
-    from sinternal_verl.rewards.overlong import OverlongConfig, overlong_penalty
+    from sinternal_verl.managers.overlong import OverlongConfig, overlong_penalty
 
     tok = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in ROWS])
     lengths = [len(tok.encode(r["response"], add_special_tokens=False)) for r in ROWS]
@@ -284,7 +284,7 @@ def test_bad_overlong_setting_fails_at_start_up(override, message, fresh_overlon
 
 @pytest.fixture
 def fresh_manager_class():
-    from sinternal_verl.reward_manager import SInternalRewardManager
+    from sinternal_verl.managers.sinternal import SInternalRewardManager
 
     SInternalRewardManager._class_initialized = False
     yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.trajectory import (
     completion_text,
     last_user_turn,

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..rewards.reasoning import split_reasoning
+from ..trajectory import split_reasoning
 from .config import CritiqueConfig, PipelineConfig
 from .stage import StageRun, stream_results
 from .store import StageStore, atomic_write_json

@@ -18,7 +18,7 @@ import asyncio
 import os
 from typing import Callable
 
-from ..rewards.reasoning import split_reasoning
+from ..trajectory import split_reasoning
 from .config import PipelineConfig
 from .engines import EngineHost, GenRequest, GenResult, prompt_seed
 from .prompts import PromptRow

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..data.critique import parse_critique, render_verification_prompt
 from ..data.store import atomic_write_json
-from ..rewards.reasoning import split_reasoning
+from ..trajectory import split_reasoning
 from ..settings import ConfigError
 from .benchmarks import load_benchmark
 from .cache import short_hash

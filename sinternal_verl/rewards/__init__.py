@@ -14,11 +14,13 @@ from sinternal_verl.rewards.router import (
     resolve_task,
 )
 from sinternal_verl.rewards.safety import GUARD_ERRORS, SafetyRewardConfig, safety_score
+from sinternal_verl.rewards.settings import RewardSettings
 
 __all__ = [
     "GUARD_ERRORS",
     "RESULT_KEYS",
     "RewardRouter",
+    "RewardSettings",
     "SafetyRewardConfig",
     "UnknownTaskError",
     "compute_score",

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
-from sinternal_verl.rewards.reasoning import THINK_OPEN
+from sinternal_verl.trajectory import THINK_OPEN, user_prompt
 from sinternal_verl.rewards.safety import safety_score
 from sinternal_verl.rewards.settings import RewardSettings
 
@@ -147,10 +147,12 @@ def _settings(kwargs: Mapping[str, Any]) -> RewardSettings:
 
 
 def prompt_text(extra_info: Mapping[str, Any] | None) -> str:
+    """The user's request of a safety item, read by :func:`sinternal_verl.trajectory.user_prompt`
+    from ``extra_info['prompt']`` (or ``question``, or verl's ``raw_prompt`` messages)."""
     info = extra_info or {}
     for key in ("prompt", "question", "raw_prompt"):
-        value = info.get(key)
-        if isinstance(value, str) and value.strip():
+        value = user_prompt(info.get(key))
+        if value and value.strip():
             return value
     raise ValueError("safety item without the user prompt: put it in extra_info['prompt']")
 

@@ -35,7 +35,7 @@ from sinternal_verl.guards.types import (
 )
 from sinternal_verl.guards.rejection import score_rejected
 from sinternal_verl.judges.refusal import judge_refusal
-from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.settings import Settings, setting
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sinternal_verl.rewards.reasoning import split_reasoning
+from sinternal_verl.trajectory import split_reasoning
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 

@@ -7,7 +7,7 @@ verl's ``dapo`` manager so a DAPO user finds them where they expect::
 
     reward.reward_manager.source=importlib
     reward.reward_manager.name=SInternalOverlongRewardManager
-    reward.reward_manager.module.path=pkg://sinternal_verl.rewards.overlong
+    reward.reward_manager.module.path=pkg://sinternal_verl.managers.overlong
     +reward.reward_kwargs.overlong_buffer_cfg.enable=true
     +reward.reward_kwargs.overlong_buffer_cfg.len=2048
     +reward.reward_kwargs.overlong_buffer_cfg.penalty_factor=1.0
@@ -34,7 +34,7 @@ from pydantic import model_validator
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 
-from sinternal_verl.reward_manager import SInternalRewardManager
+from sinternal_verl.managers.sinternal import SInternalRewardManager
 from sinternal_verl.settings import Settings, setting
 
 class OverlongBuffer(Settings):
