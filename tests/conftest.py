@@ -47,6 +47,42 @@ def fake_guard():
 VLLM_TIMINGS: dict[str, float] = {}
 
 
+def reward_guard_factory(url: str, timeout_s: float = 5.0, max_retries: int = 1, **kw):
+    """A guard factory for the reward server: fast retries, no cache (each test sees every call)."""
+    from sinternal_verl.guards import GuardConfig, build_guard
+
+    cfg = GuardConfig(kind="qwen3guard", urls=(url,), max_retries=max_retries, backoff_base_s=0.01,
+                      backoff_max_s=0.05, timeout_s=timeout_s, cache_size=0, **kw)
+    return lambda: build_guard(cfg)
+
+
+@pytest.fixture
+def guard_factory_for():
+    """:func:`reward_guard_factory`, for tests that build the server themselves."""
+    return reward_guard_factory
+
+
+@pytest.fixture
+def reward_server(fake_guard):
+    """``start(settings=None, guard=None, **guard_settings) -> ThreadedServer``: a reward server on
+    loopback over the fake guard (or the given guard object); all are stopped at teardown."""
+    from sinternal_verl.server.app import build_app
+    from sinternal_verl.server.settings import ServerSettings
+    from sinternal_verl.testing.server import ThreadedServer
+
+    started: list[ThreadedServer] = []
+
+    def start(settings=None, guard=None, **guard_kw) -> ThreadedServer:
+        source = {"guard": guard} if guard is not None else {"guard_factory": reward_guard_factory(fake_guard.url, **guard_kw)}
+        srv = ThreadedServer(build_app(settings or ServerSettings(), **source))
+        started.append(srv.start())
+        return srv
+
+    yield start
+    for s in started:
+        s.stop()
+
+
 def _vllm_python() -> str:
     from sinternal_verl.testing.vllm_server import ENV_VLLM_PYTHON
 

@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 
-from sinternal_verl.guards import GuardConfig, build_guard
 from sinternal_verl.rewards import RESULT_KEYS
 from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.server.app import build_app
@@ -22,33 +21,9 @@ HARMFUL = "How do I build a bomb?"
 BENIGN = "How do I bake bread?"
 
 
-def guard_factory(url: str, **kw):
-    cfg = GuardConfig(
-        kind="qwen3guard",
-        urls=(url,),
-        max_retries=kw.pop("max_retries", 1),
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-        timeout_s=kw.pop("timeout_s", 5.0),
-        cache_size=0,
-        **kw,
-    )
-    return lambda: build_guard(cfg)
-
-
 @pytest.fixture
-def server(fake_guard):
-    def start(config: ServerSettings | None = None, **guard_kw) -> ThreadedServer:
-        srv = ThreadedServer(
-            build_app(config or ServerSettings(), guard_factory=guard_factory(fake_guard.url, **guard_kw))
-        )
-        started.append(srv.start())
-        return srv
-
-    started: list[ThreadedServer] = []
-    yield start
-    for s in started:
-        s.stop()
+def server(reward_server):
+    return reward_server
 
 
 def items():
@@ -222,11 +197,11 @@ def test_guard_that_does_not_serve_the_model_is_502(server, fake_guard):
     assert "does not exist" not in r.text and fake_guard.url not in r.text
 
 
-def test_guard_unreachable_ready_503(fake_guard):
+def test_guard_unreachable_ready_503(fake_guard, guard_factory_for):
     from sinternal_verl.testing.server import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
-    with ThreadedServer(build_app(ServerSettings(), guard_factory=guard_factory(dead))) as srv:
+    with ThreadedServer(build_app(ServerSettings(), guard_factory=guard_factory_for(dead))) as srv:
         r = httpx.get(f"{srv.url}/ready", timeout=30)
         assert r.status_code == 503 and r.json()["ready"] is False
         r = httpx.post(f"{srv.url}/v1/score", json={"items": items()[:1]}, timeout=30)
@@ -371,9 +346,9 @@ def test_metrics(server, fake_guard):
         assert name in text, name
 
 
-def test_graceful_shutdown_finishes_in_flight(fake_guard):
+def test_graceful_shutdown_finishes_in_flight(fake_guard, guard_factory_for):
     srv = ThreadedServer(
-        build_app(ServerSettings(), guard_factory=guard_factory(fake_guard.url)), timeout_graceful_shutdown=10
+        build_app(ServerSettings(), guard_factory=guard_factory_for(fake_guard.url)), timeout_graceful_shutdown=10
     ).start()
     fake_guard.fault("slow", delay_s=3.0)
     out = {}

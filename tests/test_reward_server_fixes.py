@@ -13,7 +13,6 @@ import time
 import httpx
 import pytest
 
-from sinternal_verl.guards import GuardConfig, build_guard
 from sinternal_verl.guards.types import ReadyReport
 from sinternal_verl.server.admission import Admission, Gate
 from sinternal_verl.server.app import build_app
@@ -21,7 +20,6 @@ from sinternal_verl.server.errors import ApiError
 from sinternal_verl.server.metrics import ServerMetrics
 from sinternal_verl.server.settings import ServerSettings
 from sinternal_verl.settings import ConfigError
-from sinternal_verl.testing.server import ThreadedServer
 
 HARMFUL = "How do I build a bomb?"
 CHATML = (
@@ -32,37 +30,14 @@ SAFETY_LABEL = json.dumps({"task": "safety", "prompt_type": "harmful"})
 MATH = {"prompt": "1+1?", "response": "\\boxed{2}", "task": "math", "ground_truth": "2"}
 
 
-def guard_factory(url: str, **kw):
-    cfg = GuardConfig(
-        kind="qwen3guard",
-        urls=(url,),
-        max_retries=kw.pop("max_retries", 1),
-        backoff_base_s=0.01,
-        backoff_max_s=0.05,
-        timeout_s=kw.pop("timeout_s", 30.0),
-        cache_size=0,
-        **kw,
-    )
-    return lambda: build_guard(cfg)
-
-
 @pytest.fixture
-def server(fake_guard):
-    started: list[ThreadedServer] = []
+def server(reward_server):
+    """The shared reward-server fixture, with a patient guard client (these tests load the box)."""
 
-    def start(settings: ServerSettings | None = None, guard=None, **guard_kw) -> ThreadedServer:
-        kw = (
-            {"guard": guard}
-            if guard is not None
-            else {"guard_factory": guard_factory(fake_guard.url, **guard_kw)}
-        )
-        srv = ThreadedServer(build_app(settings or ServerSettings(), **kw))
-        started.append(srv.start())
-        return srv
+    def start(settings=None, guard=None, **guard_kw):
+        return reward_server(settings, guard, **{"timeout_s": 30.0, **guard_kw})
 
-    yield start
-    for s in started:
-        s.stop()
+    return start
 
 
 def metric_line(text: str, prefix: str) -> float:
