@@ -159,9 +159,12 @@ class RefusalJudgeSettings(Settings):
     """How answers to benign prompts are classified: full refusal, partial refusal, compliance."""
 
     kind: str = setting(
-        "lexical", "refusal judge: lexical (offline phrase match), llm (XSTest's 3-way rubric) or guard (the guard's refusal label)"
+        "lexical", "refusal judge: lexical (offline, no model), llm (XSTest's 3-way rubric) or guard (the guard's refusal label)"
     )
-    phrases: list[str] | None = setting(None, "lexical: refusal phrases (default: the GCG/AdvBench list)")
+    mode: Literal["structure", "gcg_keywords", "xstest_prefix"] = setting(
+        "structure", "lexical: structure (opening + what follows; full / partial / compliance), gcg_keywords (the "
+        "literature's keyword metric) or xstest_prefix (XSTest's string match)")
+    phrases: list[str] | None = setting(None, "lexical gcg_keywords: refusal phrases (default: the GCG/AdvBench list)")
     base_url: str | list[str] | None = setting(None, "llm: OpenAI-compatible base URL(s)")
     model: str | None = setting(None, "llm: served model name")
     api_key_env: str | None = setting(None, "llm: env var with the API key")

@@ -2,10 +2,10 @@
 
 * safety: ``judge.kind`` is any guard kind (:data:`SAFETY_JUDGES`), built through
   ``sinternal_verl.guards.build_guard``;
-* refusal (benign sets): :data:`REFUSAL_JUDGES`. ``lexical`` is the offline phrase match
-  (when the project's full/partial/compliance refusal judge is merged, point ``lexical`` at
-  it here: one line); ``llm`` is XSTest's three-way rubric on a served model; ``guard`` reads
-  the safety guard's own refusal label (Qwen3Guard, WildGuard);
+* refusal (benign sets): :data:`REFUSAL_JUDGES`. ``lexical`` is the offline judge of
+  :mod:`sinternal_verl.judges.refusal` (full / partial / compliance by default); ``llm`` is
+  XSTest's three-way rubric on a served model; ``guard`` reads the safety guard's own refusal
+  label (Qwen3Guard, WildGuard);
 * StrongREJECT rubric: :class:`RubricJudge`.
 """
 
