@@ -161,9 +161,10 @@ async def test_load_spreads_across_two_servers(fake_guard):
     with ThreadedServer(app2) as second:
         g = guard([fake_guard.url, second.url], cache_size=0)
         v = await g.moderate([ModerationItem(f"prompt {i}") for i in range(40)])
-        per_url = g.stats.http.per_url
+        http = g.stats.http
         await g.aclose()
     assert all(x.parse_ok for x in v)
+    per_url = {u: http[f"requests/{u}"] for u in (fake_guard.url, second.url)}
     assert per_url[fake_guard.url] > 0 and per_url[second.url] > 0
     assert per_url[fake_guard.url] + per_url[second.url] == 40
     assert {x.source for x in v} == {fake_guard.url, second.url}
@@ -172,11 +173,14 @@ async def test_load_spreads_across_two_servers(fake_guard):
 async def test_per_url_concurrency_is_bounded(fake_guard):
     httpx_post = __import__("httpx").post
     httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
-    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)
+    config = GuardConfig(urls=(fake_guard.url,), cache_size=0)
+    http = OpenAIHTTPClient(HTTPClientConfig(urls=(fake_guard.url,), concurrency="fixed", max_concurrency_per_url=3))
+    g = OpenAIGuardClient(config, http=http)
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(12)])
-    await g.aclose()
+    await http.aclose()
     assert all(x.parse_ok for x in v)
     assert fake_guard.stats()["max_in_flight"] <= 3
+    assert g.stats.http[f"limit/{fake_guard.url}"] == 3
 
 
 async def test_dead_replica_fails_over_to_the_live_one(fake_guard):
@@ -185,7 +189,7 @@ async def test_dead_replica_fails_over_to_the_live_one(fake_guard):
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(10)])
     await g.aclose()
     assert all(x.parse_ok and x.source == fake_guard.url for x in v)
-    assert g.stats.http.per_url_failures[dead] >= 1
+    assert g.stats.http[f"failures/{dead}"] >= 1
 
 
 # ---------------------------------------------------------------- failures
@@ -346,9 +350,9 @@ async def test_transport_post_get_and_errors(fake_guard):
     fake_guard.fault("500", count=1)
     with pytest.raises(UpstreamUnavailableError):
         await client.post_json("/v1/chat/completions", {"model": MODELS["qwen3guard"], "messages": []})
-    s = client.stats
+    s = client.stats()
     await client.aclose()
-    assert s.requests == 4 and s.successes == 2 and s.errors == 2 and s.in_flight == 0
+    assert s["requests"] == 4 and s["successes"] == 2 and s["errors"] == 2 and s["in_flight"] == 0
 
 
 def test_transport_rejects_bad_config():

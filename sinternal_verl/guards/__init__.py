@@ -11,7 +11,7 @@ from .categories import CATEGORIES
 from .client import GuardStats, OpenAIGuardClient
 from .config import GUARD_KINDS, GuardConfig
 from .factory import build_guard
-from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
+from .http import HTTPClientConfig, OpenAIHTTPClient
 from .lexical import GCG_REFUSAL_PHRASES, HARMFUL_PROMPT_KEYWORDS, LexicalJudge
 from .types import (
     Guard,
@@ -42,7 +42,6 @@ __all__ = [
     "GuardVerdict",
     "GuardVerdictError",
     "HTTPClientConfig",
-    "HTTPStats",
     "LexicalJudge",
     "ModerationItem",
     "OpenAIGuardClient",

@@ -22,11 +22,11 @@ import collections
 import dataclasses
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from . import llamaguard, qwen3guard, wildguard
 from .config import GuardConfig
-from .http import HTTPClientConfig, HTTPStats, OpenAIHTTPClient
+from .http import HTTPClientConfig, OpenAIHTTPClient
 from .parsing import unparsed
 from .types import GuardConfigError, GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport, UpstreamRequestError, UpstreamUnavailableError
 
@@ -57,12 +57,13 @@ class GuardStats:
     #: guard calls in flight right now
     in_flight: int = 0
     cache_size: int = 0
-    http: HTTPStats = field(default_factory=HTTPStats)
+    #: the transport's flat ``OpenAIHTTPClient.stats()`` (per-URL figures as ``name/<url>``)
+    http: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def retries(self) -> int:
         """HTTP-level retries (connect errors, timeouts, 5xx, 429)."""
-        return self.http.retries
+        return int(self.http.get("retries", 0))
 
     def as_dict(self) -> dict[str, int]:
         """Flat numeric dict (per-URL figures as ``http_requests{url}`` keys)."""
@@ -76,13 +77,11 @@ class GuardStats:
             "errors": self.errors,
             "in_flight": self.in_flight,
             "cache_size": self.cache_size,
-            "retries": self.http.retries,
-            "http_requests": self.http.requests,
-            "http_errors": self.http.errors,
-            "http_in_flight": self.http.in_flight,
+            "retries": self.retries,
         }
-        for url, n in self.http.per_url.items():
-            out[f"http_requests{{{url}}}"] = n
+        for key, value in self.http.items():  # http_requests, http_limit{url}, ...
+            name, _, url = key.partition("/")
+            out[f"http_{name}{{{url}}}" if url else f"http_{name}"] = value
         return out
 
 
@@ -216,7 +215,7 @@ class OpenAIGuardClient:
             errors=self._errors,
             in_flight=self._in_flight,
             cache_size=len(self._cache),
-            http=self.http.stats,
+            http=self.http.stats(),
         )
 
     def clear_cache(self) -> None:

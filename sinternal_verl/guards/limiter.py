@@ -1,0 +1,198 @@
+"""Concurrency limits per upstream URL: adaptive (latency-driven) or fixed.
+
+Why adaptive: the number of requests a guard deployment can serve at once (vLLM
+``--max-num-seqs`` x replicas, shared with other jobs) is unknown to the trainer and changes
+while it runs. Too few requests in flight starve the guard; too many only queue inside it,
+latency climbs towards the timeout and retries pile on. The limit is therefore *measured*,
+the way TCP measures a congestion window.
+
+The design follows the established service-to-service limiters (Netflix
+``concurrency-limits`` Vegas/Gradient2, Envoy's adaptive-concurrency gradient controller,
+Vector's Adaptive Request Concurrency), reduced to what this transport needs:
+
+* **Signal: latency over its floor.** ``rho = window mean latency / floor``. The floor is
+  the lowest window mean of the last ``floor_windows`` windows (a sliding minimum, as BBR's
+  min-RTT filter), so a genuinely slower upstream (longer prompts, a slower replica) becomes
+  the new floor instead of throttling the URL for ever. With ``L`` requests in flight and a
+  queue in front of the server, Vegas' queue estimate is ``L * (1 - 1/rho)``: ``rho <= 1 +
+  tolerance`` bounds the queue we cause to ``tolerance / (1 + tolerance)`` of what we send.
+* **Windows are counted in completions, not seconds**: one window is
+  ``max(window_min, limit / 2)`` samples (about half a round trip at the limit), and after
+  every change the completions of requests sent under the old limit are skipped. So the
+  arithmetic is a pure function of the samples it is fed (tests drive it with numbers, no
+  clocks), and it adapts as fast as the upstream answers.
+* **Increase**: slow start (double per window) until the first congestion, then additive
+  by ``sqrt(limit)`` per window; nothing while the caller is app-limited (fewer than half
+  the limit in flight), so an idle client does not inflate its limit.
+* **Decrease**: multiplicative (``limit * backoff``) when ``rho > 1 + tolerance``, and *at
+  once* on an overload answer (429, 503, timeout, refused connection), at most once per
+  window. ``backoff * (1 + tolerance) < 1`` by default, so after a decrease the server's queue
+  drains and every client sees the true floor again.
+* **Fair share without coordination**: several clients (one per verl reward worker) see
+  the same queue, hence the same ``rho``. Additive (sub-linear) increase with multiplicative
+  decrease converges to equal limits (Chiu & Jain 1989; binomial controls, Bansal &
+  Balakrishnan 2001), which the deterministic simulation in the tests checks.
+
+A client that reaches ``minimum`` through latency re-learns its floor (Envoy does the same
+after the limit sits at its minimum): a replica that became slower gets a new floor and a
+share that matches its new speed, rather than none.
+
+Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
+``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
+hence this small module.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+__all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
+
+
+class FixedLimit:
+    """A constant bound: the explicit ``concurrency: fixed`` mode. Ignores samples."""
+
+    adaptive = False
+
+    def __init__(self, limit: int):
+        if limit < 1:
+            raise ValueError(f"a fixed concurrency limit must be >= 1, got {limit}")
+        self.limit = self.minimum = self.maximum = int(limit)
+        self.floor: float | None = None
+        self.latency: float | None = None
+        self.decreases = 0
+
+    def on_sample(self, rtt: float, in_flight: int) -> None:
+        pass
+
+    def on_overload(self, in_flight: int) -> None:
+        pass
+
+
+class AdaptiveLimit:
+    """Latency-driven limit of requests in flight to one upstream. See the module docstring.
+
+    Feed it ``on_sample(latency_s, in_flight)`` for every answered request and
+    ``on_overload(in_flight)`` for every 429/503/timeout; read ``limit``. ``in_flight`` is
+    the number of this client's requests outstanding to the upstream when the answer
+    arrived, this one included.
+    """
+
+    adaptive = True
+
+    def __init__(
+        self,
+        initial: int = 4,
+        minimum: int = 1,
+        maximum: int = 1024,
+        *,
+        tolerance: float = 0.5,
+        backoff: float = 0.6,
+        window_min: int = 8,
+        floor_windows: int = 20,
+    ):
+        if not 1 <= minimum <= initial <= maximum:
+            raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
+        if not tolerance > 0:
+            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        if not 0 < backoff < 1:
+            raise ValueError(f"backoff must be in (0, 1), got {backoff}")
+        if window_min < 1 or floor_windows < 1:
+            raise ValueError("window_min and floor_windows must be >= 1")
+        self.minimum = int(minimum)
+        self.maximum = int(maximum)
+        self.tolerance = float(tolerance)
+        self.backoff = float(backoff)
+        self.window_min = int(window_min)
+        self._limit = float(initial)
+        #: slow start until this limit (TCP's ssthresh): the maximum until the first decrease
+        self._ssthresh = float(maximum)
+        self._means: collections.deque[float] = collections.deque(maxlen=int(floor_windows))
+        #: completions still to ignore: answers to requests sent under the previous limit
+        self._skip = 0
+        self._n = 0
+        self._sum = 0.0
+        self._peak = 0
+        #: last window's mean latency (seconds)
+        self.latency: float | None = None
+        #: number of decreases so far (latency and overload)
+        self.decreases = 0
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def limit(self) -> int:
+        return max(self.minimum, int(self._limit))
+
+    @property
+    def floor(self) -> float | None:
+        """The no-load latency estimate (seconds), ``None`` before the first window."""
+        return min(self._means) if self._means else None
+
+    # ------------------------------------------------------------------ feeding
+    def on_sample(self, rtt: float, in_flight: int) -> None:
+        """One answered request: ``rtt`` seconds from send to the full answer."""
+        if not rtt > 0 or math.isinf(rtt):
+            raise ValueError(f"latency sample must be a positive finite number of seconds, got {rtt!r}")
+        if self._skip > 0:
+            self._skip -= 1
+            return
+        self._n += 1
+        self._sum += rtt
+        if in_flight > self._peak:
+            self._peak = in_flight
+        if self._n >= max(self.window_min, (self.limit + 1) // 2):
+            self._end_window(in_flight)
+
+    def on_overload(self, in_flight: int) -> None:
+        """The upstream said it is overloaded (429/503), timed out or refused the connection:
+        decrease at once, once per window (answers to requests sent before the decrease say
+        nothing new)."""
+        if self._skip > 0:
+            self._skip -= 1
+            return
+        self._decrease(in_flight - 1, relearn=False)
+
+    # ------------------------------------------------------------------ arithmetic
+    def _end_window(self, in_flight: int) -> None:
+        mean = self._sum / self._n
+        peak = self._peak
+        self._n, self._sum, self._peak = 0, 0.0, 0
+        self.latency = mean
+        self._means.append(mean)
+        rho = mean / min(self._means)
+        limit = self._limit
+        if rho > 1.0 + self.tolerance:
+            self._decrease(in_flight - 1, relearn=True)
+            return
+        if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
+            return
+        if limit < self._ssthresh:
+            new = min(2.0 * limit, self._ssthresh)
+        else:
+            new = limit + math.sqrt(limit)
+        self._set(min(new, float(self.maximum)), in_flight - 1)
+
+    def _decrease(self, in_flight: int, relearn: bool) -> None:
+        new = max(float(self.minimum), self._limit * self.backoff)
+        self._ssthresh = new
+        self.decreases += 1
+        if relearn and new <= self.minimum:
+            # Latency stays high even at the minimum: the upstream itself got slower (or
+            # the floor is stale). Re-learn the floor and slow-start again from here.
+            self._means.clear()
+            self._ssthresh = float(self.maximum)
+        self._set(new, in_flight)
+        self._n, self._sum, self._peak = 0, 0.0, 0
+
+    def _set(self, new: float, in_flight: int) -> None:
+        if int(new) != int(self._limit) or new < self._limit:
+            self._skip = max(0, in_flight)
+        self._limit = new
+
+    def __repr__(self) -> str:
+        floor = "?" if self.floor is None else f"{self.floor * 1e3:.1f}ms"
+        return f"AdaptiveLimit(limit={self.limit}, floor={floor}, range=[{self.minimum}, {self.maximum}])"
+
+
+Limit = AdaptiveLimit | FixedLimit
