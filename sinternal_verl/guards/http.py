@@ -97,7 +97,6 @@ class HTTPClientConfig(Settings):
     )
     limit_backoff: float = setting(0.6, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout)", gt=0, lt=1)
     limit_window_min: int = setting(8, "adaptive: least answers per decision window (a window is ~half the limit)", ge=1)
-    limit_floor_windows: int = setting(20, "adaptive: windows the latency floor is the minimum over (then it may rise)", ge=1)
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -134,7 +133,6 @@ class HTTPClientConfig(Settings):
             tolerance=self.limit_tolerance,
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
-            floor_windows=self.limit_floor_windows,
         )
 
     @classmethod

@@ -10,12 +10,12 @@ The design follows the established service-to-service limiters (Netflix
 ``concurrency-limits`` Vegas/Gradient2, Envoy's adaptive-concurrency gradient controller,
 Vector's Adaptive Request Concurrency), reduced to what this transport needs:
 
-* **Signal: latency over its floor.** ``rho = window mean latency / floor``. The floor is
-  the lowest window mean of the last ``floor_windows`` windows (a sliding minimum, as BBR's
-  min-RTT filter), so a genuinely slower upstream (longer prompts, a slower replica) becomes
-  the new floor instead of throttling the URL for ever. With ``L`` requests in flight and a
-  queue in front of the server, Vegas' queue estimate is ``L * (1 - 1/rho)``: ``rho <= 1 +
-  tolerance`` bounds the queue we cause to ``tolerance / (1 + tolerance)`` of what we send.
+* **Signal: latency over its floor.** ``rho = window mean latency / floor``, the floor being
+  the lowest window mean seen (the no-load latency). With ``L`` requests in flight and a
+  queue in front of the server, Vegas' queue estimate is ``L * (1 - 1/rho)``: keeping
+  ``rho <= 1 + tolerance`` bounds the queue we cause to ``tolerance / (1 + tolerance)`` of
+  what we send. The floor only falls, except when it is re-learnt (below): a floor that
+  drifted up with a standing queue would let the queue grow without bound.
 * **Windows are counted in completions, not seconds**: one window is
   ``max(window_min, limit / 2)`` samples (about half a round trip at the limit), and after
   every change the completions of requests sent under the old limit are skipped. So the
@@ -44,7 +44,6 @@ hence this small module.
 
 from __future__ import annotations
 
-import collections
 import math
 
 __all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
@@ -90,7 +89,6 @@ class AdaptiveLimit:
         tolerance: float = 0.5,
         backoff: float = 0.6,
         window_min: int = 8,
-        floor_windows: int = 20,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -98,8 +96,8 @@ class AdaptiveLimit:
             raise ValueError(f"tolerance must be > 0, got {tolerance}")
         if not 0 < backoff < 1:
             raise ValueError(f"backoff must be in (0, 1), got {backoff}")
-        if window_min < 1 or floor_windows < 1:
-            raise ValueError("window_min and floor_windows must be >= 1")
+        if window_min < 1:
+            raise ValueError(f"window_min must be >= 1, got {window_min}")
         self.minimum = int(minimum)
         self.maximum = int(maximum)
         self.tolerance = float(tolerance)
@@ -108,7 +106,8 @@ class AdaptiveLimit:
         self._limit = float(initial)
         #: slow start until this limit (TCP's ssthresh): the maximum until the first decrease
         self._ssthresh = float(maximum)
-        self._means: collections.deque[float] = collections.deque(maxlen=int(floor_windows))
+        #: lowest window mean since start or the last re-learn: the no-load latency estimate
+        self._floor: float | None = None
         #: completions still to ignore: answers to requests sent under the previous limit
         self._skip = 0
         self._n = 0
@@ -116,8 +115,9 @@ class AdaptiveLimit:
         self._peak = 0
         #: last window's mean latency (seconds)
         self.latency: float | None = None
-        #: number of decreases so far (latency and overload)
+        #: number of decreases so far (latency and overload), and of floor re-learns
         self.decreases = 0
+        self.relearns = 0
 
     # ------------------------------------------------------------------ reading
     @property
@@ -127,7 +127,7 @@ class AdaptiveLimit:
     @property
     def floor(self) -> float | None:
         """The no-load latency estimate (seconds), ``None`` before the first window."""
-        return min(self._means) if self._means else None
+        return self._floor
 
     # ------------------------------------------------------------------ feeding
     def on_sample(self, rtt: float, in_flight: int) -> None:
@@ -159,10 +159,10 @@ class AdaptiveLimit:
         peak = self._peak
         self._n, self._sum, self._peak = 0, 0.0, 0
         self.latency = mean
-        self._means.append(mean)
-        rho = mean / min(self._means)
+        if self._floor is None or mean < self._floor:
+            self._floor = mean
         limit = self._limit
-        if rho > 1.0 + self.tolerance:
+        if mean > (1.0 + self.tolerance) * self._floor:
             self._decrease(in_flight - 1, relearn=True)
             return
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
@@ -178,10 +178,11 @@ class AdaptiveLimit:
         self._ssthresh = new
         self.decreases += 1
         if relearn and new <= self.minimum:
-            # Latency stays high even at the minimum: the upstream itself got slower (or
-            # the floor is stale). Re-learn the floor and slow-start again from here.
-            self._means.clear()
+            # Latency stays high even at the minimum: the upstream itself got slower (or the
+            # floor is stale). Re-learn the floor and slow-start again from here.
+            self._floor = None
             self._ssthresh = float(self.maximum)
+            self.relearns += 1
         self._set(new, in_flight)
         self._n, self._sum, self._peak = 0, 0.0, 0
 
