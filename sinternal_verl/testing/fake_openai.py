@@ -10,7 +10,7 @@ one imitates Qwen3Guard / Llama Guard / WildGuard output using visible rules:
 * a response is a **refusal** if it contains one of :data:`REFUSAL_MARKERS`.
 
 Faults for failure-path tests are switched on over HTTP (``POST /_control``) so they work
-the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"slow"|"garbage"|"ok",
+the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"503"|"slow"|"garbage"|"ok",
 "count": N (-1 = until reset), "delay_s": 2.0}``. ``GET /_stats`` reports what arrived,
 and the wait queue: requests that arrived while all ``max_concurrency`` slots were busy
 (``waiting`` now, ``max_waiting``, and ``mean_waiting``, its time average since the last
@@ -283,6 +283,9 @@ def build_app(
         if fault == "429":
             state.stats["fault_429"] += 1
             return JSONResponse({"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"})
+        if fault == "503":
+            state.stats["fault_503"] += 1
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503, headers={"Retry-After": "0"})
         if fault == "slow":
             await asyncio.sleep(state.delay_s)
         model = body.get("model", models[0])
