@@ -173,11 +173,9 @@ async def test_load_spreads_across_two_servers(fake_guard):
 async def test_per_url_concurrency_is_bounded(fake_guard):
     httpx_post = __import__("httpx").post
     httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
-    config = GuardConfig(urls=(fake_guard.url,), cache_size=0)
-    http = OpenAIHTTPClient(HTTPClientConfig(urls=(fake_guard.url,), concurrency="fixed", max_concurrency_per_url=3))
-    g = OpenAIGuardClient(config, http=http)
+    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)  # a bound other than the default: fixed
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(12)])
-    await http.aclose()
+    await g.aclose()
     assert all(x.parse_ok for x in v)
     assert fake_guard.stats()["max_in_flight"] <= 3
     assert g.stats.http[f"limit/{fake_guard.url}"] == 3
@@ -527,9 +525,17 @@ def test_http_settings_are_one_strict_settings_class():
         HTTPClientConfig(urls=("http://a:1",), limit_initial=2, limit_min=4)
     with pytest.raises(ValueError):
         HTTPClientConfig(urls=("http://a:1",), concurrency="sometimes")
+    with pytest.raises(ValueError, match="concurrency='fixed'"):  # a fixed bound never silently ignored
+        HTTPClientConfig(urls=("http://a:1",), max_concurrency_per_url=8)
+    assert HTTPClientConfig(urls=("http://a:1",), concurrency="fixed", max_concurrency_per_url=8).new_limit().limit == 8
+    # the GuardConfig of today: a bound other than the default is the documented fixed knob
     g = GuardConfig(urls=("http://a:1",), max_concurrency_per_url=7, timeout_s=3.0, api_key="k")
     mapped = HTTPClientConfig.from_guard_config(g)
-    assert (mapped.max_concurrency_per_url, mapped.timeout_s, mapped.api_key, mapped.concurrency) == (7, 3.0, "k", "adaptive")
+    assert (mapped.max_concurrency_per_url, mapped.timeout_s, mapped.api_key, mapped.concurrency) == (7, 3.0, "k", "fixed")
+    assert HTTPClientConfig.from_guard_config(GuardConfig(urls=("http://a:1",))).concurrency == "adaptive"
+    # a settings model passes what it was given: a conflict is an error, not a dropped value
+    with pytest.raises(ValueError, match="concurrency='fixed'"):
+        HTTPClientConfig.from_guard_config(HTTPClientConfig.model_construct(urls=("http://a:1",), max_concurrency_per_url=9))
     assert not hasattr(OpenAIHTTPClient, "from_urls")
 
 

@@ -116,6 +116,11 @@ class HTTPClientConfig(Settings):
     def _check(self) -> "HTTPClientConfig":
         if not self.urls:
             raise ValueError("needs at least one base URL")
+        if self.concurrency == "adaptive" and "max_concurrency_per_url" in self.model_fields_set:
+            raise ValueError(
+                "max_concurrency_per_url is the bound of concurrency='fixed': set concurrency='fixed' with it, or drop "
+                "it (the default, concurrency='adaptive', measures the limit; its range is limit_min..limit_max)"
+            )
         if not self.limit_min <= self.limit_initial <= self.limit_max:
             raise ValueError(
                 f"need limit_min <= limit_initial <= limit_max, got {self.limit_min}, {self.limit_initial}, {self.limit_max}"
@@ -138,8 +143,25 @@ class HTTPClientConfig(Settings):
     @classmethod
     def from_guard_config(cls, cfg: Any) -> "HTTPClientConfig":
         """The transport fields of a guard config (any object with ``urls`` and some of our
-        field names as attributes); fields it lacks keep their defaults here."""
-        values = {name: getattr(cfg, name) for name in cls.model_fields if getattr(cfg, name, None) is not None}
+        field names as attributes); fields it lacks keep their defaults here.
+
+        A settings model passes only the fields it was given explicitly, so a conflict (a
+        fixed bound with adaptive concurrency) is reported, not dropped. A guard config
+        without a ``concurrency`` field (the one from before adaptive limits) keeps its
+        documented meaning: a ``max_concurrency_per_url`` other than the default asks for
+        that fixed bound; the default means adaptive."""
+        names = cls.model_fields
+        explicit = getattr(cfg, "model_fields_set", None)
+        values = {
+            name: getattr(cfg, name)
+            for name in names
+            if getattr(cfg, name, None) is not None and (explicit is None or name in explicit)
+        }
+        if not hasattr(cfg, "concurrency") and "max_concurrency_per_url" in values:
+            if values["max_concurrency_per_url"] != names["max_concurrency_per_url"].default:
+                values["concurrency"] = "fixed"
+            else:
+                del values["max_concurrency_per_url"]
         return cls(**values)
 
 
