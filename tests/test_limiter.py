@@ -17,7 +17,7 @@ def feed(lim: AdaptiveLimit, rtt: float, n: int, in_flight: int | None = None) -
 
 
 def window(lim: AdaptiveLimit) -> int:
-    return max(lim.window_min, (lim.limit + 1) // 2)
+    return max(lim.window_min, lim.limit)
 
 
 def one_window(lim: AdaptiveLimit, rtt: float) -> None:
@@ -64,6 +64,19 @@ def test_latency_within_tolerance_is_not_a_back_off():
     assert lim.limit > before and lim.decreases == 0
 
 
+def test_a_stalled_tail_is_not_a_queue_but_a_shifted_window_is():
+    lim = AdaptiveLimit(initial=16, tolerance=0.5, quantile=0.25)
+    one_window(lim, 0.1)  # floor 0.1
+    before = lim.limit
+    # a fifth of the answers stalled in our own event loop (a heavy tail): not congestion
+    for k in range(lim._skip + window(lim)):
+        lim.on_sample(0.5 if k % 5 == 0 else 0.11, lim.limit)
+    assert lim.limit > before and lim.decreases == 0
+    # a queue at the server delays every answer: a back-off
+    one_window(lim, 0.2)
+    assert lim.decreases == 1
+
+
 def test_overload_backs_off_at_once_and_once_per_window():
     lim = AdaptiveLimit(initial=64, minimum=2, backoff=0.5)
     lim.on_overload(in_flight=64)  # a 429/503/timeout: no window needed
@@ -83,7 +96,7 @@ def test_app_limited_client_does_not_grow():
     lim = AdaptiveLimit(initial=64)
     feed(lim, 0.1, 64, in_flight=10)  # only 10 in flight: the limit is not what holds us back
     assert lim.limit == 64
-    feed(lim, 0.1, 32, in_flight=64)
+    feed(lim, 0.1, 64, in_flight=64)
     assert lim.limit == 128
 
 
@@ -118,7 +131,7 @@ def test_bad_latency_samples_are_rejected(bad):
 @pytest.mark.parametrize(
     "kw",
     [dict(initial=0), dict(minimum=5, initial=4), dict(initial=10, maximum=8), dict(tolerance=0),
-     dict(backoff=1.0), dict(backoff=0.0), dict(window_min=0)],
+     dict(backoff=1.0), dict(backoff=0.0), dict(window_min=0), dict(quantile=1.0), dict(quantile=-0.1)],
 )
 def test_bad_settings_are_rejected(kw):
     with pytest.raises(ValueError):

@@ -96,7 +96,10 @@ class HTTPClientConfig(Settings):
         0.5, "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)", gt=0
     )
     limit_backoff: float = setting(0.6, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout)", gt=0, lt=1)
-    limit_window_min: int = setting(8, "adaptive: least answers per decision window (a window is ~half the limit)", ge=1)
+    limit_window_min: int = setting(16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1)
+    limit_quantile: float = setting(
+        0.25, "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)", ge=0, lt=1
+    )
 
     @field_validator("urls", mode="before")
     @classmethod
@@ -138,6 +141,7 @@ class HTTPClientConfig(Settings):
             tolerance=self.limit_tolerance,
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
+            quantile=self.limit_quantile,
         )
 
     @classmethod

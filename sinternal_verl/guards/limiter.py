@@ -10,17 +10,20 @@ The design follows the established service-to-service limiters (Netflix
 ``concurrency-limits`` Vegas/Gradient2, Envoy's adaptive-concurrency gradient controller,
 Vector's Adaptive Request Concurrency), reduced to what this transport needs:
 
-* **Signal: latency over its floor.** ``rho = window mean latency / floor``, the floor being
-  the lowest window mean seen (the no-load latency). With ``L`` requests in flight and a
+* **Signal: latency over its floor.** ``rho = window latency / floor``, the floor being the
+  lowest window latency seen (the no-load latency). With ``L`` requests in flight and a
   queue in front of the server, Vegas' queue estimate is ``L * (1 - 1/rho)``: keeping
   ``rho <= 1 + tolerance`` bounds the queue we cause to ``tolerance / (1 + tolerance)`` of
-  what we send. The floor only falls, except when it is re-learnt (below): a floor that
-  drifted up with a standing queue would let the queue grow without bound.
-* **Windows are counted in completions, not seconds**: one window is
-  ``max(window_min, limit / 2)`` samples (about half a round trip at the limit), and after
-  every change the completions of requests sent under the old limit are skipped. So the
-  arithmetic is a pure function of the samples it is fed (tests drive it with numbers, no
-  clocks), and it adapts as fast as the upstream answers.
+  what we send. A window's latency is a low quantile (default the 25th percentile) of its
+  answers, not their mean: on a loaded machine the client's own stalls put a heavy tail on
+  latencies, while a queue at the server delays every answer. The floor only falls, except
+  when it is re-learnt (below): a floor that drifted up with a standing queue would let the
+  queue grow without bound.
+* **Windows are counted in answers, not seconds**: one window is ``max(window_min, limit)``
+  answers (about one round trip at the limit), and after every change the answers to
+  requests sent under the old limit are skipped. So the arithmetic is a pure function of
+  the samples it is fed (tests drive it with numbers, no clocks), and it adapts as fast as
+  the upstream answers.
 * **Increase**: slow start (double per window) until the first congestion, then additive
   by ``sqrt(limit)`` per window; nothing while the caller is app-limited (fewer than half
   the limit in flight), so an idle client does not inflate its limit.
@@ -88,7 +91,8 @@ class AdaptiveLimit:
         *,
         tolerance: float = 0.5,
         backoff: float = 0.6,
-        window_min: int = 8,
+        window_min: int = 16,
+        quantile: float = 0.25,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -98,22 +102,24 @@ class AdaptiveLimit:
             raise ValueError(f"backoff must be in (0, 1), got {backoff}")
         if window_min < 1:
             raise ValueError(f"window_min must be >= 1, got {window_min}")
+        if not 0 <= quantile < 1:
+            raise ValueError(f"quantile must be in [0, 1), got {quantile}")
         self.minimum = int(minimum)
         self.maximum = int(maximum)
         self.tolerance = float(tolerance)
         self.backoff = float(backoff)
         self.window_min = int(window_min)
+        self.quantile = float(quantile)
         self._limit = float(initial)
         #: slow start until this limit (TCP's ssthresh): the maximum until the first decrease
         self._ssthresh = float(maximum)
-        #: lowest window mean since start or the last re-learn: the no-load latency estimate
+        #: lowest window latency since start or the last re-learn: the no-load latency estimate
         self._floor: float | None = None
         #: completions still to ignore: answers to requests sent under the previous limit
         self._skip = 0
-        self._n = 0
-        self._sum = 0.0
+        self._window: list[float] = []
         self._peak = 0
-        #: last window's mean latency (seconds)
+        #: last window's latency (its ``quantile``, seconds)
         self.latency: float | None = None
         #: number of decreases so far (latency and overload), and of floor re-learns
         self.decreases = 0
@@ -137,11 +143,11 @@ class AdaptiveLimit:
         if self._skip > 0:
             self._skip -= 1
             return
-        self._n += 1
-        self._sum += rtt
+        window = self._window
+        window.append(rtt)
         if in_flight > self._peak:
             self._peak = in_flight
-        if self._n >= max(self.window_min, (self.limit + 1) // 2):
+        if len(window) >= max(self.window_min, self.limit):
             self._end_window(in_flight)
 
     def on_overload(self, in_flight: int) -> None:
@@ -155,14 +161,15 @@ class AdaptiveLimit:
 
     # ------------------------------------------------------------------ arithmetic
     def _end_window(self, in_flight: int) -> None:
-        mean = self._sum / self._n
+        window = sorted(self._window)
+        lat = window[int(len(window) * self.quantile)]  # the window's latency
         peak = self._peak
-        self._n, self._sum, self._peak = 0, 0.0, 0
-        self.latency = mean
-        if self._floor is None or mean < self._floor:
-            self._floor = mean
+        self._window, self._peak = [], 0
+        self.latency = lat
+        if self._floor is None or lat < self._floor:
+            self._floor = lat
         limit = self._limit
-        if mean > (1.0 + self.tolerance) * self._floor:
+        if lat > (1.0 + self.tolerance) * self._floor:
             self._decrease(in_flight - 1, relearn=True)
             return
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
@@ -184,7 +191,7 @@ class AdaptiveLimit:
             self._ssthresh = float(self.maximum)
             self.relearns += 1
         self._set(new, in_flight)
-        self._n, self._sum, self._peak = 0, 0.0, 0
+        self._window, self._peak = [], 0
 
     def _set(self, new: float, in_flight: int) -> None:
         if int(new) != int(self._limit) or new < self._limit:
