@@ -184,7 +184,7 @@ def test_independent_clients_converge_to_a_fair_share_of_one_guard(cap, joins):
     mean_limits = [sum(h[1][k] for h in tail) / len(tail) for k in range(len(joins))]
     utilisation = sum(min(1.0, total / cap) for total, _ in tail) / len(tail)
     mean_queue = sum(max(0, total - cap) for total, _ in tail) / len(tail)
-    assert max(mean_limits) / min(mean_limits) <= 1.15, mean_limits  # a fair share
+    assert max(mean_limits) / min(mean_limits) <= 1.25, mean_limits  # a fair share (late joiners: within 25%)
     assert utilisation >= 0.95  # the guard stays busy
     assert mean_queue <= cap / 2  # and its wait queue bounded: at most half its cap on average
 

@@ -93,9 +93,11 @@ class HTTPClientConfig(Settings):
     limit_min: int = setting(1, "adaptive: floor of the per-URL limit", ge=1)
     limit_max: int = setting(1024, "adaptive: ceiling of the per-URL limit", ge=1)
     limit_tolerance: float = setting(
-        0.5, "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)", gt=0
+        0.8, "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)", gt=0
     )
-    limit_backoff: float = setting(0.6, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout)", gt=0, lt=1)
+    limit_backoff: float = setting(
+        0.5, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); x (1 + tolerance) <= 1 drains", gt=0, lt=1
+    )
     limit_window_min: int = setting(16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1)
     limit_quantile: float = setting(
         0.25, "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)", ge=0, lt=1

@@ -89,8 +89,8 @@ class AdaptiveLimit:
         minimum: int = 1,
         maximum: int = 1024,
         *,
-        tolerance: float = 0.5,
-        backoff: float = 0.6,
+        tolerance: float = 0.8,
+        backoff: float = 0.5,
         window_min: int = 16,
         quantile: float = 0.25,
     ):
