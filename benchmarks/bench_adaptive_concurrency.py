@@ -11,7 +11,8 @@ For 1 and 4 reward workers (separate processes, one client each, no coordination
              requests in flight over all workers: the guard always saturated, i.e. what this
              machine can push through this guard, measured in the same run
 
-Printed per case: throughput / ceiling, adaptive / blast, the guard's wait queue (requests
+Each case runs ``--repeats`` interleaved blast/adaptive pairs and keeps the medians (the
+machine's load drifts between runs). Printed per case: throughput / ceiling, adaptive / blast, the guard's wait queue (requests
 waiting beyond its cap: time average and peak), and each limiter's trajectory. Then one
 more case: two replicas of cap 64 (each 640/s) and 4 workers; halfway through, replica B
 becomes 2x slower (its ceiling halves): throughput per half against the ideal, the share B
@@ -131,10 +132,11 @@ def main() -> None:
     ap.add_argument("--caps", type=int, nargs="+", default=[32, 128, 512])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--ceiling", type=float, default=1280.0, help="guard requests/s (service time = cap / ceiling)")
-    ap.add_argument("-n", type=int, default=6144, help="requests per measured run (all workers)")
-    ap.add_argument("--warmup", type=int, default=6144, help="requests per warm-up (all workers)")
+    ap.add_argument("-n", type=int, default=4096, help="requests per measured run (all workers)")
+    ap.add_argument("--warmup", type=int, default=4096, help="requests per warm-up (all workers)")
     ap.add_argument("--slow-n", type=int, default=8192, help="requests in the slowing-replica case")
     ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
+    ap.add_argument("--repeats", type=int, default=2, help="interleaved blast/adaptive pairs per case (medians kept)")
     a = ap.parse_args()
     PERIOD = a.period
     rows = []
@@ -142,22 +144,27 @@ def main() -> None:
         service = cap / a.ceiling
         with guard_process(service, cap) as url:
             for w in a.workers:
-                blast = run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period)
-                ours = run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period)
+                blasts, ours_runs = [], []
+                for _ in range(a.repeats):  # interleaved: the machine's load drifts
+                    blasts.append(run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period))
+                    ours_runs.append(run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period))
+                blast = sorted(blasts, key=lambda c: c["rate"])[len(blasts) // 2]
+                ours = sorted(ours_runs, key=lambda c: c["rate"])[len(ours_runs) // 2]
+                ours["queue_mean"] = sum(c["guard"][0]["mean_waiting"] for c in ours_runs) / len(ours_runs)
+                ours["queue_max"] = max(c["guard"][0]["max_waiting"] for c in ours_runs)
                 rows.append((cap, service, w, ours, blast, url))
-                g = ours["guard"][0]
-                print(f"cap {cap:4d} x {service * 1e3:5.1f} ms, {w} worker(s): adaptive {ours['rate']:6.0f}/s "
-                      f"= {ours['rate'] / a.ceiling:.3f} x ceiling, {ours['rate'] / blast['rate']:.3f} x blast "
-                      f"({blast['rate']:.0f}/s); guard queue mean {g['mean_waiting']:.1f} max {g['max_waiting']}",
-                      flush=True)
+                print(f"cap {cap:4d} x {service * 1e3:5.1f} ms, {w} worker(s): adaptive "
+                      f"{[round(c['rate']) for c in ours_runs]}/s, blast {[round(c['rate']) for c in blasts]}/s; "
+                      f"guard queue mean {ours['queue_mean']:.1f} max {ours['queue_max']}", flush=True)
 
-    print(f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run; "
+    print(f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
+          f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
           f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'cap':>5}{'svc ms':>8}{'workers':>8}{'adaptive/s':>11}{'x ceil':>8}{'blast/s':>9}{'x blast':>9}"
           f"{'cold x ceil':>12}{'queue mean':>11}{'/cap':>6}{'q max':>7}{'final limits':>16}")
     ok = True
     for cap, service, w, ours, blast, url in rows:
-        g = ours["guard"][0]
+        g = {"mean_waiting": ours["queue_mean"], "max_waiting": ours["queue_max"]}
         x_ceil, x_blast, qfrac = ours["rate"] / a.ceiling, ours["rate"] / blast["rate"], g["mean_waiting"] / cap
         limits = ",".join(str(r["stats"][f"limit/{url}"]) for r in ours["results"])
         ok &= (x_ceil >= 0.9 or x_blast >= 0.95) and qfrac <= 0.5

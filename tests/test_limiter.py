@@ -39,6 +39,17 @@ def test_slow_start_doubles_per_window_while_latency_stays_at_its_floor():
         assert lim.limit == expected
 
 
+def test_slow_start_ends_when_doubling_buys_no_throughput():
+    # a full upstream: latency grows with what we send (in flight / latency stays 100/s)
+    lim = AdaptiveLimit(initial=8, tolerance=10.0, window_min=8)  # tolerance out of the way
+    one_window(lim, 0.08)  # 8 in flight / 0.08 s = 100/s
+    assert lim.limit == 16
+    one_window(lim, 0.16)  # 16 / 0.16 s: still 100/s: the doubling only queued
+    assert lim.limit == 8 and lim.decreases == 0
+    one_window(lim, 0.08)
+    assert lim.limit == int(8 + math.sqrt(8))  # additive from here
+
+
 def test_latency_rise_backs_off_multiplicatively_then_grows_additively():
     lim = AdaptiveLimit(initial=100, minimum=1, maximum=1000, tolerance=0.5, backoff=0.6, window_min=8)
     feed(lim, 0.1, window(lim))  # floor 0.1, grows to 200 (slow start)
@@ -131,7 +142,8 @@ def test_bad_latency_samples_are_rejected(bad):
 @pytest.mark.parametrize(
     "kw",
     [dict(initial=0), dict(minimum=5, initial=4), dict(initial=10, maximum=8), dict(tolerance=0),
-     dict(backoff=1.0), dict(backoff=0.0), dict(window_min=0), dict(quantile=1.0), dict(quantile=-0.1)],
+     dict(backoff=1.0), dict(backoff=0.0), dict(window_min=0), dict(quantile=1.0), dict(quantile=-0.1),
+     dict(startup_gain=1.0)],
 )
 def test_bad_settings_are_rejected(kw):
     with pytest.raises(ValueError):

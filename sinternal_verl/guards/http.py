@@ -99,6 +99,9 @@ class HTTPClientConfig(Settings):
         0.5, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); x (1 + tolerance) <= 1 drains", gt=0, lt=1
     )
     limit_window_min: int = setting(16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1)
+    limit_startup_gain: float = setting(
+        1.25, "adaptive: slow start ends when doubling the limit raises throughput less than this factor", gt=1
+    )
     limit_quantile: float = setting(
         0.25, "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)", ge=0, lt=1
     )
@@ -144,6 +147,7 @@ class HTTPClientConfig(Settings):
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
             quantile=self.limit_quantile,
+            startup_gain=self.limit_startup_gain,
         )
 
     @classmethod

@@ -24,9 +24,11 @@ Vector's Adaptive Request Concurrency), reduced to what this transport needs:
   requests sent under the old limit are skipped. So the arithmetic is a pure function of
   the samples it is fed (tests drive it with numbers, no clocks), and it adapts as fast as
   the upstream answers.
-* **Increase**: slow start (double per window) until the first congestion, then additive
-  by ``sqrt(limit)`` per window; nothing while the caller is app-limited (fewer than half
-  the limit in flight), so an idle client does not inflate its limit.
+* **Increase**: slow start (double per window) until the first congestion or until a
+  doubling no longer buys ``startup_gain`` more throughput (by Little's law, in flight /
+  latency; BBR's start-up exit), then additive by ``sqrt(limit)`` per window; nothing while
+  the caller is app-limited (fewer than half the limit in flight), so an idle client does
+  not inflate its limit.
 * **Decrease**: multiplicative (``limit * backoff``) when ``rho > 1 + tolerance``, and *at
   once* on an overload answer (429, 503, timeout, refused connection), at most once per
   window. ``backoff * (1 + tolerance) < 1`` by default, so after a decrease the server's queue
@@ -93,6 +95,7 @@ class AdaptiveLimit:
         backoff: float = 0.5,
         window_min: int = 16,
         quantile: float = 0.25,
+        startup_gain: float = 1.25,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -102,6 +105,8 @@ class AdaptiveLimit:
             raise ValueError(f"backoff must be in (0, 1), got {backoff}")
         if window_min < 1:
             raise ValueError(f"window_min must be >= 1, got {window_min}")
+        if not startup_gain > 1:
+            raise ValueError(f"startup_gain must be > 1, got {startup_gain}")
         if not 0 <= quantile < 1:
             raise ValueError(f"quantile must be in [0, 1), got {quantile}")
         self.minimum = int(minimum)
@@ -110,6 +115,9 @@ class AdaptiveLimit:
         self.backoff = float(backoff)
         self.window_min = int(window_min)
         self.quantile = float(quantile)
+        self.startup_gain = float(startup_gain)
+        #: requests/s by Little's law (in flight / latency) of the last slow-start window
+        self._rate: float | None = None
         self._limit = float(initial)
         #: slow start until this limit (TCP's ssthresh): the maximum until the first decrease
         self._ssthresh = float(maximum)
@@ -175,6 +183,16 @@ class AdaptiveLimit:
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
             return
         if limit < self._ssthresh:
+            rate, prev = peak / lat, self._rate
+            self._rate = rate
+            if prev is not None and rate < self.startup_gain * prev:
+                # Doubling bought (almost) no throughput: the upstream is full, what we added
+                # only queues. Leave slow start and give the doubling back (BBR's start-up
+                # exit), before the queue inflates the floors of clients starting later.
+                self._ssthresh = new = max(float(self.minimum), limit / 2)
+                self._rate = None
+                self._set(new, in_flight - 1)
+                return
             new = min(2.0 * limit, self._ssthresh)
         else:
             new = limit + math.sqrt(limit)
@@ -188,6 +206,7 @@ class AdaptiveLimit:
             # Latency stays high even at the minimum: the upstream itself got slower (or the
             # floor is stale). Re-learn the floor and slow-start again from here.
             self._floor = None
+            self._rate = None
             self._ssthresh = float(self.maximum)
             self.relearns += 1
         self._set(new, in_flight)
