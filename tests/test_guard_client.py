@@ -428,12 +428,12 @@ async def test_adaptive_is_the_default_and_stats_expose_the_limits(fake_guard):
 
 
 async def test_limit_grows_while_latency_stays_at_its_floor(fake_guard):
-    # The first decision window (8 answers) compares latency with itself: it always grows.
+    # The first decision window (16 answers) compares latency with itself: it always grows.
     client = transport(fake_guard.url, limit_initial=2)
     await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(40)))
     s = client.stats()
     await client.aclose()
-    assert client.limits[0].limit > 2 or s[f"decreases/{fake_guard.url}"] > 0
+    assert s[f"increases/{fake_guard.url}"] >= 1
     assert f"latency_floor_s/{fake_guard.url}" in s and s[f"latency_floor_s/{fake_guard.url}"] > 0
     assert fake_guard.stats()["max_in_flight"] >= 1
 

@@ -507,7 +507,8 @@ class OpenAIHTTPClient:
         included), ``successes``, ``retries``, ``retry_sleeps`` (retries that waited for a
         backoff because no other replica was healthy), ``errors`` (calls given up),
         ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
-        ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``decreases/<url>``,
+        ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>`` and
+        ``decreases/<url>``,
         and, once measured, ``latency_s/<url>`` (last window mean) and ``latency_floor_s/<url>``."""
         out: dict[str, float] = {
             "requests": self._requests,
@@ -525,6 +526,7 @@ class OpenAIHTTPClient:
             out[f"limit/{url}"] = lim.limit
             out[f"limit_min/{url}"] = lim.minimum
             out[f"limit_max/{url}"] = lim.maximum
+            out[f"increases/{url}"] = lim.increases
             out[f"decreases/{url}"] = lim.decreases
             if lim.latency is not None:
                 out[f"latency_s/{url}"] = lim.latency

@@ -65,7 +65,7 @@ class FixedLimit:
         self.limit = self.minimum = self.maximum = int(limit)
         self.floor: float | None = None
         self.latency: float | None = None
-        self.decreases = 0
+        self.increases = self.decreases = 0
 
     def on_sample(self, rtt: float, in_flight: int) -> None:
         pass
@@ -129,7 +129,8 @@ class AdaptiveLimit:
         self._peak = 0
         #: last window's latency (its ``quantile``, seconds)
         self.latency: float | None = None
-        #: number of decreases so far (latency and overload), and of floor re-learns
+        #: number of increases and decreases (latency and overload) so far, and of floor re-learns
+        self.increases = 0
         self.decreases = 0
         self.relearns = 0
 
@@ -196,7 +197,10 @@ class AdaptiveLimit:
             new = min(2.0 * limit, self._ssthresh)
         else:
             new = limit + math.sqrt(limit)
-        self._set(min(new, float(self.maximum)), in_flight - 1)
+        new = min(new, float(self.maximum))
+        if new > limit:
+            self.increases += 1
+        self._set(new, in_flight - 1)
 
     def _decrease(self, in_flight: int, relearn: bool) -> None:
         new = max(float(self.minimum), self._limit * self.backoff)
