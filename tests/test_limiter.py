@@ -141,9 +141,18 @@ def test_bad_latency_samples_are_rejected(bad):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(initial=0), dict(minimum=5, initial=4), dict(initial=10, maximum=8), dict(tolerance=0),
-     dict(backoff=1.0), dict(backoff=0.0), dict(window_min=0), dict(quantile=1.0), dict(quantile=-0.1),
-     dict(startup_gain=1.0)],
+    [
+        {"initial": 0},
+        {"minimum": 5, "initial": 4},
+        {"initial": 10, "maximum": 8},
+        {"tolerance": 0},
+        {"backoff": 1.0},
+        {"backoff": 0.0},
+        {"window_min": 0},
+        {"quantile": 1.0},
+        {"quantile": -0.1},
+        {"startup_gain": 1.0},
+    ],
 )
 def test_bad_settings_are_rejected(kw):
     with pytest.raises(ValueError):

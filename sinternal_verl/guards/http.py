@@ -72,38 +72,61 @@ class HTTPClientConfig(Settings):
     or map onto these fields)."""
 
     urls: tuple[str, ...] = setting(
-        ..., "base URLs of the replicas, e.g. http://host:8000 (a trailing /v1 is dropped; comma-separated string accepted)"
+        ...,
+        "base URLs of the replicas, e.g. http://host:8000 (trailing /v1 dropped; a comma-separated string works)",
     )
     api_key: str | None = setting(None, "sent as 'Authorization: Bearer <key>'", repr=False)
     timeout_s: float = setting(60.0, "seconds for one HTTP attempt (connect + send + read)", gt=0)
-    connect_timeout_s: float | None = setting(None, "seconds to connect; unset: bounded by timeout_s only", gt=0)
-    max_retries: int = setting(4, "retries after the first attempt (connect errors, timeouts, 5xx, 429, bad JSON)", ge=0)
+    connect_timeout_s: float | None = setting(
+        None, "seconds to connect; unset: bounded by timeout_s only", gt=0
+    )
+    max_retries: int = setting(
+        4, "retries after the first attempt (connect errors, timeouts, 5xx, 429, bad JSON)", ge=0
+    )
     backoff_base_s: float = setting(0.5, "first retry backoff (doubles per attempt, equal jitter)", ge=0)
     backoff_max_s: float = setting(8.0, "cap on one retry backoff", ge=0)
-    retry_after_max_s: float = setting(60.0, "cap on a server's Retry-After (a misconfigured server must not stall a run)", ge=0)
+    retry_after_max_s: float = setting(
+        60.0, "cap on a server's Retry-After (a misconfigured server must not stall a run)", ge=0
+    )
     ready_timeout_s: float = setting(5.0, "timeout of one readiness probe (GET /v1/models), no retries", gt=0)
-    headers: tuple[tuple[str, str], ...] = setting((), "extra headers sent with every request (a mapping is accepted)")
+    headers: tuple[tuple[str, str], ...] = setting(
+        (), "extra headers sent with every request (a mapping is accepted)"
+    )
     concurrency: Literal["adaptive", "fixed"] = setting(
         "adaptive", "requests in flight per URL: 'adaptive' (measured from latency and 429/503) or 'fixed'"
     )
     max_concurrency_per_url: int = setting(
         64, "fixed mode only: requests in flight per URL per client (event loop); the rest wait", ge=1
     )
-    limit_initial: int = setting(4, "adaptive: requests in flight per URL at start (grows by slow start)", ge=1)
+    limit_initial: int = setting(
+        4, "adaptive: requests in flight per URL at start (grows by slow start)", ge=1
+    )
     limit_min: int = setting(1, "adaptive: floor of the per-URL limit", ge=1)
     limit_max: int = setting(1024, "adaptive: ceiling of the per-URL limit", ge=1)
     limit_tolerance: float = setting(
-        0.8, "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)", gt=0
+        0.8,
+        "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)",
+        gt=0,
     )
     limit_backoff: float = setting(
-        0.5, "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); x (1 + tolerance) <= 1 drains", gt=0, lt=1
+        0.5,
+        "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); keep x (1 + tolerance) < 1",
+        gt=0,
+        lt=1,
     )
-    limit_window_min: int = setting(16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1)
+    limit_window_min: int = setting(
+        16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1
+    )
     limit_startup_gain: float = setting(
-        1.25, "adaptive: slow start ends when doubling the limit raises throughput less than this factor", gt=1
+        1.25,
+        "adaptive: slow start ends when doubling the limit raises throughput less than this factor",
+        gt=1,
     )
     limit_quantile: float = setting(
-        0.25, "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)", ge=0, lt=1
+        0.25,
+        "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)",
+        ge=0,
+        lt=1,
     )
 
     @field_validator("urls", mode="before")
@@ -126,12 +149,14 @@ class HTTPClientConfig(Settings):
             raise ValueError("needs at least one base URL")
         if self.concurrency == "adaptive" and "max_concurrency_per_url" in self.model_fields_set:
             raise ValueError(
-                "max_concurrency_per_url is the bound of concurrency='fixed': set concurrency='fixed' with it, or drop "
-                "it (the default, concurrency='adaptive', measures the limit; its range is limit_min..limit_max)"
+                "max_concurrency_per_url is the bound of concurrency='fixed': set concurrency='fixed' with it, "
+                "or drop it (the default, concurrency='adaptive', measures the limit within "
+                "limit_min..limit_max)"
             )
         if not self.limit_min <= self.limit_initial <= self.limit_max:
             raise ValueError(
-                f"need limit_min <= limit_initial <= limit_max, got {self.limit_min}, {self.limit_initial}, {self.limit_max}"
+                "need limit_min <= limit_initial <= limit_max, got "
+                f"{self.limit_min}, {self.limit_initial}, {self.limit_max}"
             )
         return self
 
@@ -237,7 +262,9 @@ class OpenAIHTTPClient:
         self._penalty_until = [0.0] * self._n
         self._rr = 0
         self._url_cache: dict[tuple[int, str], URL] = {}
-        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
+            weakref.WeakKeyDictionary()
+        )
         self._last_loop: asyncio.AbstractEventLoop | None = None
         self._last_state: _LoopState | None = None
         # counters (plain ints: cheaper than a dataclass attribute chain on the hot path)

@@ -154,8 +154,7 @@ class AdaptiveLimit:
             return
         window = self._window
         window.append(rtt)
-        if in_flight > self._peak:
-            self._peak = in_flight
+        self._peak = max(self._peak, in_flight)
         if len(window) >= max(self.window_min, self.limit):
             self._end_window(in_flight)
 
