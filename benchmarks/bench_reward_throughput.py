@@ -6,8 +6,12 @@ In one run, against one guard process (fixed service time, concurrency cap):
              once per trajectory, all concurrently (what RewardLoopWorker does)
   baseline = verl's ``naive`` manager with a synchronous ``requests`` reward function
              (the common pattern: one blocking HTTP call per trajectory in verl's executor)
-Prints trajectories/s and the ratios ours/ceiling and ours/baseline.
-Targets (issue 2): ours >= 0.9 x ceiling and >= 10 x baseline at cap 128, 100 ms, 1024 trajectories.
+Prints trajectories/s and the ratios ours/ceiling and ours/baseline. ``ours`` runs at default
+settings (adaptive per-URL concurrency; the limit it found is printed) after a warm-up batch,
+as in training, where the manager's guard client lives across steps; ``--client-concurrency N``
+measures the old hand-tuned fixed bound instead.
+Targets (issues 2, 11): ours >= 0.9 x ceiling and >= 10 x baseline at cap 128, 100 ms, 1024
+trajectories, at default settings.
 """
 
 from __future__ import annotations
@@ -53,9 +57,12 @@ def run_manager(config, tokenizer, rows, close: bool = False) -> float:
     outs = manager.loop.run_until_complete(score_all())
     elapsed = time.perf_counter() - t0
     assert len(outs) == len(rows) and all("reward_score" in o for o in outs)
+    limit = ""
+    if hasattr(manager, "router"):  # ours: the guard client, shared per configuration
+        limit = ",".join(f"{v:.0f}" for k, v in manager.router.guard.http.stats().items() if k.startswith("limit/"))
     if close:  # close pooled connections before the process exits
         manager.loop.run_until_complete(manager.router.guard.aclose())
-    return elapsed
+    return elapsed, limit
 
 
 def main() -> None:
@@ -66,10 +73,10 @@ def main() -> None:
     p.add_argument("--max-in-flight", type=int, default=None, help="manager's max_trajectories_in_flight")
     p.add_argument("--gc-threshold", type=int, default=None, help="manager's gc_threshold (0: Python's default)")
     p.add_argument("--client-concurrency", type=int, default=None,
-                   help="guard_max_concurrency_per_url (default 1.5 x --cap: keep the guard's batch full, as the README advises)")
+                   help="a fixed guard_max_concurrency_per_url (default: none, the adaptive limit)")
+    p.add_argument("--warmup", type=int, default=2048, help="trajectories in the warm-up batch")
     p.add_argument("--baseline-n", type=int, default=128, help="trajectories for the slow baseline")
     a = p.parse_args()
-    a.client_concurrency = a.client_concurrency or int(1.5 * a.cap)
 
     import sinternal_verl.plugin  # noqa: F401
     from sinternal_verl.cpu.tiny import build_tokenizer
@@ -78,15 +85,17 @@ def main() -> None:
     tokenizer = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in make_rows(64, "x")])
     ceiling = a.cap / a.service_time
     with guard_process(a.service_time, a.cap) as url:
-        settings = {"guard_urls": url, "guard_max_concurrency_per_url": a.client_concurrency, "guard_cache_size": 0}
+        settings = {"guard_urls": url, "guard_cache_size": 0}
+        if a.client_concurrency:
+            settings["guard_max_concurrency_per_url"] = a.client_concurrency
         if a.max_in_flight is not None:
             settings["max_trajectories_in_flight"] = a.max_in_flight
         if a.gc_threshold is not None:
             settings["gc_threshold"] = a.gc_threshold
         ours_cfg = reward_config(settings)
         # warm-up: open the pooled connections, first-call imports
-        run_manager(ours_cfg, tokenizer, make_rows(a.client_concurrency, "warm-up"))
-        ours_s = run_manager(ours_cfg, tokenizer, make_rows(a.n, "ours"), close=True)
+        run_manager(ours_cfg, tokenizer, make_rows(a.warmup, "warm-up"))
+        ours_s, limit = run_manager(ours_cfg, tokenizer, make_rows(a.n, "ours"), close=True)
         ours = a.n / ours_s
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,11 +114,13 @@ def main() -> None:
             base_cfg = reward_config({})
             base_cfg.reward.reward_manager.name = "naive"
             base_cfg.reward.custom_reward_function = {"path": fn, "name": "compute_score"}
-            base_s = run_manager(base_cfg, tokenizer, make_rows(a.baseline_n, "baseline"))
+            base_s, _ = run_manager(base_cfg, tokenizer, make_rows(a.baseline_n, "baseline"))
             base = a.baseline_n / base_s
 
     print(f"guard: cap {a.cap} concurrent, {a.service_time * 1000:.0f} ms/request -> ceiling {ceiling:.0f} req/s")
-    print(f"ours: guard_max_concurrency_per_url={a.client_concurrency}, {a.n} distinct trajectories in one verl batch")
+    mode = f"fixed guard_max_concurrency_per_url={a.client_concurrency}" if a.client_concurrency else "default settings"
+    print(f"ours: {mode} (per-URL limit at the end: {limit}), {a.n} distinct trajectories in one verl batch "
+          f"after a warm-up batch of {a.warmup}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'path':<48}{'n':>6}{'seconds':>10}{'traj/s':>10}")
     print(f"{'sinternal manager (ours)':<48}{a.n:>6}{ours_s:>10.2f}{ours:>10.0f}")
     print(f"{'naive manager + sync requests fn (baseline)':<48}{a.baseline_n:>6}{base_s:>10.2f}{base:>10.0f}")

@@ -63,6 +63,11 @@ def setting(default: Any = ..., doc: str = "", *, env: str | None = None, **kwar
 
 
 def _env_name(cls: type[Settings], name: str) -> str | None:
+    """The env var of a field: its ``setting(env=...)``, or the class's ``env_vars`` mapping
+    (how a subclass attaches env vars to inherited fields without redefining them)."""
+    by_class = getattr(cls, "env_vars", None) or {}
+    if name in by_class:
+        return by_class[name]
     extra = cls.model_fields[name].json_schema_extra
     return extra.get("env") if isinstance(extra, dict) else None
 

@@ -152,9 +152,10 @@ async def test_load_spreads_across_two_servers(fake_guard):
     with ThreadedServer(app2) as second:
         g = guard([fake_guard.url, second.url], cache_size=0)
         v = await g.moderate([ModerationItem(f"prompt {i}") for i in range(40)])
-        per_url = {u: g.stats()[f"http_per_url{{{u}}}"] for u in (fake_guard.url, second.url)}
+        stats = g.stats()
         await g.aclose()
     assert all(x.parse_ok for x in v)
+    per_url = {u: stats[f"http_requests{{{u}}}"] for u in (fake_guard.url, second.url)}
     assert per_url[fake_guard.url] > 0 and per_url[second.url] > 0
     assert per_url[fake_guard.url] + per_url[second.url] == 40
     assert {x.source for x in v} == {fake_guard.url, second.url}
@@ -163,11 +164,12 @@ async def test_load_spreads_across_two_servers(fake_guard):
 async def test_per_url_concurrency_is_bounded(fake_guard):
     httpx_post = __import__("httpx").post
     httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
-    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)
+    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)  # a bound other than the default: fixed
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(12)])
     await g.aclose()
     assert all(x.parse_ok for x in v)
     assert fake_guard.stats()["max_in_flight"] <= 3
+    assert g.stats()[f"http_limit{{{fake_guard.url}}}"] == 3
 
 
 async def test_dead_replica_fails_over_to_the_live_one(fake_guard):
@@ -176,7 +178,7 @@ async def test_dead_replica_fails_over_to_the_live_one(fake_guard):
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(10)])
     await g.aclose()
     assert all(x.parse_ok and x.source == fake_guard.url for x in v)
-    assert g.stats()[f"http_per_url_failures{{{dead}}}"] >= 1
+    assert g.stats()[f"http_failures{{{dead}}}"] >= 1
 
 
 # ---------------------------------------------------------------- failures
@@ -337,14 +339,14 @@ async def test_transport_post_get_and_errors(fake_guard):
     fake_guard.fault("500", count=1)
     with pytest.raises(UpstreamUnavailableError):
         await client.post_json("/v1/chat/completions", {"model": MODELS["qwen3guard"], "messages": []})
-    s = client.stats
+    s = client.stats()
     await client.aclose()
-    assert s.requests == 4 and s.successes == 2 and s.errors == 2 and s.in_flight == 0
+    assert s["requests"] == 4 and s["successes"] == 2 and s["errors"] == 2 and s["in_flight"] == 0
 
 
 def test_transport_rejects_bad_config():
     with pytest.raises(ValueError):
-        HTTPClientConfig(urls=())
+        OpenAIHTTPClient(HTTPClientConfig(urls=()))
     with pytest.raises(ValueError):
         OpenAIHTTPClient(HTTPClientConfig(urls=("localhost:8000",)))
 
@@ -389,3 +391,152 @@ async def test_cancelled_owner_does_not_cancel_identical_waiters(fake_guard):
     await g.aclose()
     assert owner.cancelled() and verdict.parse_ok
     assert g.stats()["in_flight"] == 0
+
+
+# ---------------------------------------------------------------- adaptive concurrency
+CHAT = "/v1/chat/completions"
+
+
+def chat_payload(i: int) -> dict:
+    return {"model": MODELS["qwen3guard"], "messages": [{"role": "user", "content": f"prompt {i}"}]}
+
+
+def transport(urls, **kw) -> OpenAIHTTPClient:
+    urls = (urls,) if isinstance(urls, str) else tuple(urls)
+    return OpenAIHTTPClient(HTTPClientConfig(urls=urls, **{**FAST, **kw}))
+
+
+async def test_adaptive_is_the_default_and_stats_expose_the_limits(fake_guard):
+    client = transport(fake_guard.url)
+    assert client.config.concurrency == "adaptive"
+    await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(3)))
+    s = client.stats()
+    await client.aclose()
+    u = fake_guard.url
+    assert s[f"limit/{u}"] == 4 and s[f"limit_min/{u}"] == 1 and s[f"limit_max/{u}"] == 1024
+    assert s[f"requests/{u}"] == 3 and s[f"in_flight/{u}"] == 0 and s[f"decreases/{u}"] == 0
+    assert all(isinstance(v, (int, float)) for v in s.values())  # flat, numeric: ready for /metrics
+
+
+async def test_limit_grows_while_latency_stays_at_its_floor(fake_guard):
+    # The first decision window (16 answers) compares latency with itself: it always grows.
+    client = transport(fake_guard.url, limit_initial=2)
+    await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(40)))
+    s = client.stats()
+    await client.aclose()
+    assert s[f"increases/{fake_guard.url}"] >= 1
+    assert f"latency_floor_s/{fake_guard.url}" in s and s[f"latency_floor_s/{fake_guard.url}"] > 0
+    assert fake_guard.stats()["max_in_flight"] >= 1
+
+
+@pytest.mark.parametrize("mode", ["429", "503"])
+async def test_limit_shrinks_at_once_after_429_and_503(fake_guard, mode):
+    fake_guard.fault(mode, count=3)
+    client = transport(fake_guard.url, limit_initial=40, max_retries=5)
+    await client.post_json(CHAT, chat_payload(0))  # one caller: each overload answer is a new window
+    s = client.stats()
+    await client.aclose()
+    assert fake_guard.stats()["counts"][f"fault_{mode}"] == 3
+    assert s[f"decreases/{fake_guard.url}"] == 3 and s[f"limit/{fake_guard.url}"] == int(40 * 0.5 * 0.5 * 0.5)
+    assert s["retries"] == 3 and s["successes"] == 1
+
+
+async def test_timeouts_shrink_the_limit(fake_guard):
+    fake_guard.fault("slow", count=1, delay_s=1.0)
+    client = transport(fake_guard.url, limit_initial=10, timeout_s=0.3, max_retries=2)
+    await client.post_json(CHAT, chat_payload(0))
+    s = client.stats()
+    await client.aclose()
+    assert s[f"decreases/{fake_guard.url}"] == 1 and s[f"limit/{fake_guard.url}"] == 5
+
+
+async def test_fixed_mode_keeps_its_bound_through_overloads(fake_guard):
+    fake_guard.fault("429", count=4)
+    client = transport(fake_guard.url, concurrency="fixed", max_concurrency_per_url=5, max_retries=6)
+    httpx_post = __import__("httpx").post
+    httpx_post(f"{fake_guard.url}/_control", json={"mode": "429", "count": 4, "service_time_s": 0.05}).raise_for_status()
+    await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(20)))
+    s = client.stats()
+    await client.aclose()
+    assert s[f"limit/{fake_guard.url}"] == 5 and s[f"decreases/{fake_guard.url}"] == 0
+    assert fake_guard.stats()["max_in_flight"] <= 5 and s["successes"] == 20
+
+
+async def test_failed_attempt_fails_over_to_a_healthy_replica_without_sleeping(fake_guard):
+    # issue 9: the retry used to sleep its backoff (15-30 s here) even with a healthy replica.
+    fake_guard.fault("500")  # this replica fails every request
+    app2 = build_app(models=tuple(MODELS.values()))
+    with ThreadedServer(app2) as healthy:
+        client = transport([fake_guard.url, healthy.url], backoff_base_s=30.0, backoff_max_s=30.0, max_retries=2)
+        out = await asyncio.wait_for(
+            asyncio.gather(*(client.post_json_from(CHAT, chat_payload(i)) for i in range(6))), timeout=20
+        )
+        s = client.stats()
+        await client.aclose()
+    assert {base for _, base in out} == {healthy.url}
+    assert fake_guard.stats()["counts"]["fault_500"] >= 1 and s["retries"] >= 1
+    assert s["retry_sleeps"] == 0  # never slept: the other replica was healthy
+
+
+async def test_retry_sleeps_when_no_other_replica_is_healthy(fake_guard):
+    fake_guard.fault("500", count=1)
+    client = transport(fake_guard.url, max_retries=2)
+    await client.post_json(CHAT, chat_payload(0))
+    s = client.stats()
+    await client.aclose()
+    assert s["retries"] == 1 and s["retry_sleeps"] == 1
+
+
+async def test_slow_replica_gets_less(fake_guard):
+    """Replica choice follows the limits: a replica whose limit shrank takes a smaller share."""
+    app2 = build_app(models=tuple(MODELS.values()))
+    with ThreadedServer(app2) as other:
+        client = transport([fake_guard.url, other.url], limit_initial=16)
+        client.limits[0].on_overload(1)  # the first replica said it is overloaded: 16 -> 8
+        client.limits[0].on_overload(1)  # twice: 8 -> 4
+        assert [lim.limit for lim in client.limits] == [4, 16]
+        await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(20)))
+        s = client.stats()
+        await client.aclose()
+    # all 20 are placed before any answer: by in-flight / limit, i.e. 4 and 16
+    assert s[f"requests/{fake_guard.url}"] < s[f"requests/{other.url}"]
+    assert s[f"requests/{fake_guard.url}"] + s[f"requests/{other.url}"] == 20
+
+
+def test_http_settings_are_one_strict_settings_class():
+    from sinternal_verl.settings import ConfigError, Settings, load
+
+    assert issubclass(HTTPClientConfig, Settings)
+    assert all(f.description for f in HTTPClientConfig.model_fields.values())  # every field documented
+    cfg = load(HTTPClientConfig, {"urls": "http://a:1, http://b:2/v1", "headers": {"X-Run": "7"}})
+    assert cfg.urls == ("http://a:1", "http://b:2/v1") and cfg.headers == (("X-Run", "7"),)
+    with pytest.raises(ConfigError, match="did you mean 'limit_max'"):
+        load(HTTPClientConfig, {"urls": "http://a:1", "limit_maxx": 3})
+    with pytest.raises(ValueError, match="limit_min <= limit_initial <= limit_max"):
+        HTTPClientConfig(urls=("http://a:1",), limit_initial=2, limit_min=4)
+    with pytest.raises(ValueError):
+        HTTPClientConfig(urls=("http://a:1",), concurrency="sometimes")
+    # a fixed bound is never silently ignored: given alone it selects fixed mode, given with
+    # an explicit adaptive mode it is a conflict
+    assert HTTPClientConfig(urls=("http://a:1",), max_concurrency_per_url=8).concurrency == "fixed"
+    with pytest.raises(ValueError, match="concurrency='fixed'"):
+        HTTPClientConfig(urls=("http://a:1",), concurrency="adaptive", max_concurrency_per_url=8)
+    assert HTTPClientConfig(urls=("http://a:1",), concurrency="fixed", max_concurrency_per_url=8).new_limit().limit == 8
+    # the guard's settings are the transport's (one definition), reward kwargs guard_<field>
+    assert issubclass(GuardConfig, HTTPClientConfig)
+    g = GuardConfig(urls=("http://a:1",), max_concurrency_per_url=7, timeout_s=3.0, api_key="k")
+    mapped = HTTPClientConfig.from_guard_config(g)
+    assert (mapped.max_concurrency_per_url, mapped.timeout_s, mapped.api_key, mapped.concurrency) == (7, 3.0, "k", "fixed")
+    assert HTTPClientConfig.from_guard_config(GuardConfig(urls=("http://a:1",))).concurrency == "adaptive"
+    with pytest.raises(ValueError, match="needs at least one base URL"):
+        OpenAIHTTPClient(HTTPClientConfig())
+    assert not hasattr(OpenAIHTTPClient, "from_urls")
+
+
+async def test_guard_stats_carry_the_limits_for_metrics(fake_guard):
+    g = guard(fake_guard.url)
+    await g.moderate([ModerationItem("p")])
+    flat = g.stats()
+    await g.aclose()
+    assert flat[f"http_limit{{{fake_guard.url}}}"] == 4 and flat[f"http_requests{{{fake_guard.url}}}"] == 1
+    assert flat["http_requests"] == 1 and flat["retries"] == 0

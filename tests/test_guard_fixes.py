@@ -147,7 +147,7 @@ def test_stats_is_one_flat_mapping_of_numbers(fake_guard):
     asyncio.run(run(g, [ModerationItem("p")]))
     st = g.stats()
     assert all(isinstance(k, str) and isinstance(v, float) for k, v in st.items())
-    assert st["items"] == 1 and st["http_requests"] >= 1 and f"http_per_url{{{fake_guard.url}}}" in st
+    assert st["items"] == 1 and st["http_requests"] >= 1 and f"http_requests{{{fake_guard.url}}}" in st
     assert not hasattr(g, "clear_cache")
 
 

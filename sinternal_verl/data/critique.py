@@ -139,7 +139,7 @@ class ExpertClient:
         self.cache = cache
         self.http = OpenAIHTTPClient(
             HTTPClientConfig(
-                urls=tuple(cfg.urls), api_key=api_key, max_concurrency_per_url=cfg.max_concurrency,
+                urls=tuple(cfg.urls), api_key=api_key, concurrency="fixed", max_concurrency_per_url=cfg.max_concurrency,
                 timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
             )
         )

@@ -145,7 +145,7 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
     api_key = _api_key(s.api_key_env, "sample.api_key_env")
     client = OpenAIHTTPClient(
         HTTPClientConfig(
-            urls=tuple(s.urls), api_key=api_key, max_concurrency_per_url=s.max_concurrency, timeout_s=s.timeout_s,
+            urls=tuple(s.urls), api_key=api_key, concurrency="fixed", max_concurrency_per_url=s.max_concurrency, timeout_s=s.timeout_s,
             max_retries=s.max_retries,
         )
     )

@@ -118,22 +118,13 @@ def error_message(body: str, limit: int) -> str:
     return msg if len(msg) <= limit else msg[:limit] + "..."
 
 
-def flat_stats(prefix: str, stats: Any) -> dict[str, float]:
-    """A transport's counters as flat ``{prefix + name: number}``; mappings of numbers (per
-    URL) become ``prefix + name{url}`` keys. Accepts a mapping, or an object with
-    ``as_dict()``, or a zero-argument callable returning either."""
-    if callable(stats) and not isinstance(stats, Mapping):
-        stats = stats()
-    if not isinstance(stats, Mapping) and hasattr(stats, "as_dict"):
-        stats = stats.as_dict()
+def flat_stats(prefix: str, stats: Mapping[str, float]) -> dict[str, float]:
+    """The transport's flat counters under ``prefix``; its per-URL ``name/<url>`` keys become
+    ``prefix + name{url}`` (the label form the server's Prometheus export reads)."""
     out: dict[str, float] = {}
-    for k, v in dict(stats).items():
-        if isinstance(v, bool) or isinstance(v, (int, float)):
-            out[f"{prefix}{k}"] = float(v)
-        elif isinstance(v, Mapping):
-            for sub, n in v.items():
-                if isinstance(n, (int, float)):
-                    out[f"{prefix}{k}{{{sub}}}"] = float(n)
+    for key, value in stats.items():
+        name, _, url = key.partition("/")
+        out[f"{prefix}{name}{{{url}}}" if url else f"{prefix}{name}"] = float(value)
     return out
 
 
@@ -262,7 +253,7 @@ class OpenAIGuardClient:
         flat = {k: float(v) for k, v in out.items()}
         for status, n in sorted(self._rejected_by_status.items()):
             flat[f"rejected{{{status}}}"] = float(n)
-        flat.update(flat_stats("http_", self.http.stats))
+        flat.update(flat_stats("http_", self.http.stats()))
         # the headline retry count is the transport's (connect errors, timeouts, 5xx, 429)
         flat["retries"] = flat.get("http_retries", 0.0)
         return flat

@@ -9,12 +9,13 @@ reaches all of them. Unknown keys fail at start-up with the nearest key suggeste
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 from pydantic import field_validator
 
 from sinternal_verl.settings import ConfigError, Settings, load, setting
 
+from .http import HTTPClientConfig
 from .registry import get_kind
 
 #: ``backend``: how the guard is reached
@@ -38,23 +39,23 @@ def _tuple_of_str(value: Any, sep: str) -> Any:
     return value
 
 
-class GuardConfig(Settings):
+class GuardConfig(HTTPClientConfig):
+    """A guard: which model family and how it is reached (the transport's settings are
+    inherited from :class:`~.http.HTTPClientConfig`, defined there once)."""
+
+    #: env vars that fill these fields when the config leaves them unset
+    env_vars: ClassVar[dict[str, str]] = {
+        "kind": ENV_KIND, "urls": ENV_URLS, "model": ENV_MODEL, "api_key": ENV_API_KEY, "backend": ENV_BACKEND,
+    }
+
     kind: str = setting("qwen3guard", "guard kind from the registry: qwen3guard, llamaguard, wildguard, or lexical "
-                        "(offline keyword baseline, only when asked for)", env=ENV_KIND)
-    urls: tuple[str, ...] = setting((), "comma-separated base URLs of OpenAI-compatible guard servers "
-                                    "(vLLM / SGLang); load is spread over all", env=ENV_URLS)
-    model: str | None = setting(None, "served model name; empty means the kind's default", env=ENV_MODEL)
-    api_key: str | None = setting(None, "bearer token for the guard servers", env=ENV_API_KEY, repr=False)
+                        "(offline keyword baseline, only when asked for)")
+    model: str | None = setting(None, "served model name; empty means the kind's default")
     backend: Literal["http", "ray_pool"] = setting(
         "http", "http: OpenAI-compatible servers at urls; ray_pool: attach by name to guard replicas "
-        "running as Ray actors in this cluster (no HTTP hop)", env=ENV_BACKEND)
+        "running as Ray actors in this cluster (no HTTP hop)")
     pool_name: str = setting("sinternal_guard_pool", "ray_pool: name of the replica pool to attach to")
     pool_namespace: str = setting("sinternal", "ray_pool: Ray namespace of the pool")
-    max_concurrency_per_url: int = setting(64, "requests in flight per URL, per reward worker (the rest wait)", ge=1)
-    timeout_s: float = setting(60.0, "seconds for one HTTP request (connect + read)", gt=0)
-    max_retries: int = setting(4, "retries after the first attempt on connect errors, timeouts, 5xx and 429", ge=0)
-    backoff_base_s: float = setting(0.5, "first retry delay; doubles per retry, with jitter", ge=0)
-    backoff_max_s: float = setting(8.0, "cap of one retry delay", ge=0)
     parse_retries: int = setting(1, "extra attempts when the guard answers text that cannot be parsed", ge=0)
     max_new_tokens: int = setting(128, "tokens the guard may generate per verdict", ge=1)
     cache_size: int = setting(100_000, "LRU of verdicts; identical (prompt, answer) pairs in flight share one "
@@ -65,8 +66,6 @@ class GuardConfig(Settings):
                                               "(the upstream body is never relayed whole)", ge=0)
     soft_score: bool = setting(False, "Qwen3Guard: probability of unsafe from the logprobs of the label token")
     top_logprobs: int = setting(5, "alternatives requested per token when soft_score is on", ge=1, le=20)
-    retry_after_max_s: float = setting(60.0, "cap on a server's Retry-After seconds", ge=0)
-    ready_timeout_s: float = setting(5.0, "timeout of one readiness probe (GET /v1/models)", gt=0)
     lexical_refusal_phrases: tuple[str, ...] | None = setting(
         None, "lexical judge: refusal phrases ('|'-separated); empty means the built-in list")
     lexical_harmful_keywords: tuple[str, ...] | None = setting(
@@ -80,12 +79,6 @@ class GuardConfig(Settings):
     def _known_kind(cls, value: str) -> str:
         get_kind(value)  # unknown kinds fail here, with the nearest registered name
         return value
-
-    @field_validator("urls", mode="before")
-    @classmethod
-    def _split_urls(cls, value: Any) -> Any:
-        value = _tuple_of_str(value, ",")
-        return tuple(u.rstrip("/") for u in value) if isinstance(value, tuple) else value
 
     @field_validator("lexical_refusal_phrases", "lexical_harmful_keywords", mode="before")
     @classmethod

@@ -7,19 +7,24 @@ of replicas and makes failures explicit.
 Why it looks the way it does:
 
 * **aiohttp, one pooled session per event loop.** httpx costs too much CPU per request on a
-  2-core box; a session (and its semaphore) is bound to the loop that created it, and verl's
-  reward workers and our sync wrappers may each run their own loop. So state is created
-  lazily *inside* the running loop and kept per loop; never shared across loops.
-* **Least-in-flight load spread with a per-URL bound.** One semaphore of
-  ``len(urls) * max_concurrency_per_url`` slots gives backpressure (callers wait, they do
-  not fail); once a slot is held, the URL with the fewest requests in flight is picked
-  (ties rotate), and a URL that just failed is skipped for its backoff while others are up.
-  The bound holds per event loop.
+  2-core box; a session is bound to the loop that created it, and verl's reward workers and
+  our sync wrappers may each run their own loop. So state is created lazily *inside* the
+  running loop and kept per loop; never shared across loops.
+* **A concurrency limit per URL, adaptive by default** (:mod:`.limiter`): the number of
+  requests in flight to each replica grows while its latency stays near its floor and
+  backs off when latency rises or the replica answers 429/503, times out or refuses
+  connections. Nobody has to know the guard's batch size, how many replicas serve it or
+  how many reward workers share it; several clients converge to a fair share. Callers
+  beyond the limits wait (backpressure, not errors). ``concurrency: fixed`` keeps a
+  constant ``max_concurrency_per_url`` instead. Limits hold per event loop.
+* **Replica choice uses the same signal**: the URL with room and the lowest
+  in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
+  gets less. A URL that just failed is skipped for its backoff while another is healthy.
 * **Retries** with exponential backoff and jitter on connect errors, timeouts, 5xx, 429
-  (``Retry-After`` honoured, capped) and unreadable JSON; the retry goes to another replica
-  when there is one. After ``max_retries`` an :class:`UpstreamUnavailableError` names the
-  URL and the cause. A 4xx other than 429 is the request's fault: raised at once as
-  :class:`UpstreamRequestError`.
+  (``Retry-After`` honoured, capped) and unreadable JSON. A retry goes at once to another
+  healthy replica; only when there is none does it sleep the backoff first. After
+  ``max_retries`` an :class:`UpstreamUnavailableError` names the URL and the cause. A 4xx
+  other than 429 is the request's fault: raised at once as :class:`UpstreamRequestError`.
 * **Lean hot path**: headers built once, the body serialised once (orjson when present),
   no per-call objects beyond the request itself.
 """
@@ -27,16 +32,19 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import random
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Literal, Mapping
 
 import aiohttp
+from pydantic import field_validator, model_validator
 from yarl import URL
 
+from ..settings import Settings, setting
+from .limiter import AdaptiveLimit, FixedLimit, Limit
 from .types import ReadyReport, UpstreamRequestError, UpstreamUnavailableError
 
 try:  # orjson is ~5x faster than json for our payloads; optional.
@@ -55,88 +63,133 @@ except ImportError:  # pragma: no cover - depends on the environment
     _loads = _json.loads
 
 _RETRY_STATUSES_MIN = 500
+#: statuses that say "too much load": the URL's limit backs off at once
+_OVERLOAD_STATUSES = (429, 503)
 
 
-@dataclass(frozen=True)
-class HTTPClientConfig:
-    """Everything the transport needs; every number is a knob."""
+class HTTPClientConfig(Settings):
+    """The transport's settings, the one definition: :class:`~.config.GuardConfig` extends
+    this class (reward kwargs ``guard_<field>``), the pipeline's and the evaluation's
+    OpenAI-compatible clients build one."""
 
-    #: base URLs, e.g. ``http://host:8000`` (a trailing ``/v1`` is accepted and dropped:
-    #: callers pass full paths such as ``/v1/chat/completions``).
-    urls: tuple[str, ...]
-    api_key: str | None = field(default=None, repr=False)
-    #: requests in flight per URL (per event loop); the rest wait.
-    max_concurrency_per_url: int = 64
-    #: seconds for one HTTP attempt (connect + send + read).
-    timeout_s: float = 60.0
-    #: seconds to establish a connection; ``None`` means bounded by ``timeout_s`` only.
-    connect_timeout_s: float | None = None
-    #: retries after the first attempt (connect errors, timeouts, 5xx, 429, bad JSON).
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    #: upper bound on a server's ``Retry-After`` (a misconfigured server must not stall a run).
-    retry_after_max_s: float = 60.0
-    #: timeout of one readiness probe (``GET /v1/models``), no retries.
-    ready_timeout_s: float = 5.0
-    #: extra headers sent with every request.
-    headers: Mapping[str, str] = field(default_factory=dict)
+    urls: tuple[str, ...] = setting(
+        (),
+        "base URLs of the replicas, e.g. http://host:8000 (trailing /v1 dropped; a comma-separated string works)",
+    )
+    api_key: str | None = setting(None, "sent as 'Authorization: Bearer <key>'", repr=False)
+    timeout_s: float = setting(60.0, "seconds for one HTTP attempt (connect + send + read)", gt=0)
+    connect_timeout_s: float | None = setting(
+        None, "seconds to connect; unset: bounded by timeout_s only", gt=0
+    )
+    max_retries: int = setting(
+        4, "retries after the first attempt (connect errors, timeouts, 5xx, 429, bad JSON)", ge=0
+    )
+    backoff_base_s: float = setting(0.5, "first retry backoff (doubles per attempt, equal jitter)", ge=0)
+    backoff_max_s: float = setting(8.0, "cap on one retry backoff", ge=0)
+    retry_after_max_s: float = setting(
+        60.0, "cap on a server's Retry-After (a misconfigured server must not stall a run)", ge=0
+    )
+    ready_timeout_s: float = setting(5.0, "timeout of one readiness probe (GET /v1/models), no retries", gt=0)
+    headers: tuple[tuple[str, str], ...] = setting(
+        (), "extra headers sent with every request (a mapping is accepted)"
+    )
+    concurrency: Literal["adaptive", "fixed"] = setting(
+        "adaptive", "requests in flight per URL: 'adaptive' (measured from latency and 429/503) or 'fixed'"
+    )
+    max_concurrency_per_url: int = setting(
+        64, "fixed mode: requests in flight per URL per client (event loop); the rest wait. Setting it selects "
+        "concurrency='fixed'", ge=1
+    )
+    limit_initial: int = setting(
+        4, "adaptive: requests in flight per URL at start (grows by slow start)", ge=1
+    )
+    limit_min: int = setting(1, "adaptive: floor of the per-URL limit", ge=1)
+    limit_max: int = setting(1024, "adaptive: ceiling of the per-URL limit", ge=1)
+    limit_tolerance: float = setting(
+        0.8,
+        "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)",
+        gt=0,
+    )
+    limit_backoff: float = setting(
+        0.5,
+        "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); keep x (1 + tolerance) < 1",
+        gt=0,
+        lt=1,
+    )
+    limit_window_min: int = setting(
+        16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1
+    )
+    limit_startup_gain: float = setting(
+        1.25,
+        "adaptive: slow start ends when doubling the limit raises throughput less than this factor",
+        gt=1,
+    )
+    limit_quantile: float = setting(
+        0.25,
+        "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)",
+        ge=0,
+        lt=1,
+    )
 
-    def __post_init__(self) -> None:
-        if not self.urls:
-            raise ValueError("HTTPClientConfig needs at least one base URL")
-        if self.max_concurrency_per_url < 1:
-            raise ValueError("max_concurrency_per_url must be >= 1")
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be > 0")
-
+    @field_validator("urls", mode="before")
     @classmethod
-    def from_guard_config(cls, cfg: Any) -> "HTTPClientConfig":
-        """Take the transport fields of a :class:`~sinternal_verl.guards.config.GuardConfig`."""
-        return cls(
-            urls=tuple(cfg.urls),
-            api_key=cfg.api_key,
-            max_concurrency_per_url=cfg.max_concurrency_per_url,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s,
-            retry_after_max_s=getattr(cfg, "retry_after_max_s", 60.0),
-            ready_timeout_s=getattr(cfg, "ready_timeout_s", 5.0),
+    def _split_urls(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.split(",")
+        if isinstance(v, (list, tuple)):
+            return tuple(str(u).strip().rstrip("/") for u in v if str(u).strip())
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bound_selects_fixed(cls, data: Any) -> Any:
+        """A bound given without a mode is the fixed bound asked for (what the setting meant
+        before adaptive limits); given with ``concurrency='adaptive'`` it is a conflict."""
+        if isinstance(data, Mapping) and data.get("max_concurrency_per_url") is not None and "concurrency" not in data:
+            data = {**data, "concurrency": "fixed"}
+        return data
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_pairs(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return tuple(sorted((str(k), str(x)) for k, x in v.items()))
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "HTTPClientConfig":
+        if self.concurrency == "adaptive" and "max_concurrency_per_url" in self.model_fields_set:
+            raise ValueError(
+                "max_concurrency_per_url is the bound of concurrency='fixed': set concurrency='fixed' with it, "
+                "or drop it (the default, concurrency='adaptive', measures the limit within "
+                "limit_min..limit_max)"
+            )
+        if not self.limit_min <= self.limit_initial <= self.limit_max:
+            raise ValueError(
+                "need limit_min <= limit_initial <= limit_max, got "
+                f"{self.limit_min}, {self.limit_initial}, {self.limit_max}"
+            )
+        return self
+
+    def new_limit(self) -> Limit:
+        """A fresh limit for one URL, as configured."""
+        if self.concurrency == "fixed":
+            return FixedLimit(self.max_concurrency_per_url)
+        return AdaptiveLimit(
+            self.limit_initial,
+            self.limit_min,
+            self.limit_max,
+            tolerance=self.limit_tolerance,
+            backoff=self.limit_backoff,
+            window_min=self.limit_window_min,
+            quantile=self.limit_quantile,
+            startup_gain=self.limit_startup_gain,
         )
 
-
-@dataclass
-class HTTPStats:
-    """Counters since construction (a snapshot when returned by ``stats``)."""
-
-    #: HTTP attempts sent (retries included).
-    requests: int = 0
-    #: calls answered with a 2xx and readable JSON.
-    successes: int = 0
-    #: attempts that failed and were retried.
-    retries: int = 0
-    #: calls given up: unavailable after retries, or rejected with a 4xx.
-    errors: int = 0
-    #: attempts in flight right now.
-    in_flight: int = 0
-    #: attempts sent per base URL.
-    per_url: dict[str, int] = field(default_factory=dict)
-    #: failed attempts per base URL.
-    per_url_failures: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "successes": self.successes,
-            "retries": self.retries,
-            "errors": self.errors,
-            "in_flight": self.in_flight,
-            "per_url": dict(self.per_url),
-            "per_url_failures": dict(self.per_url_failures),
-        }
+    @classmethod
+    def from_guard_config(cls, cfg: "HTTPClientConfig") -> "HTTPClientConfig":
+        """The transport part of a guard config (a subclass), with what it set explicitly."""
+        return cls.model_validate(cfg.model_dump(include=set(cls.model_fields), exclude_unset=True))
 
 
 def normalize_base_url(url: str) -> str:
@@ -150,14 +203,18 @@ def normalize_base_url(url: str) -> str:
 
 
 class _LoopState:
-    """What must live in one event loop: the pooled session, the slot semaphore, and a
-    keeper that closes the session when the loop shuts down."""
+    """What must live in one event loop: the pooled session, the requests in flight per URL
+    from this loop, the callers waiting for room, and a keeper that closes the session when
+    the loop shuts down."""
 
-    __slots__ = ("session", "sem", "keeper")
+    __slots__ = ("session", "inflight", "waiters", "woken", "keeper")
 
-    def __init__(self, session: aiohttp.ClientSession, sem: asyncio.Semaphore):
+    def __init__(self, session: aiohttp.ClientSession, n: int):
         self.session = session
-        self.sem = sem
+        self.inflight = [0] * n
+        self.waiters: collections.deque[asyncio.Future] = collections.deque()
+        #: waiters woken but not yet running (room promised to them)
+        self.woken = 0
         self.keeper: Any = None
 
 
@@ -176,43 +233,43 @@ class OpenAIHTTPClient:
     """JSON over HTTP to a pool of OpenAI-compatible replicas. See the module docstring.
 
     ``await post_json("/v1/chat/completions", payload) -> dict`` is the whole API for
-    callers; ``post_json_from`` also says which base URL answered. Usable from any running
+    callers; ``post_json_from`` also says which base URL answered; ``stats()`` is a flat
+    ``{name: number}`` mapping (per-URL figures as ``name/<url>``). Usable from any running
     event loop; call ``aclose()`` from each loop that used it (or at least the last one).
     """
 
     def __init__(self, config: HTTPClientConfig):
         self.config = config
+        if not config.urls:
+            raise ValueError("needs at least one base URL")
         self.urls: tuple[str, ...] = tuple(normalize_base_url(u) for u in config.urls)
         self._n = len(self.urls)
-        self._cap = config.max_concurrency_per_url
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
-        headers.update(config.headers)
+        headers.update(dict(config.headers))
         self._headers = headers
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_s, connect=config.connect_timeout_s)
+        #: one limit per URL, shared by all loops (it is plain arithmetic)
+        self.limits: tuple[Limit, ...] = tuple(config.new_limit() for _ in self.urls)
         self._inflight = [0] * self._n
         self._penalty_until = [0.0] * self._n
         self._rr = 0
         self._url_cache: dict[tuple[int, str], URL] = {}
-        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
+            weakref.WeakKeyDictionary()
+        )
         self._last_loop: asyncio.AbstractEventLoop | None = None
         self._last_state: _LoopState | None = None
         # counters (plain ints: cheaper than a dataclass attribute chain on the hot path)
         self._requests = 0
         self._successes = 0
         self._retries = 0
+        self._retry_sleeps = 0
         self._errors = 0
         self._in_flight = 0
         self._per_url = [0] * self._n
         self._per_url_fail = [0] * self._n
-
-    @classmethod
-    def from_urls(cls, urls: str | Iterable[str], **kw: Any) -> "OpenAIHTTPClient":
-        """``OpenAIHTTPClient.from_urls("http://a:8000,http://b:8000", api_key=...)``."""
-        if isinstance(urls, str):
-            urls = [u for u in urls.split(",") if u.strip()]
-        return cls(HTTPClientConfig(urls=tuple(urls), **kw))
 
     # ------------------------------------------------------------------ per-loop state
     async def _state(self) -> _LoopState:
@@ -224,7 +281,7 @@ class OpenAIHTTPClient:
         st = self._states.get(loop)
         if st is None or st.session.closed:
             connector = aiohttp.TCPConnector(
-                limit=0,  # our semaphore is the bound; the connector must not add a second queue
+                limit=0,  # our limits are the bound; the connector must not add a second queue
                 limit_per_host=0,
                 ttl_dns_cache=300,
                 enable_cleanup_closed=False,
@@ -236,40 +293,96 @@ class OpenAIHTTPClient:
                 auto_decompress=True,
                 raise_for_status=False,
             )
-            st = _LoopState(session, asyncio.Semaphore(self._n * self._cap))
+            st = _LoopState(session, self._n)
             st.keeper = _session_keeper(session)
             await st.keeper.__anext__()
             self._states[loop] = st
         self._last_loop, self._last_state = loop, st
         return st
 
-    # ------------------------------------------------------------------ URL choice
-    def _pick(self, avoid: int) -> int:
-        """Least in flight among usable URLs; ties rotate; ``avoid`` (the URL that just
-        failed) and URLs in their failure backoff are skipped while another has room."""
+    # ------------------------------------------------------------------ URL choice and room
+    def _healthy_other(self, avoid: int, now: float) -> bool:
+        """Is there a URL other than ``avoid`` outside its failure backoff?"""
+        pen = self._penalty_until
+        return any(i != avoid and pen[i] <= now for i in range(self._n))
+
+    def _pick(self, st: _LoopState, avoid: int) -> int:
+        """The URL with room and the lowest in-flight / limit ratio (ties rotate); ``avoid``
+        (the URL that just failed) and URLs in their failure backoff are skipped while
+        another URL is healthy. -1: no room now, wait."""
+        inflight = st.inflight
+        limits = self.limits
         n = self._n
         if n == 1:
-            return 0
+            return 0 if inflight[0] < limits[0].limit else -1
         now = time.monotonic()
-        inflight = self._inflight
         pen = self._penalty_until
-        cap = self._cap
+        strict = self._healthy_other(avoid, now) if avoid >= 0 else any(p <= now for p in pen)
         self._rr = start = (self._rr + 1) % n
         best = -1
-        best_load = 1 << 30
-        fallback = -1
-        fallback_load = 1 << 30
+        best_load = 2.0
         for k in range(n):
             i = (start + k) % n
-            load = inflight[i]
-            if load < fallback_load:
-                fallback, fallback_load = i, load
-            if i == avoid or pen[i] > now or load >= cap:
+            if strict and (i == avoid or pen[i] > now):
                 continue
+            lim = limits[i].limit
+            used = inflight[i]
+            if used >= lim:
+                continue
+            load = used / lim
             if load < best_load:
                 best, best_load = i, load
-        return best if best >= 0 else fallback
+        return best
 
+    def _room(self, st: _LoopState) -> int:
+        limits = self.limits
+        return sum(max(0, limits[i].limit - st.inflight[i]) for i in range(self._n))
+
+    def _wake(self, st: _LoopState) -> None:
+        """Wake as many waiters as there is room not already promised to woken ones."""
+        if not st.waiters:
+            return
+        room = self._room(st) - st.woken
+        while room > 0 and st.waiters:
+            fut = st.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                st.woken += 1
+                room -= 1
+
+    async def _acquire(self, st: _LoopState, avoid: int) -> int:
+        """A URL index with a slot taken for this loop; waits (FIFO) while there is no room."""
+        if not st.waiters and not st.woken:
+            i = self._pick(st, avoid)
+            if i >= 0:
+                st.inflight[i] += 1
+                return i
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        st.waiters.append(fut)
+        while True:
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():  # woken, then cancelled: pass the room on
+                    st.woken -= 1
+                    self._wake(st)
+                else:
+                    try:
+                        st.waiters.remove(fut)
+                    except ValueError:
+                        pass
+                raise
+            st.woken -= 1
+            i = self._pick(st, avoid)
+            if i >= 0:
+                st.inflight[i] += 1
+                self._wake(st)  # more room than this one slot (a limit grew)? wake the next
+                return i
+            fut = loop.create_future()  # the room went to a URL we must avoid: wait again, first in line
+            st.waiters.appendleft(fut)
+
+    # ------------------------------------------------------------------ retries
     def _backoff(self, attempt: int) -> float:
         d = min(self.config.backoff_max_s, self.config.backoff_base_s * (2 ** (attempt - 1)))
         return d / 2 + random.uniform(0, d / 2)  # "equal jitter": spread, never zero
@@ -294,34 +407,45 @@ class OpenAIHTTPClient:
         headers = None  # session defaults carry ours
         attempts = 0
         avoid = -1
+        clock = time.perf_counter
         while True:
             status = 0
             retry_after: str | None = None
             raw = b""
             cause = ""
-            async with st.sem:
-                i = self._pick(avoid)
-                base = self.urls[i]
-                self._inflight[i] += 1
-                self._in_flight += 1
-                self._requests += 1
-                self._per_url[i] += 1
-                target = self._url_cache.get((i, path))
-                if target is None:
-                    target = self._url_cache[(i, path)] = URL(base + path)
-                try:
-                    async with session.request(method, target, data=body, headers=headers) as resp:
-                        status = resp.status
-                        raw = await resp.read()
-                        if status == 429 or status == 503:
-                            retry_after = resp.headers.get("Retry-After")
-                except (aiohttp.ClientError, TimeoutError) as e:
-                    cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-                    if isinstance(e, TimeoutError):
-                        cause = f"timed out after {self.config.timeout_s}s ({cause})"
-                finally:
-                    self._inflight[i] -= 1
-                    self._in_flight -= 1
+            overload = False
+            i = await self._acquire(st, avoid)
+            base = self.urls[i]
+            limit = self.limits[i]
+            self._inflight[i] += 1
+            self._in_flight += 1
+            self._requests += 1
+            self._per_url[i] += 1
+            target = self._url_cache.get((i, path))
+            if target is None:
+                target = self._url_cache[(i, path)] = URL(base + path)
+            t0 = clock()
+            try:
+                async with session.request(method, target, data=body, headers=headers) as resp:
+                    status = resp.status
+                    raw = await resp.read()
+                    if status == 429 or status == 503:
+                        retry_after = resp.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError) as e:
+                cause = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                if isinstance(e, TimeoutError):
+                    cause = f"timed out after {self.config.timeout_s}s ({cause})"
+                overload = isinstance(e, (TimeoutError, aiohttp.ClientConnectionError))
+            finally:
+                in_flight = self._inflight[i]
+                if 200 <= status < 300:
+                    limit.on_sample(max(clock() - t0, 1e-9), in_flight)
+                elif overload or status in _OVERLOAD_STATUSES:
+                    limit.on_overload(in_flight)
+                self._inflight[i] -= 1
+                self._in_flight -= 1
+                st.inflight[i] -= 1
+                self._wake(st)
             attempts += 1
             if 200 <= status < 300:
                 try:
@@ -346,9 +470,12 @@ class OpenAIHTTPClient:
             delay = self._retry_after(retry_after)
             if delay is None:
                 delay = self._backoff(attempts)
-            self._penalty_until[i] = time.monotonic() + delay
+            now = time.monotonic()
+            self._penalty_until[i] = now + delay
             avoid = i
-            if delay > 0:
+            # Another healthy replica takes the retry at once; sleep only when there is none.
+            if delay > 0 and not self._healthy_other(i, now):
+                self._retry_sleeps += 1
                 await asyncio.sleep(delay)
 
     async def post_json_from(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, str]:
@@ -396,17 +523,37 @@ class OpenAIHTTPClient:
         return ReadyReport(ready=all(r == "ok" for r in results), detail=detail)
 
     # ------------------------------------------------------------------ stats / close
-    @property
-    def stats(self) -> HTTPStats:
-        return HTTPStats(
-            requests=self._requests,
-            successes=self._successes,
-            retries=self._retries,
-            errors=self._errors,
-            in_flight=self._in_flight,
-            per_url=dict(zip(self.urls, self._per_url)),
-            per_url_failures=dict(zip(self.urls, self._per_url_fail)),
-        )
+    def stats(self) -> dict[str, float]:
+        """Counters and gauges since construction, flat: ``requests`` (attempts, retries
+        included), ``successes``, ``retries``, ``retry_sleeps`` (retries that waited for a
+        backoff because no other replica was healthy), ``errors`` (calls given up),
+        ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
+        ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>`` and
+        ``decreases/<url>``,
+        and, once measured, ``latency_s/<url>`` (last window mean) and ``latency_floor_s/<url>``."""
+        out: dict[str, float] = {
+            "requests": self._requests,
+            "successes": self._successes,
+            "retries": self._retries,
+            "retry_sleeps": self._retry_sleeps,
+            "errors": self._errors,
+            "in_flight": self._in_flight,
+        }
+        for i, url in enumerate(self.urls):
+            lim = self.limits[i]
+            out[f"requests/{url}"] = self._per_url[i]
+            out[f"failures/{url}"] = self._per_url_fail[i]
+            out[f"in_flight/{url}"] = self._inflight[i]
+            out[f"limit/{url}"] = lim.limit
+            out[f"limit_min/{url}"] = lim.minimum
+            out[f"limit_max/{url}"] = lim.maximum
+            out[f"increases/{url}"] = lim.increases
+            out[f"decreases/{url}"] = lim.decreases
+            if lim.latency is not None:
+                out[f"latency_s/{url}"] = lim.latency
+            if lim.floor is not None:
+                out[f"latency_floor_s/{url}"] = lim.floor
+        return out
 
     async def aclose(self) -> None:
         """Close this loop's session; forget sessions of loops that are gone or closed

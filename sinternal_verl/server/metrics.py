@@ -58,7 +58,9 @@ class _GuardCollector(Collector):
                 metric += "_per_upstream"
             fam = families.get(metric)
             if fam is None:
-                gauge = "in_flight" in name or name.endswith(("_size", "_max", "_current"))
+                gauge = any(w in name for w in ("in_flight", "limit", "latency")) or name.endswith(
+                    ("_size", "_max", "_current", "_bytes")
+                )
                 cls = GaugeMetricFamily if gauge else CounterMetricFamily
                 fam = families[metric] = cls(
                     metric, f"guard backend: {name}", labels=["upstream"] if label else None

@@ -10,8 +10,12 @@ one imitates Qwen3Guard / Llama Guard / WildGuard output using visible rules:
 * a response is a **refusal** if it contains one of :data:`REFUSAL_MARKERS`.
 
 Faults for failure-path tests are switched on over HTTP (``POST /_control``) so they work
-the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"slow"|"garbage"|"ok",
-"count": N (-1 = until reset), "delay_s": 2.0}``. ``GET /_stats`` reports what arrived.
+the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"503"|"slow"|"garbage"|"ok",
+"count": N (-1 = until reset), "delay_s": 2.0}``. ``GET /_stats`` reports what arrived,
+and the wait queue: requests that arrived while all ``max_concurrency`` slots were busy
+(``waiting`` now, ``max_waiting``, and ``mean_waiting``, its time average since the last
+``/_reset``). ``{"service_time_s": S}`` in ``/_control`` changes the service time of the
+requests that arrive from then on (a replica that slows down).
 ``service_time_s`` and ``max_concurrency`` turn it into a guard with a known ceiling
 (``max_concurrency / service_time_s`` requests per second) for benchmarks. They model a GPU
 server: ``max_concurrency`` slots, each busy ``service_time_s`` per request, scheduled on
@@ -174,6 +178,33 @@ class FakeOpenAIState:
         self.auth: collections.Counter = collections.Counter()  # Authorization header -> requests
         self.in_flight = 0
         self.max_in_flight = 0
+        #: requests waiting for a slot (arrived while all were busy), and its time integral
+        self.waiting = 0
+        self.max_waiting = 0
+        self._wait_area = 0.0
+        self._wait_t = self._wait_t0 = time.monotonic()
+
+    def add_waiting(self, delta: int) -> None:
+        """Keep the time integral of the wait queue (for its mean since the last reset)."""
+        now = time.monotonic()
+        self._wait_area += self.waiting * (now - self._wait_t)
+        self._wait_t = now
+        self.waiting += delta
+        self.max_waiting = max(self.max_waiting, self.waiting)
+
+    def waiting_stats(self) -> dict:
+        self.add_waiting(0)
+        span = self._wait_t - self._wait_t0
+        return {
+            "waiting": self.waiting,
+            "max_waiting": self.max_waiting,
+            "mean_waiting": self._wait_area / span if span > 0 else 0.0,
+        }
+
+    def reset_waiting(self) -> None:
+        self._wait_area = 0.0
+        self._wait_t = self._wait_t0 = time.monotonic()
+        self.max_waiting = self.waiting
 
     def reserve(self, now: float) -> float:
         """Start time of this request: now, or when the earliest of the busy slots frees."""
@@ -224,6 +255,8 @@ def build_app(
                 "max_repeats": max(state.seen.values(), default=0),
                 "max_in_flight": state.max_in_flight,
                 "authorization": dict(state.auth),
+                "service_time_s": state.service_time_s,
+                **state.waiting_stats(),
             }
         )
 
@@ -233,6 +266,7 @@ def build_app(
         state.seen.clear()
         state.auth.clear()
         state.max_in_flight = 0
+        state.reset_waiting()
         return JSONResponse({"ok": True})
 
     async def _serve(request: Request, endpoint: str) -> Response:
@@ -249,6 +283,9 @@ def build_app(
         if fault == "429":
             state.stats["fault_429"] += 1
             return JSONResponse({"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"})
+        if fault == "503":
+            state.stats["fault_503"] += 1
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503, headers={"Retry-After": "0"})
         if fault == "slow":
             await asyncio.sleep(state.delay_s)
         model = body.get("model", models[0])
@@ -259,7 +296,11 @@ def build_app(
         loop = asyncio.get_running_loop()
         start = state.reserve(loop.time())
         if start > loop.time():
-            await asyncio.sleep(start - loop.time())
+            state.add_waiting(1)
+            try:
+                await asyncio.sleep(start - loop.time())
+            finally:
+                state.add_waiting(-1)
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:

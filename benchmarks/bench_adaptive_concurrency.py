@@ -1,0 +1,296 @@
+"""Adaptive concurrency at default settings: guard throughput over guard caps and reward workers.
+
+One run. For each guard cap C (32, 128, 512) the fake guard runs in its own process with a
+service time S = C / ceiling, so its ceiling stays ``--ceiling`` requests/s whatever C is.
+For 1 and 4 reward workers (separate processes, one client each, no coordination):
+
+  adaptive = ``OpenAIGuardClient`` built from ``GuardConfig(urls=...)`` alone (default
+             settings: adaptive per-URL limit), after a warm-up (the client lives across
+             training steps; the warm-up's own rate is printed as ``cold``)
+  blast    = the same guard client without the limiter (``concurrency: fixed``), 2 x C
+             requests in flight over all workers: the guard always saturated, i.e. what this
+             machine can push through this guard, measured in the same run
+
+Each case runs ``--repeats`` interleaved blast/adaptive pairs and keeps the medians (the
+machine's load drifts between runs). Printed per case: throughput / ceiling, adaptive / blast,
+the guard's wait queue (requests waiting beyond its cap: time average and peak), and each
+limiter's trajectory. Then one
+more case: two replicas of cap 64 (each 640/s) and 4 workers; halfway through, replica B
+becomes 2x slower (its ceiling halves): throughput per half against the ideal, the share B
+gets, and the per-URL limits over time.
+
+Targets (issue 11): adaptive >= 0.9 x ceiling (or within 5% of the blast where the blast is
+lower), guard wait queue on average <= C / 2. Figures are noisy on a shared 2-core machine;
+ratios to baselines measured in the same run are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import sys
+import time
+
+import httpx
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _guard_proc import guard_process
+
+
+def _items(n: int, tag: str):
+    from sinternal_verl.guards import ModerationItem
+
+    return [
+        ModerationItem(f"[{tag}] request {i}: how do I bake bread?", f"Answer {i}: mix, knead, bake.")
+        for i in range(n)
+    ]
+
+
+async def _sampler(http, t0: float, out: list, period: float) -> None:
+    while True:
+        s = http.stats()
+        out.append(
+            (
+                time.monotonic() - t0,
+                {k: v for k, v in s.items() if k.startswith(("limit/", "requests/"))},
+                s["successes"],
+            )
+        )
+        await asyncio.sleep(period)
+
+
+async def _worker_main(
+    mode: str, urls: list[str], n: int, warm: int, tag: str, fixed: int, barrier, go, period: float
+):
+    from sinternal_verl.guards import (
+        GuardConfig,
+        HTTPClientConfig,
+        OpenAIGuardClient,
+        OpenAIHTTPClient,
+        build_guard,
+    )
+
+    trajectory: list = []
+    t_start = time.monotonic()
+    if mode == "adaptive":
+        guard = build_guard(GuardConfig(urls=tuple(urls)))  # default settings: adaptive limits
+    else:  # the same guard client with a fixed bound that keeps the guard saturated
+        http = OpenAIHTTPClient(
+            HTTPClientConfig(urls=tuple(urls), concurrency="fixed", max_concurrency_per_url=fixed)
+        )
+        guard = OpenAIGuardClient(GuardConfig(urls=tuple(urls)), http=http)
+    http = guard.http
+
+    async def run(items):
+        verdicts = await guard.moderate(items)
+        assert all(v.parse_ok for v in verdicts)
+
+    sampler = asyncio.create_task(_sampler(http, t_start, trajectory, period))
+    c0 = time.monotonic()
+    await run(_items(warm, tag + "-warm"))
+    cold = warm / (time.monotonic() - c0)
+    await asyncio.to_thread(barrier.wait)
+    await asyncio.to_thread(go.wait)
+    t0 = time.monotonic()
+    await run(_items(n, tag))
+    t1 = time.monotonic()
+    sampler.cancel()
+    await http.aclose()
+    return {
+        "t0": t0,
+        "t1": t1,
+        "start": t_start,
+        "cold": cold,
+        "trajectory": trajectory,
+        "stats": http.stats(),
+    }
+
+
+def _worker(args, queue) -> None:
+    queue.put(asyncio.run(_worker_main(*args)))
+
+
+def run_case(
+    mode: str, urls: list[str], workers: int, n: int, warm: int, fixed: int, period: float, during=None
+) -> dict:
+    """Start ``workers`` processes, warm them up, reset the guards' stats, release them
+    together; ``during(t0)`` runs in this process while they work (e.g. slow a replica)."""
+    ctx = mp.get_context("spawn")
+    barrier, go, queue = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(
+                (
+                    mode,
+                    urls,
+                    n // workers,
+                    warm // workers,
+                    f"{mode}{k}-{time.time()}",
+                    max(1, fixed // workers),
+                    barrier,
+                    go,
+                    period,
+                ),
+                queue,
+            ),
+        )
+        for k in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    for u in urls:
+        httpx.post(f"{u}/_reset").raise_for_status()
+    t0 = time.monotonic()
+    go.set()
+    if during is not None:
+        during(t0)
+    results = [queue.get(timeout=600) for _ in procs]
+    guard_stats = [httpx.get(f"{u}/_stats").json() for u in urls]
+    for p in procs:
+        p.join(30)
+    start, end = min(r["t0"] for r in results), max(r["t1"] for r in results)
+    return {
+        "rate": (n // workers) * workers / (end - start),
+        "results": results,
+        "guard": guard_stats,
+        "cold": sum(r["cold"] for r in results),
+        "t0": start,
+        "t1": end,
+    }
+
+
+def _trajectory(result: dict, url: str, points: int = 12) -> str:
+    traj = [(t, s.get(f"limit/{url}")) for t, s, _ in result["trajectory"]]
+    if not traj:
+        return "-"
+    step = max(1, len(traj) // points)
+    return " ".join(f"{lim}" for _, lim in traj[::step]) + f" (every {step * PERIOD:.1f}s from cold start)"
+
+
+PERIOD = 0.1
+
+
+def main() -> None:
+    global PERIOD
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--caps", type=int, nargs="+", default=[32, 128, 512])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    ap.add_argument(
+        "--ceiling", type=float, default=1280.0, help="guard requests/s (service time = cap / ceiling)"
+    )
+    ap.add_argument("-n", type=int, default=4096, help="requests per measured run (all workers)")
+    ap.add_argument("--warmup", type=int, default=4096, help="requests per warm-up (all workers)")
+    ap.add_argument("--slow-n", type=int, default=8192, help="requests in the slowing-replica case")
+    ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="interleaved blast/adaptive pairs per case (medians kept)"
+    )
+    a = ap.parse_args()
+    PERIOD = a.period
+    rows = []
+    for cap in a.caps:
+        service = cap / a.ceiling
+        with guard_process(service, cap) as url:
+            for w in a.workers:
+                blasts, ours_runs = [], []
+                for _ in range(a.repeats):  # interleaved: the machine's load drifts
+                    blasts.append(run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period))
+                    ours_runs.append(run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period))
+                blast = sorted(blasts, key=lambda c: c["rate"])[len(blasts) // 2]
+                ours = sorted(ours_runs, key=lambda c: c["rate"])[len(ours_runs) // 2]
+                ours["queue_mean"] = sum(c["guard"][0]["mean_waiting"] for c in ours_runs) / len(ours_runs)
+                ours["queue_max"] = max(c["guard"][0]["max_waiting"] for c in ours_runs)
+                rows.append((cap, service, w, ours, blast, url))
+                print(
+                    f"cap {cap:4d} x {service * 1e3:5.1f} ms, {w} worker(s): adaptive "
+                    f"{[round(c['rate']) for c in ours_runs]}/s, blast {[round(c['rate']) for c in blasts]}/s; "
+                    f"guard queue mean {ours['queue_mean']:.1f} max {ours['queue_max']}",
+                    flush=True,
+                )
+
+    print(
+        f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
+        f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
+        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"{'cap':>5}{'svc ms':>8}{'workers':>8}{'adaptive/s':>11}{'x ceil':>8}{'blast/s':>9}{'x blast':>9}"
+        f"{'cold x ceil':>12}{'queue mean':>11}{'/cap':>6}{'q max':>7}{'final limits':>16}"
+    )
+    ok = True
+    for cap, service, w, ours, blast, url in rows:
+        g = {"mean_waiting": ours["queue_mean"], "max_waiting": ours["queue_max"]}
+        x_ceil, x_blast, qfrac = (
+            ours["rate"] / a.ceiling,
+            ours["rate"] / blast["rate"],
+            g["mean_waiting"] / cap,
+        )
+        limits = ",".join(str(r["stats"][f"limit/{url}"]) for r in ours["results"])
+        ok &= (x_ceil >= 0.9 or x_blast >= 0.95) and qfrac <= 0.5
+        print(
+            f"{cap:>5}{service * 1e3:>8.1f}{w:>8}{ours['rate']:>11.0f}{x_ceil:>8.3f}{blast['rate']:>9.0f}{x_blast:>9.3f}"
+            f"{ours['cold'] / a.ceiling:>12.3f}{g['mean_waiting']:>11.1f}{qfrac:>6.2f}{g['max_waiting']:>7}{limits:>16}"
+        )
+    print(
+        "targets: adaptive >= 0.9 x ceiling (or >= 0.95 x blast), guard queue mean <= cap / 2: "
+        + ("met" if ok else "NOT met")
+    )
+    print("\nlimiter trajectories (per worker, limit of its one URL):")
+    for cap, service, w, ours, blast, url in rows:
+        for k, r in enumerate(ours["results"]):
+            print(f"  cap {cap:4d}, {w} worker(s), worker {k}: {_trajectory(r, url)}")
+
+    # ------------------------------------------------------------ a replica slows down halfway
+    cap, service, workers = 64, 64 / (a.ceiling / 2), 4
+    with guard_process(service, cap) as url_a, guard_process(service, cap) as url_b:
+        duration = a.slow_n / a.ceiling
+        slowed = {}
+
+        def slow_b_halfway(t0: float) -> None:
+            time.sleep(duration / 2)
+            httpx.post(
+                f"{url_b}/_control", json={"mode": "ok", "service_time_s": 2 * service}
+            ).raise_for_status()
+            slowed["t"] = time.monotonic()
+
+        case = run_case(
+            "adaptive", [url_a, url_b], workers, a.slow_n, a.warmup, 0, a.period, during=slow_b_halfway
+        )
+    t_slow = slowed["t"]
+    before = after = 0.0
+    b_after = all_after = 0
+    for r in case["results"]:
+
+        def at(t: float, r: dict = r) -> tuple:
+            return min(r["trajectory"], key=lambda x: abs(r["start"] + x[0] - t))
+
+        s0, s1, s2 = at(case["t0"]), at(t_slow), at(case["t1"])
+        before += s1[2] - s0[2]
+        after += s2[2] - s1[2]
+        b_after += s2[1][f"requests/{url_b}"] - s1[1][f"requests/{url_b}"]
+        all_after += sum(s2[1][f"requests/{u}"] - s1[1][f"requests/{u}"] for u in (url_a, url_b))
+    rate_before, rate_after = before / (t_slow - case["t0"]), after / (case["t1"] - t_slow)
+    ideal_after = a.ceiling / 2 + a.ceiling / 4
+    print(
+        f"\ntwo replicas, cap {cap} x {service * 1e3:.0f} ms each ({a.ceiling / 2:.0f}/s each), {workers} workers, "
+        f"{a.slow_n} requests; replica B 2x slower from {t_slow - case['t0']:.1f}s:"
+    )
+    print(f"  before: {rate_before:.0f}/s = {rate_before / a.ceiling:.3f} x ceiling {a.ceiling:.0f}/s")
+    print(
+        f"  after:  {rate_after:.0f}/s = {rate_after / ideal_after:.3f} x ceiling {ideal_after:.0f}/s; "
+        f"B's share of requests {b_after / max(1, all_after):.2f} (its share of the capacity: 0.33)"
+    )
+    for name, u, g in (("A", url_a, case["guard"][0]), ("B", url_b, case["guard"][1])):
+        print(
+            f"  replica {name}: queue mean {g['mean_waiting']:.1f} max {g['max_waiting']}; "
+            f"limits worker 0: {_trajectory(case['results'][0], u, 16)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
