@@ -21,8 +21,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the whole method on this CPU in a toy world (recipes/run/README.md); rerun to resume, DEMO_ARGS for overrides
 demo: setup
-	$(BIN)/sinternal-verl demo
+	$(BIN)/sinternal-verl run recipes/run/cpu_demo.yaml $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
