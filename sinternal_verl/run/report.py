@@ -35,7 +35,9 @@ def headline(name: str, summary: dict) -> str:
         return f"{summary.get('sft_rows')} SFT rows; labels {_fmt(summary.get('labels') or {})}; verdicts {_fmt(summary.get('by_verdict') or {})}"
     if name == "rl" and "critic/score/mean" in summary:
         s = summary["critic/score/mean"]
-        return f"reward/mean per step {_fmt(s)}"
+        k = max(1, min(3, len(s) // 3))
+        first, last = sum(s[:k]) / k, sum(s[-k:]) / k
+        return f"reward {first:.3f} (first {k} steps) -> {last:.3f} (last {k}) over {len(s)} steps"
     if name == "rl_data":
         return f"train {summary.get('train')} (safety {summary.get('train_safety')}, math {summary.get('train_math')}), val {summary.get('val')}"
     if name == "eval":
@@ -106,6 +108,8 @@ def write_report(ctx) -> Path:
     plot = _reward_plot(ctx, rl.get("critic/score/mean"))
     if plot:
         lines += ["## GRPO reward per step", "", f"![reward]({plot.name})", ""]
+    if rl.get("critic/score/mean"):
+        lines += ["Reward (mean over the step's rollouts): " + ", ".join(f"{v:.3f}" for v in rl["critic/score/mean"]), ""]
     lines += ["Manifest (config, versions, input/output hashes): `manifest.json`; logs: `logs/`.", ""]
     path = ctx.dir("report.md")
     path.write_text("\n".join(lines))

@@ -267,8 +267,9 @@ def stage_merge(ctx: RunContext) -> StageResult:
     tmp = out.with_name(".model.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if (unmerged / "lora_adapter" / "adapter_config.json").is_file():
-        ctx.child("merge", [sys.executable, "-m", "sinternal_verl.data.merge_lora", "--base", str(unmerged), "--adapter",
-                            str(unmerged / "lora_adapter"), "--out", str(tmp), "--dtype", ctx.cfg.merge.dtype], "peft merge_and_unload")  # fmt: skip
+        from ..data.merge_lora import merge_lora
+
+        merge_lora(unmerged, unmerged / "lora_adapter", tmp, ctx.cfg.merge.dtype)
         merged = "lora"
     else:  # a full fine-tune: the merger's output is the model
         shutil.copytree(unmerged, tmp)
