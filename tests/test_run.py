@@ -155,3 +155,19 @@ def test_prepare_data_subcommand_writes_the_rl_mix(tmp_path):
                      "--math-count", "all", "--val-fraction", "0"]) == 0  # fmt: skip
     rows = pd.read_parquet(tmp_path / "out" / "train.parquet")
     assert sorted(rows["ability"].tolist()) == ["math"] * 3 + ["safety"] * 4
+
+
+def test_a_stage_error_exits_non_zero_with_its_cause_and_the_way_on(tmp_path, capsys):
+    path = _config(tmp_path)
+    assert cli_main(["run", str(path), "rl_data.safety_files=[/nonexistent/prompts.jsonl]"]) == 1
+    captured = capsys.readouterr()
+    assert "no such file" in captured.err and "rerun the same command" in captured.out
+    assert cli_main(["run", str(path)]) == 0  # fixed: resumes at the failed stage
+    assert _runs(tmp_path / "run") == {"toy": 1, "rl_data": 2, "report": 1}
+
+
+def test_a_run_that_cannot_start_says_why_before_any_stage(tmp_path, capsys):
+    gpu = Path(__file__).resolve().parents[1] / "recipes" / "run" / "gpu_paper.yaml"
+    assert cli_main(["run", str(gpu), f"run_dir={tmp_path / 'gpu'}"]) == 2
+    assert "policy_path is required" in capsys.readouterr().err
+    assert not (tmp_path / "gpu" / "manifest.json").exists()

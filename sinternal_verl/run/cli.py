@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from .config import RunConfig
     from .proc import StageFailed
     from .report import last_screen
-    from .runner import RunInterrupted, run as run_stages
+    from .runner import RunInterrupted, RunSetupError, run as run_stages
 
     console = Console()
     try:
@@ -32,17 +32,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         data = run_stages(cfg, from_stage=args.from_stage, console=console, argv=sys.argv)
-    except ValueError as exc:
+    except RunSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except StageFailed as exc:
-        console.print("[red]stage failed[/red]")
-        print(str(exc), file=sys.stderr)
-        console.print(f"Rerun the same command to resume from the failed stage (run dir {cfg.run_dir}).")
-        return 1
     except (KeyboardInterrupt, RunInterrupted):
         console.print(f"[yellow]interrupted[/yellow]: rerun the same command to resume (run dir {cfg.run_dir})")
         return 130
+    except Exception as exc:  # noqa: BLE001 - every stage failure ends here, with its cause and the way on
+        what = "a child process failed" if isinstance(exc, StageFailed) else f"{type(exc).__name__}"
+        console.print(f"[red]stage failed[/red] ({what})")
+        print(str(exc), file=sys.stderr)
+        console.print(f"Fix the cause and rerun the same command: it resumes at the failed stage (run dir {cfg.run_dir}).")
+        return 1
     from pathlib import Path
 
     last_screen(console, data, Path(cfg.run_dir).expanduser().resolve())

@@ -37,7 +37,11 @@ STAGE_OUTPUT_DIRS: dict[str, tuple[str, ...]] = {
 
 
 class RunInterrupted(RuntimeError):
-    pass
+    """SIGTERM reached the runner (its child's process group has been ended)."""
+
+
+class RunSetupError(ValueError):
+    """The run cannot start as asked (``--from`` a stage it does not have, a bad hook)."""
 
 
 def _section_hash(cfg: RunConfig, stage: str) -> str:
@@ -70,7 +74,12 @@ def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: li
     run_dir = Path(cfg.run_dir).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if from_stage is not None and from_stage not in cfg.stages:
-        raise ValueError(f"--from {from_stage!r}: not one of this run's stages ({', '.join(cfg.stages)})")
+        raise RunSetupError(f"--from {from_stage!r}: not one of this run's stages ({', '.join(cfg.stages)})")
+    if cfg.hooks.hold_after_stage and cfg.hooks.hold_after_stage not in cfg.stages:
+        raise RunSetupError(f"hooks.hold_after_stage {cfg.hooks.hold_after_stage!r} is not one of this run's stages")
+    needs_policy = {"verification_data", "verification_sft", "rl", "eval"} & set(cfg.stages)
+    if needs_policy and not cfg.toy.enabled and not cfg.policy_path:
+        raise RunSetupError(f"policy_path is required (stages {', '.join(sorted(needs_policy))}) unless toy.enabled=true")
     manifest = Manifest(run_dir)
     manifest.start_invocation(cfg.model_dump(mode="json"), list(argv or sys.argv))
     if from_stage is not None:
@@ -78,8 +87,6 @@ def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: li
         _clear(run_dir, redo)
         manifest.invalidate(redo)
     ctx = RunContext(cfg, run_dir, console)
-    if cfg.hooks.hold_after_stage and cfg.hooks.hold_after_stage not in cfg.stages:
-        raise ValueError(f"hooks.hold_after_stage {cfg.hooks.hold_after_stage!r} is not one of this run's stages")
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     full_max = int(cfg.full_hash_max_mb * 1024 * 1024)
     t_run = time.monotonic()
@@ -128,4 +135,4 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-__all__ = ["run", "StageFailed", "RunInterrupted"]
+__all__ = ["run", "StageFailed", "RunInterrupted", "RunSetupError"]
