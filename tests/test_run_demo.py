@@ -51,6 +51,8 @@ def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
     assert stages["merge"]["summary"]["merged"] == "lora"
     rl = stages["rl"]["summary"]
     assert rl["steps"] == 2 and all(0.0 <= r <= 1.0 for r in rl["critic/score/mean"])
+    # greedy validation before the first step and after the last, per data source (safety, math)
+    assert len(rl["validation"]) == 2 and all(len(points) == 2 for points in rl["validation"].values())
     # each stage's input is the previous stage's output, by hash
     assert stages["rl"]["inputs"][str(run_dir / "merge" / "model")] == stages["merge"]["outputs"][str(run_dir / "merge" / "model")]
     AutoModelForCausalLM.from_pretrained(run_dir / "rl" / "model")

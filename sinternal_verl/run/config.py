@@ -108,7 +108,7 @@ class RLSettings(Settings):
     nproc: int = setting(8, "devices per node")
     reward_kwargs: dict[str, Any] = setting({}, "reward.reward_kwargs of the sinternal reward manager (guard_kind, guard_urls, ...)")
     save_freq: int = setting(-1, "checkpoint every N steps (-1: only at the end); a killed run resumes from the last one")
-    test_freq: int = setting(-1, "validate every N steps (-1: never)")
+    test_freq: int = setting(-1, "validate every N steps (0: after the last step only, -1: never)")
     val_before_train: bool = setting(False, "validate before the first step")
     overrides: list[str] = setting([], "extra hydra overrides for verl.trainer.main_ppo")
 

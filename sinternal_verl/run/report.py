@@ -37,7 +37,10 @@ def headline(name: str, summary: dict) -> str:
         s = summary["critic/score/mean"]
         k = max(1, min(3, len(s) // 3))
         first, last = sum(s[:k]) / k, sum(s[-k:]) / k
-        return f"reward {first:.3f} (first {k} steps) -> {last:.3f} (last {k}) over {len(s)} steps"
+        line = f"rollout reward {first:.3f} (first {k} steps) -> {last:.3f} (last {k}) over {len(s)} steps"
+        val = summary.get("validation") or {}
+        moved = [f"{src} {pts[0][1]:.3f} -> {pts[-1][1]:.3f}" for src, pts in val.items() if len(pts) > 1]
+        return line + ("; greedy validation " + ", ".join(moved) if moved else "")
     if name == "rl_data":
         return f"train {summary.get('train')} (safety {summary.get('train_safety')}, math {summary.get('train_math')}), val {summary.get('val')}"
     if name == "eval":

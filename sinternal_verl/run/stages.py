@@ -346,7 +346,7 @@ def stage_rl(ctx: RunContext) -> StageResult:
         "reward.reward_manager.source=register", "reward.reward_manager.name=sinternal",
         *[f"+reward.reward_kwargs.{k}={_hydra_value(v)}" for k, v in r.reward_kwargs.items()],
         f"trainer.total_training_steps={r.steps}", f"trainer.val_before_train={r.val_before_train}",
-        f"trainer.test_freq={r.test_freq}", f"trainer.save_freq={r.save_freq if r.save_freq > 0 else r.steps}",
+        f"trainer.test_freq={r.steps if r.test_freq == 0 else r.test_freq}", f"trainer.save_freq={r.save_freq if r.save_freq > 0 else r.steps}",
         "trainer.logger=[console,file]", f"trainer.default_local_dir={ckpt}", "trainer.resume_mode=auto",
         "trainer.project_name=sinternal_run", f"trainer.experiment_name={r.algorithm}",
     ]  # fmt: skip
@@ -379,16 +379,18 @@ def rl_summary(rl_dir: Path) -> dict[str, Any]:
     for row in rows:
         by_step.setdefault(int(row["step"]), {}).update(row["data"])
     steps = sorted(by_step)
-    out: dict[str, Any] = {"steps": len(steps)}
+    out: dict[str, Any] = {"steps": sum(1 for s in steps if "critic/score/mean" in by_step[s])}
     keys = ("critic/score/mean", "response_length/mean")
     for key in keys:
         vals = [by_step[s][key] for s in steps if key in by_step[s]]
         if vals:
             out[key] = [round(float(v), 4) for v in vals]
+    # verl's validation (greedy, one answer per prompt): ``val-core/<data_source>/<acc|reward>/mean@1``
     for s in steps:
         for k, v in by_step[s].items():
-            if k.startswith("val-core/") or k.startswith("val-aux/") and "/acc/" in k:
-                out.setdefault("validation", {}).setdefault(k, []).append(round(float(v), 4))
+            if k.startswith("val-core/") and k.endswith("/mean@1"):
+                source = k.split("/")[1]
+                out.setdefault("validation", {}).setdefault(source, []).append([s, round(float(v), 4)])
     return out
 
 
