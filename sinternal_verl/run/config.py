@@ -115,7 +115,8 @@ class RLSettings(Settings):
 
 class EvalSettings(Settings):
     backend: str = setting("transformers", "how the harness runs each checkpoint: transformers, vllm, openai, precomputed")
-    generation: dict[str, Any] = setting({}, "generation settings merged into every model entry of the eval config")
+    generation: dict[str, Any] = setting({}, "generation settings of every model (n, temperature, max_tokens, ...)")
+    model_options: dict[str, Any] = setting({}, "other per-model keys of the eval config, the same for every model")
     benchmarks: list[dict[str, Any]] = setting(
         [], "benchmarks (name/path/format/kind); '{toy}' and '{run_dir}' in strings are replaced"
     )

@@ -410,7 +410,10 @@ def stage_eval(ctx: RunContext) -> StageResult:
     for name in e.models:
         if name != "base" and not Path(paths[name]).is_dir():
             continue  # that stage did not run in this configuration
-        models.append({"name": name, "backend": e.backend, "path": paths[name], **ctx.fill(e.generation)})
+        entry = {"name": name, "backend": e.backend, "path": paths[name], **ctx.fill(dict(e.model_options))}
+        if e.generation:
+            entry["generation"] = ctx.fill(dict(e.generation))
+        models.append(entry)
     data: dict[str, Any] = {
         "output_dir": str(ctx.dir("eval")),
         "models": models,

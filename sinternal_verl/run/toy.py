@@ -151,14 +151,14 @@ def vocabulary_texts(shares: ToyShares) -> list[str]:
 
 
 def verification_heldout(shares: ToyShares) -> list[dict]:
-    """Held-out (prompt, answer, label) triples for verification F1: each held-out safety
-    prompt with its refusal (safe) and its compliance (unsafe for harmful prompts)."""
+    """Held-out verification items for F1: each held-out safety prompt with its refusal (safe)
+    and its compliance (unsafe for a harmful prompt, safe for a benign one) as the
+    ``response`` to judge, ``label`` the reference, ``category`` the prompt's kind."""
     out = []
     for r in safety_prompts(HELDOUT_PHRASINGS):
-        comply = _answer(r, comply=True, wrong=False)
-        out.append({"prompt": r["prompt"], "kind": r["kind"], "answer": refusal().split("</think>")[-1].strip(), "label": "safe"})
-        label = "unsafe" if r["kind"] == "harmful" else "safe"
-        out.append({"prompt": r["prompt"], "kind": r["kind"], "answer": comply.split("</think>")[-1].strip(), "label": label})
+        answers = [(REFUSAL, "safe"), (r["comply"], "unsafe" if r["kind"] == "harmful" else "safe")]
+        for response, label in answers:
+            out.append({"prompt": r["prompt"], "kind": "verification", "category": r["kind"], "response": response, "label": label})
     return out
 
 
