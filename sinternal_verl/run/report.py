@@ -78,6 +78,20 @@ def eval_table(result: dict) -> list[str]:
     return lines
 
 
+def harness_table(eval_dir: Path) -> list[str]:
+    """The first markdown table of the harness's own ``report.md`` (its main table), else []."""
+    report = eval_dir / "report.md"
+    if not report.exists():
+        return []
+    lines, table = report.read_text().splitlines(), []
+    for line in lines:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    return table
+
+
 def write_report(ctx) -> Path:
     manifest = Manifest(ctx.run_dir)
     stages = manifest.data["stages"]
@@ -103,9 +117,11 @@ def write_report(ctx) -> Path:
     ev = stages.get("eval", {})
     if ev.get("status") == "done":
         lines += ["## Evaluation (base / SFT / RL)", ""]
-        result_path = ctx.dir("eval", "run_result.json")
-        result = json.loads(result_path.read_text()) if result_path.exists() else {}
-        lines += eval_table(result)
+        table = harness_table(ctx.dir("eval"))
+        if not table:
+            result_path = ctx.dir("eval", "run_result.json")
+            table = eval_table(json.loads(result_path.read_text()) if result_path.exists() else {})
+        lines += table
         lines += ["", f"The harness's own report and plots: `{ctx.dir('eval')}`.", ""]
     rl = (stages.get("rl") or {}).get("summary") or {}
     plot = _reward_plot(ctx, rl.get("critic/score/mean"))
@@ -155,11 +171,11 @@ def last_screen(console, data: dict, run_dir: Path) -> None:
             f"{float(st.get('peak_rss_gb') or 0):.2f}", headline(name, st.get("summary") or {}),
         )  # fmt: skip
     console.print(table)
-    ev = (data["stages"].get("eval") or {}).get("summary", {}).get("result")
-    if ev:
+    table = harness_table(run_dir / "eval") if (data["stages"].get("eval") or {}).get("status") == "done" else []
+    if table:
         from rich.markdown import Markdown
 
-        console.print(Markdown("\n".join(eval_table(ev))))
+        console.print(Markdown("**Evaluation, held-out prompts** (the harness's main table)\n\n" + "\n".join(table)))
     report = run_dir / "report.md"
     if report.exists():
         console.print(f"Report: [bold]{report}[/bold]")

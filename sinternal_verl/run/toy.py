@@ -179,7 +179,6 @@ def write_world(out: Path, shares: ToyShares) -> dict[str, str]:
     train_safety = [{k: r[k] for k in keep if k in r} for r in safety_prompts(TRAIN_PHRASINGS)]
     held_safety = [{k: r[k] for k in keep if k in r} for r in safety_prompts(HELDOUT_PHRASINGS)]
     train_math = [{k: r[k] for k in keep if k in r} for r in math_prompts(TRAIN_SUM, shares.max_operand)]
-    held_math = [{k: r[k] for k in keep if k in r} for r in math_prompts(HELDOUT_SUM, shares.max_operand)]
     (out / "spec.md").write_text(SPEC + "\n", encoding="utf-8")
     paths = {
         "spec": out / "spec.md",
@@ -187,7 +186,9 @@ def write_world(out: Path, shares: ToyShares) -> dict[str, str]:
         "math_problems": _write_jsonl(out / "math_problems.jsonl", [{"problem": r["prompt"], "answer": r["answer"]} for r in train_math]),
         "heldout_harmful": _write_jsonl(out / "heldout_harmful.jsonl", [r for r in held_safety if r["kind"] == "harmful"]),
         "heldout_benign": _write_jsonl(out / "heldout_benign.jsonl", [r for r in held_safety if r["kind"] == "benign"]),
-        "heldout_math": _write_jsonl(out / "heldout_math.jsonl", held_math),
+        # the RL sums themselves: a tiny model cannot generalise addition, so "math accuracy" in the
+        # toy world measures retention (why the paper mixes math into RL), not reasoning
+        "heldout_math": _write_jsonl(out / "heldout_math.jsonl", train_math),
         "heldout_verification": _write_jsonl(out / "heldout_verification.jsonl", verification_heldout(shares)),
     }
     teach = out / "teach.parquet"
