@@ -1,5 +1,5 @@
 """The reduced CI form of ``make demo``: the CPU preset (``recipes/run/cpu_demo.yaml``) with
-fewer teaching epochs, one verification-SFT epoch and 2 GRPO steps, through every stage up to
+one verification-SFT epoch and 2 GRPO steps, through every stage up to
 the report, as a real subprocess: verl's SFT trainer (teach, LoRA verification SFT), the
 verification-data pipeline with the loopback expert stand-in, the LoRA merge, the RL mix,
 ``main_ppo`` GRPO with the ``sinternal`` reward. The evaluation stage is a second test on the
@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 PRESET = Path(__file__).resolve().parents[1] / "recipes" / "run" / "cpu_demo.yaml"
-REDUCED = ["teach.epochs=6", "verification_sft.epochs=1", "rl.steps=2"]
+REDUCED = ["verification_sft.epochs=1", "rl.steps=2"]
 NO_EVAL = "stages=[toy,teach,verification_data,verification_sft,merge,rl_data,rl,report]"
 
 
