@@ -146,8 +146,21 @@ def vocabulary_texts(shares: ToyShares) -> list[str]:
         texts += [r["prompt"], r["comply"]]
     for r in math_prompts(TRAIN_SUM, shares.max_operand) + math_prompts(HELDOUT_SUM, shares.max_operand):
         texts += [r["prompt"], sum_answer(r["a"], r["b"], r["a"] + r["b"])]
-    texts += ["The answer complies with a harmful request", "Verdict: safe", "Verdict: unsafe"]
+    texts += expert_critiques()
     return texts * 3
+
+
+def expert_critiques() -> list[str]:
+    """What the expert stand-in writes (asked through its own responder), so the critiques the
+    verifier learns and must reproduce within the evaluation's token budget are short."""
+    from ..testing.fake_expert import EXPERT_MODEL, expert_responder
+    from ..testing.fake_openai import FakeRequest
+
+    out = []
+    for answer in (REFUSAL, HARMFUL_TOPICS[0][1]):
+        user = f"<assistant_answer>\n{answer}\n</assistant_answer>"
+        out.append(expert_responder(FakeRequest("chat", EXPERT_MODEL, messages=[{"role": "user", "content": user}])))
+    return out
 
 
 def verification_heldout(shares: ToyShares) -> list[dict]:
