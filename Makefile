@@ -36,8 +36,9 @@ $(VENV_VLLM)/.installed:
 
 vllm-venv: $(VENV_VLLM)/.installed
 
+# the whole method on this CPU in a toy world (recipes/run/README.md); rerun to resume, DEMO_ARGS for overrides
 demo: setup
-	$(BIN)/sinternal-verl demo
+	$(BIN)/sinternal-verl run recipes/run/cpu_demo.yaml $(DEMO_ARGS)
 
 # SINTERNAL_VLLM_PYTHON switches the real-vLLM tier on (tests/test_vllm_*.py skip without it)
 test: setup vllm-venv

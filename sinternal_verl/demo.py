@@ -1,4 +1,4 @@
-"""``sinternal-verl demo``: score example trajectories through the real reward path.
+"""``sinternal-verl demo-score``: score example trajectories through the real reward path.
 
 What runs is what runs inside verl training: trajectories are tokenized into a verl
 ``DataProto`` batch, verl's own ``load_reward_manager`` resolves our registered ``sinternal``

@@ -41,6 +41,7 @@ TABLES: dict[str, Callable[[], Rows]] = {
     "eval": _class_rows("sinternal_verl.eval.config.EvalConfig"),
     "eval_model": _class_rows("sinternal_verl.eval.config.ModelSpec"),
     "eval_benchmark": _class_rows("sinternal_verl.eval.config.BenchmarkSpec"),
+    "run": _class_rows("sinternal_verl.run.config.RunConfig"),
 }
 
 

@@ -19,7 +19,7 @@ def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 def test_demo_scores_the_shipped_examples(tmp_path):
     out = tmp_path / "scored.jsonl"
-    res = cli("demo", "--json", str(out))
+    res = cli("demo-score", "--json", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "12/12 match the expected reward" in res.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -27,7 +27,7 @@ def test_demo_scores_the_shipped_examples(tmp_path):
 
 
 def test_demo_against_a_served_guard(fake_guard):
-    res = cli("demo", "--guard-url", fake_guard.url)
+    res = cli("demo-score", "--guard-url", fake_guard.url)
     assert "guard: qwen3guard" in res.stdout, res.stdout + res.stderr
     assert fake_guard.stats()["counts"]["chat"] >= 5  # every safety example went to the server
 

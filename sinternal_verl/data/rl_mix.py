@@ -23,9 +23,10 @@ answer formats. Both templates are settings (:class:`RLMixConfig`).
 Inputs are local files (JSONL / JSON / parquet / CSV). Hugging Face loaders exist for
 convenience (:func:`load_hf_rows`) but are optional and never needed offline.
 
-CLI::
+CLI (the ``prepare-data`` subcommand; ``sinternal-verl run`` calls :func:`build_rl_mix` as its
+``rl_data`` stage)::
 
-    python -m sinternal_verl.data.rl_mix --safety prompts.jsonl --math dapo_math.parquet --out DIR
+    sinternal-verl prepare-data --safety prompts.jsonl --math dapo_math.parquet --out DIR
 """
 
 from __future__ import annotations
@@ -463,7 +464,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sinternal_verl.data.rl_mix", description=__doc__.splitlines()[0])
+    """``python -m sinternal_verl.data.rl_mix`` (kept for scripts): the same as ``sinternal-verl prepare-data``."""
+    parser = argparse.ArgumentParser(prog="sinternal-verl prepare-data", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(None if argv is None else list(argv)))
 

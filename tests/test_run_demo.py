@@ -1,0 +1,74 @@
+"""The reduced CI form of ``make demo``: the CPU preset (``recipes/run/cpu_demo.yaml``) with
+one verification-SFT epoch and 2 GRPO steps, through every stage up to
+the report, as a real subprocess: verl's SFT trainer (teach, LoRA verification SFT), the
+verification-data pipeline with the loopback expert stand-in, the LoRA merge, the RL mix,
+``main_ppo`` GRPO with the ``sinternal`` reward. The evaluation stage is a second test on the
+same run directory (``--from eval``); it needs ``sinternal_verl.eval``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PRESET = Path(__file__).resolve().parents[1] / "recipes" / "run" / "cpu_demo.yaml"
+REDUCED = ["verification_sft.epochs=1", "rl.steps=2"]
+NO_EVAL = "stages=[toy,teach,verification_data,verification_sft,merge,rl_data,rl,report]"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sinternal_verl.cli", "run", str(PRESET), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("demo") / "run"
+    done = _run(f"run_dir={run_dir}", NO_EVAL, *REDUCED)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return run_dir, done
+
+
+def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
+    from transformers import AutoModelForCausalLM
+
+    run_dir, done = demo_run
+    m = json.loads((run_dir / "manifest.json").read_text())
+    stages = m["stages"]
+    assert {k: (v["status"], v["runs"]) for k, v in stages.items()} == {
+        k: ("done", 1) for k in ("toy", "teach", "verification_data", "verification_sft", "merge", "rl_data", "rl", "report")
+    }
+    teach = stages["teach"]["summary"]
+    assert teach["loss_last"] < teach["loss_first"]
+    vd = stages["verification_data"]["summary"]
+    assert vd["sft_rows"] > 0 and vd["prompts"] == 40
+    assert stages["verification_sft"]["summary"]["steps"] >= 1
+    assert stages["merge"]["summary"]["merged"] == "lora"
+    rl = stages["rl"]["summary"]
+    assert rl["steps"] == 2 and all(0.0 <= r <= 1.0 for r in rl["critic/score/mean"])
+    # greedy validation before the first step and after the last, per data source (safety, math)
+    assert len(rl["validation"]) == 2 and all(len(points) == 2 for points in rl["validation"].values())
+    # each stage's input is the previous stage's output, by hash
+    assert stages["rl"]["inputs"][str(run_dir / "merge" / "model")] == stages["merge"]["outputs"][str(run_dir / "merge" / "model")]
+    AutoModelForCausalLM.from_pretrained(run_dir / "rl" / "model")
+    assert "report.md" in done.stdout and (run_dir / "report.md").exists()
+
+    again = _run(f"run_dir={run_dir}", NO_EVAL, *REDUCED)  # finished: nothing is redone
+    assert again.returncode == 0
+    assert all(v["runs"] == 1 for v in json.loads((run_dir / "manifest.json").read_text())["stages"].values())
+
+
+def test_reduced_demo_evaluates_base_sft_and_rl(demo_run):
+    pytest.importorskip("sinternal_verl.eval")  # TEMPORARY until the evaluation harness is merged
+    run_dir, _ = demo_run
+    done = _run(f"run_dir={run_dir}", *REDUCED, "--from", "eval")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert stages["eval"]["status"] == "done" and stages["rl"]["runs"] == 1
+    assert (run_dir / "eval" / "metrics.json").exists()
+    assert "Evaluation (base / SFT / RL)" in (run_dir / "report.md").read_text()
