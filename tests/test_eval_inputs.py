@@ -90,7 +90,8 @@ def _fails(cfg: EvalConfig, *needles: str) -> None:
 
 def test_unknown_benchmark_and_judges(tmp_path):
     _fails(_cfg(tmp_path, benchmarks=[{"name": "xstets", "path": "x.csv"}]), "unknown benchmark 'xstets'", "did you mean 'xstest'")
-    _fails(_cfg(tmp_path, judge={"kind": "wildgard"}), "unknown judge.kind 'wildgard'", "did you mean 'wildguard'")
+    with pytest.raises(ValueError, match="unknown guard kind 'wildgard'; did you mean 'wildguard'"):
+        _cfg(tmp_path, judge={"kind": "wildgard"})  # the guard registry checks the kind at load
     _fails(_cfg(tmp_path, refusal_judge={"kind": "gpt"}), "unknown refusal_judge.kind 'gpt'")
     _fails(_cfg(tmp_path, judge={"kind": "qwen3guard"}), "needs at least one URL")
     _fails(_cfg(tmp_path, refusal_judge={"kind": "llm"}), "needs refusal_judge.base_url")
@@ -172,7 +173,7 @@ def test_paper_preset_loads_with_the_readme_overrides():
     cfg = load_eval_config(preset, ["output_dir=runs/eval_paper", "models.0.num_engines=5", "models.1.path=/ckpt/sft",
                                     "benchmarks.4.path=/data/pairs.jsonl", "judge.urls=[http://localhost:8001]"])
     assert [m.name for m in cfg.models] == ["base", "sinternal_sft", "sinternal_grpo"]
-    assert cfg.models[0].num_engines == 5 and cfg.models[1].path == "/ckpt/sft" and cfg.judge.urls == ["http://localhost:8001"]
+    assert cfg.models[0].num_engines == 5 and cfg.models[1].path == "/ckpt/sft" and cfg.judge.urls == ("http://localhost:8001",)
     assert [b.display for b in cfg.benchmarks] == ["strongreject", "fortress", "wildjailbreak", "xstest", "verification",
                                                     "math500", "aime2024"]
     aime = cfg.benchmarks[-1]

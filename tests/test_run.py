@@ -122,6 +122,23 @@ def test_bad_config_keys_fail_at_start_up_with_a_suggestion(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
 
 
+def test_sections_handed_to_other_tools_are_checked_before_the_first_stage(tmp_path, capsys):
+    """The pipeline config, the reward kwargs and the eval sections are read by other tools
+    only when their stage starts; a typo there must not surface hours into a GPU run."""
+    path = _config(tmp_path)
+    overrides = [
+        "+rl.reward_kwargs.controversal=loose",
+        "+verification_data.pipeline.sample.params.temprature=0.3",
+        "eval.judge.kind=wildgard",
+    ]
+    assert cli_main(["run", str(path), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "rl.reward_kwargs: unknown key 'controversal'; did you mean 'controversial'" in err, err
+    assert "verification_data.pipeline: unknown key 'sample.params.temprature'; did you mean 'temperature'" in err
+    assert "eval.judge" in err and "wildgard" in err
+    assert not (tmp_path / "run").exists()  # nothing ran
+
+
 def test_presets_load_and_carry_the_paper_settings():
     root = Path(__file__).resolve().parents[1] / "recipes" / "run"
     gpu = load_yaml(RunConfig, root / "gpu_paper.yaml", ["policy_path=some/model"])

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator, model_validator
 
+from ..guards.config import GuardConfig
 from ..settings import ConfigError, Settings, setting
 
 BACKENDS = ("transformers", "openai", "vllm", "precomputed")
@@ -125,34 +126,30 @@ class BenchmarkSpec(Settings):
         return self.name
 
 
-class GuardJudgeSettings(Settings):
-    """The safety judge: any guard kind, built by ``sinternal_verl.guards.build_guard``."""
+class GuardJudgeSettings(GuardConfig):
+    """The safety judge: any guard kind, built by ``sinternal_verl.guards.build_guard``. Its guard
+    settings are :class:`~sinternal_verl.guards.GuardConfig`'s (one definition), plus what only
+    an evaluation needs."""
 
-    kind: str = setting("qwen3guard", "guard kind: qwen3guard, llamaguard, wildguard or lexical (offline baseline)")
-    urls: list[str] = setting(default_factory=list, doc="guard server base URLs (not needed for lexical)")
-    model: str | None = setting(None, "served guard model name (default: the kind's default)")
-    api_key_env: str | None = setting(None, "env var with the guard's API key")
+    #: the eval judge never picks up the training guard's ``SINTERNAL_GUARD_*`` env vars
+    env_vars: ClassVar[dict[str, str]] = {}
+
+    api_key_env: str | None = setting(None, "env var with the guard's API key (never the key itself in a config)")
     controversial: Literal["strict", "loose"] = setting("strict", "Qwen3Guard 'Controversial': strict = unsafe, loose = safe")
     sees: Literal["answer", "full"] = setting("answer", "what the judge reads: the final answer, or trace + answer")
-    max_concurrency: int = setting(32, "guard requests in flight", ge=1)
-    timeout_s: float = setting(60.0, "seconds per guard request", gt=0)
-    max_retries: int = setting(4, "retries per guard request", ge=0)
-    parse_retries: int = setting(1, "extra attempts for an unreadable guard answer", ge=0)
     batch_size: int = setting(64, "items per moderate() call; judgements are cached after each", ge=1)
 
-    def guard_mapping(self) -> dict[str, Any]:
+    def guard_config(self) -> GuardConfig:
+        """The guard part, with the API key read from ``api_key_env``."""
         import os
 
-        out: dict[str, Any] = {
-            "kind": self.kind, "urls": tuple(self.urls), "model": self.model, "max_concurrency_per_url": self.max_concurrency,
-            "timeout_s": self.timeout_s, "max_retries": self.max_retries, "parse_retries": self.parse_retries,
-        }
+        values = self.model_dump(include=set(GuardConfig.model_fields), exclude_unset=True)
         if self.api_key_env:
             key = os.environ.get(self.api_key_env)
             if not key:
                 raise ConfigError(f"judge.api_key_env names env var {self.api_key_env!r}, which is not set")
-            out["api_key"] = key
-        return out
+            values["api_key"] = key
+        return GuardConfig.model_validate(values)
 
 
 class RefusalJudgeSettings(Settings):

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..settings import ConfigError, load_yaml
+    from .checks import check_sections
     from .config import RunConfig
     from .proc import StageFailed
     from .report import last_screen
@@ -27,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
         cfg = load_yaml(RunConfig, args.config, args.overrides)
+        check_sections(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

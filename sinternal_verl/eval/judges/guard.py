@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...guards import GuardConfig, ModerationItem, SafetyLabel, build_guard
+from ...guards import ModerationItem, SafetyLabel, build_guard
 from ...guards.types import GuardError, UpstreamUnavailableError
 from ..config import GuardJudgeSettings
 from .base import SAFE, UNSAFE, JudgeInput, Judgement
@@ -15,7 +15,7 @@ class GuardJudge:
     def __init__(self, settings: GuardJudgeSettings):
         self.settings = settings
         try:
-            self.config = GuardConfig.from_mapping(settings.guard_mapping(), env={}).require_urls()
+            self.config = settings.guard_config().require_urls()
         except ValueError as exc:
             raise ValueError(f"judge: {exc}") from None
         self.ident = f"{self.config.kind}:{self.config.model_name}:{settings.controversial}:{settings.sees}"
