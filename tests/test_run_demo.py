@@ -64,7 +64,6 @@ def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
 
 
 def test_reduced_demo_evaluates_base_sft_and_rl(demo_run):
-    pytest.importorskip("sinternal_verl.eval")  # TEMPORARY until the evaluation harness is merged
     run_dir, _ = demo_run
     done = _run(f"run_dir={run_dir}", *REDUCED, "--from", "eval")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
