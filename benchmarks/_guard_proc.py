@@ -28,7 +28,7 @@ def guard_process(service_time_s: float, max_concurrency: int, model: str = "Qwe
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("fake guard did not start")
+                    raise RuntimeError("fake guard did not start") from None
                 time.sleep(0.1)
         yield url
     finally:

@@ -241,7 +241,7 @@ def main() -> None:
         + ("met" if ok else "NOT met")
     )
     print("\nlimiter trajectories (per worker, limit of its one URL):")
-    for cap, service, w, ours, blast, url in rows:
+    for cap, _service, w, ours, _blast, url in rows:
         for k, r in enumerate(ours["results"]):
             print(f"  cap {cap:4d}, {w} worker(s), worker {k}: {_trajectory(r, url)}")
 

@@ -66,7 +66,7 @@ def main() -> None:
         servers = {mbs: _server(model_dir, mbs, args.batch_wait_s, args.max_tokens) for _, mbs in configs}
         times: dict[int, list[float]] = {mbs: [] for _, mbs in configs}
         calls: dict[int, int] = {}
-        for mbs, srv in servers.items():
+        for srv in servers.values():
             asyncio.run(_serve_all(srv, prompts[:2], args.max_tokens))  # warm-up
         for _ in range(args.repeat):  # interleaved, so load from other processes hits both alike
             for mbs, srv in servers.items():

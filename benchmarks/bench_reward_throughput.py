@@ -43,8 +43,9 @@ def run_manager(config, tokenizer, rows, close: bool = False) -> float:
     that is verl's work, the same for every manager."""
     import asyncio
 
-    from sinternal_verl.demo import build_batch
     from verl.trainer.ppo.reward import load_reward_manager
+
+    from sinternal_verl.demo import build_batch
 
     manager = load_reward_manager(config, tokenizer)
     batch = build_batch(rows, tokenizer)

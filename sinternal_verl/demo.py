@@ -44,7 +44,6 @@ def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | No
     DeepSeek-R1-distill template ends its generation prompt)."""
     import numpy as np
     import torch
-
     from verl import DataProto
 
     pad = tokenizer.pad_token_id
@@ -95,10 +94,10 @@ async def score_all(manager, batch) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
+    from verl.trainer.ppo.reward import load_reward_manager
 
     import sinternal_verl.plugin  # noqa: F401  (what verl's entry-point loading does in every worker)
     from sinternal_verl.cpu.tiny import build_tokenizer
-    from verl.trainer.ppo.reward import load_reward_manager
 
     console = Console(width=None if Console().is_terminal else 120)
     rows = load_rows(args.data)

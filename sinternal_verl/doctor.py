@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         problems.append("no 'verl.plugins' entry point for sinternal_verl: reinstall the package (pip install -e .)")
     try:
         import verl  # noqa: F401  (loads the entry points, as every verl process does)
-        import sinternal_verl.plugin as plugin
         from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+
+        import sinternal_verl.plugin as plugin
     except Exception as exc:  # noqa: BLE001
         problems.append(f"importing verl with our plugin failed: {type(exc).__name__}: {exc}")
         plugin, REWARD_MANAGER = None, {}

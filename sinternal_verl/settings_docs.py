@@ -11,8 +11,8 @@ import argparse
 import importlib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from sinternal_verl.settings import settings_table
 

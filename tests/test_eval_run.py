@@ -62,7 +62,10 @@ def _generations(model: str) -> list[dict]:
     ver = {"base": [T("ok\nVerdict: safe"), T("bad\nVerdict: unsafe"), T("bad\nVerdict: unsafe"), T("I am not sure.")],
            "rl": [T("ok\nVerdict: safe"), T("bad\nVerdict: unsafe"), T("ok\nVerdict: safe"), UNCLOSED]}[model]
     rows += [{"benchmark": "verification_sample", "id": f"v{k + 1}", "response": v} for k, v in enumerate(ver)]
-    box = lambda a: T(f"So the answer is $\\boxed{{{a}}}$.")
+
+    def box(a):
+        return T(f"So the answer is $\\boxed{{{a}}}$.")
+
     math = {"base": {"test/prealgebra/1.json": [box(14), box(13), box(12), box(11)],
                      "test/prealgebra/2.json": [box("\\frac{3}{4}")] * 4,
                      "test/algebra/3.json": [box(8), box(7), box(-9), UNCLOSED]},
@@ -113,7 +116,10 @@ def test_precomputed_run_hand_computed_metrics_report_and_plots(tmp_path, judges
     with pytest.warns(UserWarning, match="training reward"):
         m = evaluate(cfg)
     base, rl = m["results"]["base"], m["results"]["rl"]
-    v = lambda r: r["value"]
+
+    def v(r):
+        return r["value"]
+
 
     # StrongREJECT: 2 harmful answers, 1 refusal, 1 trace that never closed
     b = base["strongreject"]

@@ -10,11 +10,18 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sinternal_verl.guards import GuardConfig, GuardUnavailableError, ModerationItem, Refusal, SafetyLabel, build_guard
-from sinternal_verl.guards.http import HTTPClientConfig, OpenAIHTTPClient
+from sinternal_verl.guards import (
+    GuardConfig,
+    GuardUnavailableError,
+    ModerationItem,
+    Refusal,
+    SafetyLabel,
+    build_guard,
+)
 from sinternal_verl.guards.client import OpenAIGuardClient
-from sinternal_verl.guards.types import UpstreamRequestError, UpstreamUnavailableError
+from sinternal_verl.guards.http import HTTPClientConfig, OpenAIHTTPClient
 from sinternal_verl.guards.lexical import LexicalJudge
+from sinternal_verl.guards.types import UpstreamRequestError, UpstreamUnavailableError
 from sinternal_verl.testing.fake_openai import build_app, guard_responder
 from sinternal_verl.testing.server import ThreadedServer, free_port
 

@@ -15,8 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sinternal_verl.guards import GuardConfig, ModerationItem, SafetyLabel, build_guard
-from sinternal_verl.guards.client import OpenAIGuardClient
-from sinternal_verl.guards.client import item_key
+from sinternal_verl.guards.client import OpenAIGuardClient, item_key
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
 from sinternal_verl.testing.server import ThreadedServer
 

@@ -301,9 +301,9 @@ def test_control_tokens_from_user_text_never_become_special_ids(foreign_tokenize
     attacked = ModerationItem("q" + INJECTION, "a" + INJECTION, trace=INJECTION if kind_module is qwen3guard else None)
     assert n_special(attacked) == baseline
     # without neutralising, every one of them would be a control token
-    from sinternal_verl.guards.control_tokens import BREAK
-
     import json
+
+    from sinternal_verl.guards.control_tokens import BREAK
 
     assert BREAK in json.dumps(kind_module.build_payload(attacked, "m", 8), ensure_ascii=False)
     raw_ids = tok(INJECTION, add_special_tokens=False)["input_ids"]

@@ -4,8 +4,7 @@ name) x known prompt type."""
 from __future__ import annotations
 
 from sinternal_verl.guards import Guard, GuardConfig, ModerationItem, Refusal, SafetyLabel, build_guard
-from sinternal_verl.guards.lexical import GCG_REFUSAL_PHRASES
-from sinternal_verl.guards.lexical import LexicalJudge, is_refusal
+from sinternal_verl.guards.lexical import GCG_REFUSAL_PHRASES, LexicalJudge, is_refusal
 
 
 def test_gcg_list_and_refusal_detection():

@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 from sinternal_verl.rewards import RESULT_KEYS
-from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.server.app import build_app
 from sinternal_verl.server.settings import ServerSettings
 from sinternal_verl.testing.server import ThreadedServer
-from sinternal_verl.trajectory import split_templated, user_prompt
+from sinternal_verl.trajectory import split_reasoning, split_templated, user_prompt
 
 HARMFUL = "How do I build a bomb?"
 BENIGN = "How do I bake bread?"

@@ -136,8 +136,9 @@ def test_bad_inputs_fail_with_file_and_row(tmp_path):
 
 
 def test_verl_rlhf_dataset_loads_the_mix_and_the_router_routes_every_row(inputs):
-    from sinternal_verl.cpu.tiny import build_tokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from sinternal_verl.cpu.tiny import build_tokenizer
 
     cfg = RLMixConfig(safety_files=[inputs["safety"]], math_files=[inputs["math"]], math_count=20, val_fraction=0.0)
     res = build_rl_mix(cfg, inputs["tmp"] / "out")

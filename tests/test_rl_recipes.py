@@ -71,8 +71,8 @@ def test_dapo_pieces_and_metric_every_sample_emits():
     from verl.trainer.ppo.reward import resolve_reward_manager_cls
     from verl.utils.config import omega_conf_to_dataclass
 
-    from sinternal_verl.rewards import RESULT_KEYS
     from sinternal_verl.managers.overlong import SInternalOverlongRewardManager
+    from sinternal_verl.rewards import RESULT_KEYS
 
     cfg = compose_recipe("dapo")
     algo = omega_conf_to_dataclass(cfg.algorithm)
@@ -225,8 +225,8 @@ def test_dapo_recipe_reward_manager_applies_the_overlong_penalty(fake_guard, fre
 
     from sinternal_verl.cpu.tiny import build_tokenizer
     from sinternal_verl.demo import build_batch
-    from sinternal_verl.rewards import RESULT_KEYS
     from sinternal_verl.managers.overlong import OverlongConfig, overlong_penalty
+    from sinternal_verl.rewards import RESULT_KEYS
 
     tok = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in ROWS])
     lengths = [len(tok.encode(r["response"], add_special_tokens=False)) for r in ROWS]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sinternal_verl.rewards import RESULT_KEYS, UnknownTaskError, compute_score, compute_score_async, resolve_task
+from sinternal_verl.rewards import (
+    RESULT_KEYS,
+    UnknownTaskError,
+    compute_score,
+    compute_score_async,
+    resolve_task,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +84,6 @@ def test_verl_loads_compute_score_by_package_path(fake_guard):
     """``reward.custom_reward_function.path=pkg://sinternal_verl.rewards`` with a stock verl
     manager: verl's own loader, our sync entry point, extra kwargs from the config."""
     from omegaconf import OmegaConf
-
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     config = OmegaConf.create({"reward": {"custom_reward_function": {

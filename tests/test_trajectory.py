@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.trajectory import (
     completion_text,
     last_user_turn,
+    split_reasoning,
     split_templated,
     strip_markup,
     trace_opened,

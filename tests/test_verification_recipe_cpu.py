@@ -3,7 +3,6 @@ file), the recipe config, verl's real SFT trainer under torchrun, LoRA on the ti
 
 from __future__ import annotations
 
-import os
 import math
 import re
 import subprocess

@@ -13,11 +13,19 @@ import sys
 import httpx
 import pytest
 
-from sinternal_verl.guards import GuardConfig, ModerationItem, Refusal, SafetyLabel, build_guard, llamaguard, qwen3guard
+from sinternal_verl.guards import (
+    GuardConfig,
+    ModerationItem,
+    Refusal,
+    SafetyLabel,
+    build_guard,
+    llamaguard,
+    qwen3guard,
+)
 from sinternal_verl.guards.client import OpenAIGuardClient
 from sinternal_verl.guards.rejection import score_rejected
-from sinternal_verl.rewards.safety import SafetyRewardConfig as GuardRejectionSettings
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
+from sinternal_verl.rewards.safety import SafetyRewardConfig as GuardRejectionSettings
 
 GUARD = "tiny-guard"
 POLICY = "tiny-policy"

@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import ray
 import torch
@@ -57,7 +57,7 @@ class HFRolloutOptions:
     attn_implementation: str = "sdpa"
 
     @classmethod
-    def from_rollout_config(cls, config: Any) -> "HFRolloutOptions":
+    def from_rollout_config(cls, config: Any) -> HFRolloutOptions:
         engine_kwargs = _get(config, "engine_kwargs", {}) or {}
         raw = dict(_get(engine_kwargs, "hf", {}) or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
@@ -169,7 +169,7 @@ class HFGenerator:
         self.vocab_size: int = int(self.model.get_input_embeddings().weight.shape[0])
 
     @torch.no_grad()
-    def generate(self, requests: list[GenerationRequest]) -> list[tuple[list[int], Optional[list[float]]]]:
+    def generate(self, requests: list[GenerationRequest]) -> list[tuple[list[int], list[float] | None]]:
         """One left-padded ``generate`` for requests sharing :class:`SamplingSettings`."""
         if not requests:
             return []
@@ -198,7 +198,7 @@ class HFGenerator:
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new_tokens = out.sequences[:, width:]
         logits = torch.stack(out.logits, dim=1).float() if out.logits else None  # (B, T, V) raw logits
-        results: list[tuple[list[int], Optional[list[float]]]] = []
+        results: list[tuple[list[int], list[float] | None]] = []
         for i, r in enumerate(requests):
             ids = new_tokens[i].tolist()[: r.max_tokens]
             if not settings.ignore_eos:
@@ -249,12 +249,12 @@ class HFRolloutServer:
         self.max_model_len = int(
             self.config.max_model_len or (self.config.prompt_length + self.config.response_length)
         )
-        self.global_steps: Optional[int] = None
-        self._queue: Optional[asyncio.Queue] = None
-        self._worker: Optional[asyncio.Task] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._paused: Optional[asyncio.Event] = None  # set == generation allowed
-        self._lock: Optional[asyncio.Lock] = None
+        self.global_steps: int | None = None
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused: asyncio.Event | None = None  # set == generation allowed
+        self._lock: asyncio.Lock | None = None
         self.stats = {"requests": 0, "generate_calls": 0, "weight_updates": 0}
 
     # verl's replica calls ------------------------------------------------------------------
@@ -267,8 +267,8 @@ class HFRolloutServer:
         prompt_ids: list[int],
         sampling_params: dict[str, Any],
         request_id: str,
-        image_data: Optional[list[Any]] = None,
-        video_data: Optional[list[Any]] = None,
+        image_data: list[Any] | None = None,
+        video_data: list[Any] | None = None,
         **kwargs: Any,
     ):
         from verl.workers.rollout.replica import TokenOutput
@@ -330,7 +330,7 @@ class HFRolloutServer:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
             groups: dict[SamplingSettings, list[GenerationRequest]] = {}
             for r in batch:
@@ -350,7 +350,7 @@ class HFRolloutServer:
                     if not r.future.done():
                         r.future.set_result(res)
 
-    async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
+    async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
         self._ensure_loop_state()
         async with self._lock:
             n = await asyncio.to_thread(self.generator.load_weights, named_tensors)
@@ -367,7 +367,7 @@ class HFRolloutServer:
         return dict(self.stats, weight_version=self.generator.weight_version)
 
     # memory management: nothing to free or restore on a CPU --------------------------------
-    async def wake_up(self, tags: Optional[list[str]] = None) -> None:
+    async def wake_up(self, tags: list[str] | None = None) -> None:
         return None
 
     async def sleep(self) -> None:

@@ -11,8 +11,8 @@ import importlib.abc
 import importlib.machinery
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
-from typing import Callable
 
 _lock = threading.Lock()
 _pending: dict[str, list[Callable[[ModuleType], None]]] = {}

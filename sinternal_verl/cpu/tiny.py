@@ -15,9 +15,9 @@ dataset checks exactly that).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 #: special tokens, in id order right after the byte-level alphabet and merges
 PAD_TOKEN = "<|endoftext|>"

@@ -9,8 +9,9 @@ settings nobody asked for.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
@@ -127,7 +128,7 @@ class PipelineConfig(Settings):
 
 
     @model_validator(mode="after")
-    def _check(self) -> "PipelineConfig":
+    def _check(self) -> PipelineConfig:
         if self.sample.params.n < 1:
             raise ValueError("sample.params.n must be >= 1")
         bad = set(self.select.benign_preference) - {"safe_compliant", "safe_refusal", "unsafe"}
@@ -146,7 +147,7 @@ class PipelineConfig(Settings):
         return Path(self.out_dir).expanduser()
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> "PipelineConfig":
+    def from_mapping(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> PipelineConfig:
         """Build from a nested mapping; relative paths in it are resolved against ``base_dir``
         (the config file's folder), so a config works from any working directory."""
         cfg = load(cls, data, where="pipeline config")
@@ -169,7 +170,7 @@ class PipelineConfig(Settings):
         })
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> "PipelineConfig":
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineConfig:
         """Load a YAML file with ``dotted.key=value`` overrides (hydra's syntax)."""
         raw = load_yaml(_Raw, path, overrides or [])
         return cls.from_mapping(raw.model_dump(), base_dir=Path(path).parent)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Awaitable, Callable, Iterable, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from .store import ShardWriter, StageStore
 

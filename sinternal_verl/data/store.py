@@ -19,9 +19,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -77,7 +78,9 @@ class StageStore:
                     if i == len(lines) - 1:
                         out.torn_lines += 1
                         continue
-                    raise ValueError(f"{shard}: line {i + 1} is not a valid record (not the last line, so not a torn write)")
+                    raise ValueError(
+                        f"{shard}: line {i + 1} is not a valid record (not the last line, so not a torn write)"
+                    ) from None
                 if key in out.records:
                     out.duplicates += 1
                     continue
@@ -88,7 +91,7 @@ class StageStore:
         return list(self.read().records.values())
 
     # -- writing -------------------------------------------------------------------------
-    def writer(self) -> "ShardWriter":
+    def writer(self) -> ShardWriter:
         # Names sort in creation order (readers let the earliest record of a key win): a
         # sequence number, then nanoseconds; seconds alone tied for two runs in the same second.
         seq = len(self.shards())
@@ -128,7 +131,7 @@ class ShardWriter:
             self._f.close()
             self._f = None
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, *exc) -> None:

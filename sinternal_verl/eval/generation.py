@@ -39,7 +39,10 @@ class SamplingPlan:
 
 def plan_for(model: ModelSpec, spec: BenchmarkSpec) -> SamplingPlan:
     g = model.generation
-    pick = lambda override, default: default if override is None else override
+
+    def pick(override, default):
+        return default if override is None else override
+
     return SamplingPlan(pick(spec.n, g.n), pick(spec.temperature, g.temperature), pick(spec.top_p, g.top_p),
                         pick(spec.max_tokens, g.max_tokens), g.seed)
 

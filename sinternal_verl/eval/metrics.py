@@ -113,7 +113,10 @@ def harmful_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = T
 def benign_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = True) -> dict[str, Any]:
     """``rows``: one per response to a benign prompt, with ``no_answer`` and ``refusal``."""
     groups = list(_group(rows).values())
-    count = lambda want: [sum(_outcome(r, "refusal") in want for r in g) for g in groups]
+
+    def count(want: tuple[str, ...]) -> list[int]:
+        return [sum(_outcome(r, "refusal") in want for r in g) for g in groups]
+
     judged = count(("full_refusal", "partial_refusal", "compliance"))
     total = [len(g) for g in groups]
     parse, errors = _failures(rows, "refusal")

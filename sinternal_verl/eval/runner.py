@@ -30,8 +30,8 @@ from typing import Any
 
 from ..data.critique import parse_critique, render_verification_prompt
 from ..data.store import atomic_write_json
-from ..trajectory import split_reasoning
 from ..settings import ConfigError
+from ..trajectory import split_reasoning
 from .benchmarks import load_benchmark
 from .cache import short_hash
 from .config import BenchmarkSpec, EvalConfig, ModelSpec

@@ -99,7 +99,7 @@ _QWEN_NORM = {_norm(k): v for k, v in QWEN3GUARD.items()}
 _QWEN_NORM.update({_norm("Suicide and Self-Harm"): SELF_HARM, _norm("Non-Violent Illegal Acts"): NON_VIOLENT_ILLEGAL})
 
 
-def map_qwen3guard(names: "list[str] | tuple[str, ...]") -> tuple[str, ...]:
+def map_qwen3guard(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return _map_qwen3guard(tuple(names))
 
 

@@ -28,7 +28,8 @@ import collections
 import dataclasses
 import hashlib
 import weakref
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .config import GuardConfig
 from .http import HTTPClientConfig, OpenAIHTTPClient
@@ -155,7 +156,7 @@ class OpenAIGuardClient:
         self._msg_limit = config.rejected_message_max_chars
         self._cache: collections.OrderedDict[bytes, tuple[GuardVerdict, int]] = collections.OrderedDict()
         self._cache_bytes = 0
-        self._pending: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future]]" = (
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Future]] = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: asyncio.AbstractEventLoop | None = None
@@ -262,7 +263,7 @@ class OpenAIGuardClient:
         if self._owns_http:
             await self.http.aclose()
 
-    async def __aenter__(self) -> "OpenAIGuardClient":
+    async def __aenter__(self) -> OpenAIGuardClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -9,11 +9,12 @@ reaches all of them. Unknown keys fail at start-up with the nearest key suggeste
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import field_validator
 
-from sinternal_verl.settings import ConfigError, Settings, load, setting
+from sinternal_verl.settings import ConfigError, load, setting
 
 from .http import HTTPClientConfig
 from .registry import get_kind
@@ -90,7 +91,7 @@ class GuardConfig(HTTPClientConfig):
     def _strip_key(cls, value: Any) -> Any:
         return value.strip() or None if isinstance(value, str) else value
 
-    def require_urls(self) -> "GuardConfig":
+    def require_urls(self) -> GuardConfig:
         """Raise unless a guard can be built: a model guard over HTTP needs a URL. Checked when
         the guard is built, not when settings are read, so a math-only run needs no guard."""
         if not get_kind(self.kind).local and self.backend == "http" and not self.urls:
@@ -106,7 +107,7 @@ class GuardConfig(HTTPClientConfig):
         return self.model or get_kind(self.kind).default_model
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "GuardConfig":
+    def from_mapping(cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> GuardConfig:
         """From a mapping of guard settings, keys with or without the ``guard_`` prefix (CLI flags,
         YAML sections, the guard part of reward kwargs); env vars fill unset fields. Unknown keys
         raise :class:`~sinternal_verl.settings.ConfigError` with a suggestion."""

@@ -17,8 +17,8 @@ R1, full-width bars), ``[INST]`` / ``[/INST]`` / ``<<SYS>>`` (Llama 2, Mistral),
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 #: inserted after the first character of a control token; invisible, and never part of one
 BREAK = "\u200b"

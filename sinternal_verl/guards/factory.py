@@ -15,7 +15,8 @@ evaluation harness, for every backend:
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .config import GuardConfig
 from .registry import get_kind

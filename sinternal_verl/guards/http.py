@@ -37,7 +37,8 @@ import email.utils
 import random
 import time
 import weakref
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import field_validator, model_validator
@@ -157,7 +158,7 @@ class HTTPClientConfig(Settings):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "HTTPClientConfig":
+    def _check(self) -> HTTPClientConfig:
         if self.concurrency == "adaptive" and "max_concurrency_per_url" in self.model_fields_set:
             raise ValueError(
                 "max_concurrency_per_url is the bound of concurrency='fixed': set concurrency='fixed' with it, "
@@ -187,7 +188,7 @@ class HTTPClientConfig(Settings):
         )
 
     @classmethod
-    def from_guard_config(cls, cfg: "HTTPClientConfig") -> "HTTPClientConfig":
+    def from_guard_config(cls, cfg: HTTPClientConfig) -> HTTPClientConfig:
         """The transport part of a guard config (a subclass), with what it set explicitly."""
         return cls.model_validate(cfg.model_dump(include=set(cls.model_fields), exclude_unset=True))
 
@@ -256,7 +257,7 @@ class OpenAIHTTPClient:
         self._penalty_until = [0.0] * self._n
         self._rr = 0
         self._url_cache: dict[tuple[int, str], URL] = {}
-        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = (
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
         self._last_loop: asyncio.AbstractEventLoop | None = None
@@ -567,7 +568,7 @@ class OpenAIHTTPClient:
                 self._states.pop(other, None)
         self._last_loop = self._last_state = None
 
-    async def __aenter__(self) -> "OpenAIHTTPClient":
+    async def __aenter__(self) -> OpenAIHTTPClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

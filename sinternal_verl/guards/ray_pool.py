@@ -35,8 +35,9 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from sinternal_verl.guards.registry import get_kind
 from sinternal_verl.guards.types import GuardUnavailableError, GuardVerdict, ModerationItem, ReadyReport
@@ -300,7 +301,7 @@ class RayGuardPool:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def create(cls, config: RayPoolConfig, *, wait: bool = True) -> "RayGuardPool":
+    def create(cls, config: RayPoolConfig, *, wait: bool = True) -> RayGuardPool:
         """Start ``config.num_replicas`` replicas (reusing live ones with the same names)."""
         import ray
 
@@ -329,7 +330,7 @@ class RayGuardPool:
         return pool
 
     @classmethod
-    def connect(cls, name: str = RayPoolConfig.name, namespace: str = RayPoolConfig.namespace, **overrides: Any) -> "RayGuardPool":
+    def connect(cls, name: str = RayPoolConfig.name, namespace: str = RayPoolConfig.namespace, **overrides: Any) -> RayGuardPool:
         """Attach to a running pool by name (any process in the same Ray cluster).
 
         The replicas' own config (kind, engine, model) is read back from a live replica;
@@ -385,7 +386,7 @@ class RayGuardPool:
                 verdicts = await self._call(i, chunk)
             # RayTaskError: the engine raised inside the replica (e.g. a CUDA error); it is a
             # guard failure like a dead replica, not a crash of the caller
-            except (rex.RayActorError, rex.ActorUnavailableError, rex.RayTaskError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, rex.RayActorError, rex.ActorUnavailableError, rex.RayTaskError) as exc:
                 last = f"replica {i}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 logger.warning("guard replica %s failed (%s); retrying the chunk on another replica", i, last)
                 if attempt + 1 < self.config.max_attempts:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..settings import ConfigError
 from .types import GuardVerdict, ModerationItem

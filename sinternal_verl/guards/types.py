@@ -8,8 +8,9 @@ and the data pipeline never look at a guard's raw text.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 
 class SafetyLabel(str, enum.Enum):
@@ -179,7 +180,7 @@ class GuardRejectedError(GuardError):
         super().__init__(f"guard at {source or 'guard'} rejected the item with {what}: {message}")
 
 
-def verdict_error(verdict: "GuardVerdict") -> GuardError:
+def verdict_error(verdict: GuardVerdict) -> GuardError:
     """The exception that describes an unusable verdict: :class:`GuardRejectedError` for a
     rejection, :class:`GuardVerdictError` for unreadable text."""
     if verdict.rejected:

@@ -30,12 +30,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import model_validator
-
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 
 from sinternal_verl.managers.sinternal import SInternalRewardManager
 from sinternal_verl.settings import Settings, setting
+
 
 class OverlongBuffer(Settings):
     """verl's ``overlong_buffer_cfg`` (the ``dapo`` manager's names)."""
@@ -54,7 +54,7 @@ class OverlongSettings(Settings):
                                        "data.max_response_length")
 
     @model_validator(mode="after")
-    def _check(self) -> "OverlongSettings":
+    def _check(self) -> OverlongSettings:
         buf = self.overlong_buffer_cfg
         if not buf.enable:
             return self

@@ -24,7 +24,6 @@ import weakref
 from typing import Any, ClassVar
 
 from omegaconf import DictConfig, OmegaConf
-
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
@@ -59,7 +58,7 @@ class SInternalRewardManager(RewardManagerBase):
     router: ClassVar[RewardRouter]
     #: sections a subclass adds to ``reward_kwargs`` (name -> (key prefix, settings class))
     extra_sections: ClassVar[dict] = {}
-    _admission: ClassVar["weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]"]
+    _admission: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]]
     _max_in_flight: ClassVar[int]
 
     def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):

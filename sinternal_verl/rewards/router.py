@@ -16,13 +16,14 @@ import functools
 import logging
 import os
 import threading
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from sinternal_verl.guards.config import GuardConfig
 from sinternal_verl.guards.types import Guard
-from sinternal_verl.trajectory import THINK_OPEN, user_prompt
 from sinternal_verl.rewards.safety import safety_score
 from sinternal_verl.rewards.settings import RewardSettings
+from sinternal_verl.trajectory import THINK_OPEN, user_prompt
 
 logger = logging.getLogger(__name__)
 

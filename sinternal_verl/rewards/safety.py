@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import field_validator
 
+from sinternal_verl.guards.rejection import score_rejected
 from sinternal_verl.guards.types import (
     Guard,
     GuardError,
@@ -33,10 +35,9 @@ from sinternal_verl.guards.types import (
     SafetyLabel,
     verdict_error,
 )
-from sinternal_verl.guards.rejection import score_rejected
 from sinternal_verl.judges.refusal import judge_refusal
-from sinternal_verl.trajectory import split_reasoning
 from sinternal_verl.settings import Settings, setting
+from sinternal_verl.trajectory import split_reasoning
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SafetyRewardConfig(Settings):
         return _controversial_credit(self.controversial)
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> "SafetyRewardConfig":
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> SafetyRewardConfig:
         """The safety section of a flat reward-settings mapping (every key is checked)."""
         from sinternal_verl.rewards.settings import RewardSettings
 
@@ -162,9 +163,10 @@ async def safety_score(
     solution_str: str,
     extra_info: Mapping[str, Any] | None,
     guard: Guard,
-    cfg: SafetyRewardConfig = SafetyRewardConfig(),
+    cfg: SafetyRewardConfig | None = None,
 ) -> dict[str, float]:
     """Score one response to a safety prompt. See the module docstring for the rules."""
+    cfg = cfg or SafetyRewardConfig()
     try:
         return await _safety_score(prompt, solution_str, extra_info, guard, cfg)
     except GuardError as exc:

@@ -10,8 +10,9 @@ known key suggested: ``controversal=loose`` must not train with ``strict``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from sinternal_verl.guards.config import PREFIX as GUARD_PREFIX
 from sinternal_verl.guards.config import GuardConfig
@@ -61,7 +62,7 @@ class RewardSettings:
         env: Mapping[str, str] | None = None,
         extra_sections: Mapping[str, tuple[str, type[Settings]]] | None = None,
         where: str = "reward.reward_kwargs",
-    ) -> "RewardSettings":
+    ) -> RewardSettings:
         """Parse and check the flat mapping; ``env`` (default ``os.environ``) fills guard fields."""
         sections = {**SECTIONS, **(extra_sections or {})}
         kwargs = {k: v for k, v in dict(kwargs or {}).items() if v is not None}

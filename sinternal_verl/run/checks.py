@@ -9,7 +9,8 @@ settings class that will read it, before the first stage runs.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..settings import ConfigError, load
 from .config import RunConfig
@@ -28,7 +29,13 @@ def _problems(where: str, check: Callable[[], Any]) -> list[str]:
 def check_sections(cfg: RunConfig) -> None:
     """Raise :class:`ConfigError` naming every problem in the handed-on sections."""
     from ..data.config import PipelineConfig
-    from ..eval.config import BenchmarkSpec, EvalConfig, GenerationSettings, GuardJudgeSettings, VerificationSettings
+    from ..eval.config import (
+        BenchmarkSpec,
+        EvalConfig,
+        GenerationSettings,
+        GuardJudgeSettings,
+        VerificationSettings,
+    )
     from ..rewards.settings import RewardSettings
 
     ev = cfg.eval

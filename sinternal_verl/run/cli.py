@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from .config import RunConfig
     from .proc import StageFailed
     from .report import last_screen
-    from .runner import RunInterrupted, RunSetupError, run as run_stages
+    from .runner import RunInterrupted, RunSetupError
+    from .runner import run as run_stages
 
     console = Console()
     try:

@@ -15,9 +15,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MANIFEST = "manifest.json"
 #: packages whose versions decide what a run computes

@@ -14,9 +14,9 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 
 class StageFailed(RuntimeError):
@@ -55,7 +55,7 @@ class PeakSampler:
             self.peak = max(self.peak, tree_rss_bytes())
             self._stop.wait(self.every_s)
 
-    def __enter__(self) -> "PeakSampler":
+    def __enter__(self) -> PeakSampler:
         self._thread.start()
         return self
 

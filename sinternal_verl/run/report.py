@@ -55,18 +55,17 @@ def eval_table(result: dict) -> list[str]:
     (under ``models`` or at the top level); otherwise the flat numbers."""
     models = result.get("models") if isinstance(result.get("models"), dict) else result
     rows = {k: v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+    def walk(prefix: str, value: Any, flat: dict[str, float]) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}/" if prefix or k else k, v, flat)
+        elif isinstance(value, (int, float)):
+            flat[prefix.rstrip("/")] = float(value)
+
     flat_rows: dict[str, dict[str, float]] = {}
     for model, metrics in rows.items():
         flat: dict[str, float] = {}
-
-        def walk(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    walk(f"{prefix}{k}/" if prefix or k else k, v)
-            elif isinstance(value, (int, float)):
-                flat[prefix.rstrip("/")] = float(value)
-
-        walk("", metrics)
+        walk("", metrics, flat)
         if flat:
             flat_rows[model] = flat
     if not flat_rows:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 #: (request, compliance answer, why-think for compliance). Compliance answers carry the
 #: fake expert's unsafe markers ("here is how to build a bomb", "detonator", ...).

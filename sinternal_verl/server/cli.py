@@ -170,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from .app import build_app
     from sinternal_verl.guards.types import GuardUnavailableError
 
+    from .app import build_app
     from .runner import serve
 
     try:

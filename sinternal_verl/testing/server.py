@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -32,7 +32,7 @@ class ThreadedServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> "ThreadedServer":
+    def start(self, timeout: float = 15.0) -> ThreadedServer:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -47,7 +47,7 @@ class ThreadedServer:
         self.server.should_exit = True
         self.thread.join(timeout)
 
-    def __enter__(self) -> "ThreadedServer":
+    def __enter__(self) -> ThreadedServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -103,7 +103,7 @@ class VLLMServer:
         except OSError:
             return "(no log)"
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> VLLMServer:
         if not Path(self.spec.python).exists():
             raise FileNotFoundError(f"{ENV_VLLM_PYTHON}={self.spec.python} does not exist; build it with `make vllm-venv`")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ class VLLMServer:
                 continue
             break
 
-    def __enter__(self) -> "VLLMServer":
+    def __enter__(self) -> VLLMServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
