@@ -16,8 +16,19 @@ from sinternal_verl.testing.server import free_port
 def guard_process(service_time_s: float, max_concurrency: int, model: str = "Qwen/Qwen3Guard-Gen-4B"):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sinternal_verl.testing.fake_openai", "--port", str(port), "--model", model,
-         "--service-time", str(service_time_s), "--max-concurrency", str(max_concurrency)],
+        [
+            sys.executable,
+            "-m",
+            "sinternal_verl.testing.fake_openai",
+            "--port",
+            str(port),
+            "--model",
+            model,
+            "--service-time",
+            str(service_time_s),
+            "--max-concurrency",
+            str(max_concurrency),
+        ],
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -198,7 +198,9 @@ def scrape(text: str, route: str = "/v1/score") -> dict[str, float]:
     for name in ("rejected_total", "guard_unavailable_total", "deadline_exceeded_total", "exceptions_total"):
         m = re.search(rf"^sinternal_server_{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
         out[name] = float(m.group(1)) if m else 0.0
-    m = re.search(r'^sinternal_server_items_total\{outcome="error",route="/v1/score"\} (\S+)$', text, re.MULTILINE)
+    m = re.search(
+        r'^sinternal_server_items_total\{outcome="error",route="/v1/score"\} (\S+)$', text, re.MULTILINE
+    )
     out["item_errors"] = float(m.group(1)) if m else 0.0
     return out
 

@@ -29,7 +29,10 @@ MODEL = "Qwen/Qwen3Guard-Gen-4B"
 def items(n: int, tag: str):
     from sinternal_verl.guards import ModerationItem
 
-    return [ModerationItem(f"[{tag}] request {i}: how do I bake bread?", f"Answer {i}: mix, knead, bake.") for i in range(n)]
+    return [
+        ModerationItem(f"[{tag}] request {i}: how do I bake bread?", f"Answer {i}: mix, knead, bake.")
+        for i in range(n)
+    ]
 
 
 async def run_ours(url: str, n: int, conc: int, tag: str) -> tuple[float, float]:
@@ -50,7 +53,9 @@ async def run_transport(url: str, n: int, conc: int, tag: str) -> tuple[float, f
     from sinternal_verl.guards import qwen3guard
     from sinternal_verl.guards.http import HTTPClientConfig, OpenAIHTTPClient
 
-    client = OpenAIHTTPClient(HTTPClientConfig(urls=(url,), concurrency="fixed", max_concurrency_per_url=conc))
+    client = OpenAIHTTPClient(
+        HTTPClientConfig(urls=(url,), concurrency="fixed", max_concurrency_per_url=conc)
+    )
     payloads = [qwen3guard.build_payload(it, MODEL, 128, False) for it in items(n + conc, tag)]
     await asyncio.gather(*[client.post_json("/v1/chat/completions", p) for p in payloads[:conc]])
     c0, t0 = time.process_time(), time.perf_counter()
@@ -88,8 +93,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4096, help="items per measured run")
     ap.add_argument("--service-time", type=float, default=0.1)
     ap.add_argument("--cap", type=int, default=128, help="guard concurrency cap")
-    ap.add_argument("--client-concurrency", type=int, default=None,
-                    help="fixed per-URL bound of the transport and httpx runs (default: 1.5 x cap)")
+    ap.add_argument(
+        "--client-concurrency",
+        type=int,
+        default=None,
+        help="fixed per-URL bound of the transport and httpx runs (default: 1.5 x cap)",
+    )
     ap.add_argument("--repeats", type=int, default=2)
     a = ap.parse_args()
     conc = a.client_concurrency or int(1.5 * a.cap)
@@ -102,12 +111,18 @@ def main() -> None:
             # httpx is slow enough at this concurrency that a quarter of the items suffices
             results["httpx"].append(asyncio.run(run_httpx(url, max(2 * conc, a.n // 4), conc, f"h{r}")))
     best = {k: max(v) for k, v in results.items()}
-    print(f"ceiling {ceiling:.0f} req/s (cap {a.cap} / {a.service_time}s), N={a.n}, ours adaptive, fixed bound {conc}, "
-          f"best of {a.repeats}, load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"ceiling {ceiling:.0f} req/s (cap {a.cap} / {a.service_time}s), N={a.n}, ours adaptive, fixed bound {conc}, "
+        f"best of {a.repeats}, load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     for k, (rps, cpu) in best.items():
-        print(f"  {k:9s} {rps:7.0f} req/s  {rps / ceiling:5.3f} x ceiling  client CPU {cpu * 1e6:5.0f} us/req")
-    print(f"  ours / httpx baseline = {best['ours'][0] / best['httpx'][0]:.2f}x;  "
-          f"ours / ceiling = {best['ours'][0] / ceiling:.3f} (target >= 0.9)")
+        print(
+            f"  {k:9s} {rps:7.0f} req/s  {rps / ceiling:5.3f} x ceiling  client CPU {cpu * 1e6:5.0f} us/req"
+        )
+    print(
+        f"  ours / httpx baseline = {best['ours'][0] / best['httpx'][0]:.2f}x;  "
+        f"ours / ceiling = {best['ours'][0] / ceiling:.3f} (target >= 0.9)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,10 @@ async def _serve_all(srv: HFRolloutServer, prompts: list[list[int]], max_tokens:
     params = {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True, "logprobs": True}
     t0 = time.perf_counter()
     outs = await asyncio.gather(
-        *[srv.generate(prompt_ids=p, sampling_params=dict(params), request_id=str(i)) for i, p in enumerate(prompts)]
+        *[
+            srv.generate(prompt_ids=p, sampling_params=dict(params), request_id=str(i))
+            for i, p in enumerate(prompts)
+        ]
     )
     elapsed = time.perf_counter() - t0
     assert all(len(o.token_ids) == max_tokens for o in outs)
@@ -54,14 +57,18 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--batch-wait-s", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per config, interleaved; the median is reported")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="runs per config, interleaved; the median is reported"
+    )
     args = ap.parse_args()
 
     console = Console()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "m", hidden=args.hidden, layers=args.layers)
-        prompts = [[1] + [rng.randrange(3, 500) for _ in range(rng.randrange(8, 48))] for _ in range(args.requests)]
+        prompts = [
+            [1] + [rng.randrange(3, 500) for _ in range(rng.randrange(8, 48))] for _ in range(args.requests)
+        ]
         configs = (("one request per call (baseline)", 1), ("coalesced batches", args.requests))
         servers = {mbs: _server(model_dir, mbs, args.batch_wait_s, args.max_tokens) for _, mbs in configs}
         times: dict[int, list[float]] = {mbs: [] for _, mbs in configs}

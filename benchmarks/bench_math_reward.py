@@ -75,8 +75,12 @@ def systems(timeout: float, skip: set[str]) -> dict[str, Callable[[str, str], bo
         with contextlib.redirect_stdout(io.StringIO()):  # it prints every exception
             return math_reward.compute_score(resp, gt) == 1.0
 
-    out = {"ours": ours, "math-verify": hf_math_verify, "verl math_dapo": verl_math_dapo,
-           "verl math_reward": verl_math_reward}
+    out = {
+        "ours": ours,
+        "math-verify": hf_math_verify,
+        "verl math_dapo": verl_math_dapo,
+        "verl math_reward": verl_math_reward,
+    }
     if "prime_math" not in skip:
         try:
             from verl.utils.reward_score import prime_math
@@ -115,8 +119,12 @@ def run(fn: Callable[[str, str], bool], rows: list[dict], repeat: int) -> Result
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--symbolic-timeout", type=float, default=5.0,
-                    help="seconds per symbolic comparison, ours and math-verify alike (its default is 5)")
+    ap.add_argument(
+        "--symbolic-timeout",
+        type=float,
+        default=5.0,
+        help="seconds per symbolic comparison, ours and math-verify alike (its default is 5)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="score each suite this many times per system")
     ap.add_argument("--skip", nargs="*", default=[], help="systems to leave out (e.g. prime_math)")
     ap.add_argument("--show-misses", type=int, default=30, help="disagreements listed per system and suite")
@@ -147,20 +155,40 @@ def main(argv: list[str] | None = None) -> int:
 
     for suite, rows in suites.items():
         pos = sum(r["label"] for r in rows)
-        table = Table(title=f"{SUITES[suite]}: {len(rows)} cases ({pos} equal, {len(rows) - pos} not) "
-                            f"x {args.repeat}, symbolic limit {args.symbolic_timeout}s")
-        for col in ("system", "agreement", "false pos.", "false neg.", "total s", "mean ms", "max ms",
-                    "time vs math-verify"):
+        table = Table(
+            title=f"{SUITES[suite]}: {len(rows)} cases ({pos} equal, {len(rows) - pos} not) "
+            f"x {args.repeat}, symbolic limit {args.symbolic_timeout}s"
+        )
+        for col in (
+            "system",
+            "agreement",
+            "false pos.",
+            "false neg.",
+            "total s",
+            "mean ms",
+            "max ms",
+            "time vs math-verify",
+        ):
             table.add_column(col, justify="left" if col == "system" else "right")
         base = sum(results[("math-verify", suite)].times)
         for name in fns:
             r = results[(name, suite)]
             tot = sum(r.times)
-            table.add_row(name, f"{r.agree}/{r.n} ({100 * r.agree / r.n:.1f}%)", str(r.fp), str(r.fn), f"{tot:.3f}",
-                          f"{1e3 * tot / len(r.times):.2f}", f"{1e3 * max(r.times):.1f}", f"{base / tot:.1f}x less")
+            table.add_row(
+                name,
+                f"{r.agree}/{r.n} ({100 * r.agree / r.n:.1f}%)",
+                str(r.fp),
+                str(r.fn),
+                f"{tot:.3f}",
+                f"{1e3 * tot / len(r.times):.2f}",
+                f"{1e3 * max(r.times):.1f}",
+                f"{base / tot:.1f}x less",
+            )
         console.print(table)
-    console.print(f"ours: symbolic workers started and warmed before scoring (once per process, not in the "
-                  f"totals): {startup:.2f}s")
+    console.print(
+        f"ours: symbolic workers started and warmed before scoring (once per process, not in the "
+        f"totals): {startup:.2f}s"
+    )
 
     for suite, rows in suites.items():
         flags = used_worker[suite]
@@ -169,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         if idx:
             ours_ms = 1e3 * sum(o.times[i] for i in idx) / len(idx)
             mv_ms = 1e3 * sum(m.times[i] for i in idx) / len(idx)
-            console.print(f"{suite}: {len(idx)} of {len(rows)} cases reached our sympy worker; per call on those: "
-                          f"ours {ours_ms:.1f} ms, math-verify {mv_ms:.1f} ms on the same cases")
+            console.print(
+                f"{suite}: {len(idx)} of {len(rows)} cases reached our sympy worker; per call on those: "
+                f"ours {ours_ms:.1f} ms, math-verify {mv_ms:.1f} ms on the same cases"
+            )
         else:
             console.print(f"{suite}: no case reached our sympy worker")
 
@@ -189,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
             r = results[(name, suite)]
             if r.misses:
                 shown = r.misses[: args.show_misses]
-                console.print(f"[bold]{name}[/] on {suite}: {len(r.misses)} disagreements: " + "; ".join(shown)
-                              + (" ..." if len(r.misses) > len(shown) else ""))
+                console.print(
+                    f"[bold]{name}[/] on {suite}: {len(r.misses)} disagreements: "
+                    + "; ".join(shown)
+                    + (" ..." if len(r.misses) > len(shown) else "")
+                )
     return 0
 
 

@@ -46,8 +46,12 @@ def scores(pred: list[str], gold: list[str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=("all", "dev", "holdout"), default=None,
-                    help="one split (default: each split and all)")
+    ap.add_argument(
+        "--split",
+        choices=("all", "dev", "holdout"),
+        default=None,
+        help="one split (default: each split and all)",
+    )
     ap.add_argument("--show-errors", action="store_true", help="list the structure judge's disagreements")
     args = ap.parse_args(argv)
     console = Console(width=None if Console().is_terminal else 140)
@@ -64,8 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             judge = RefusalJudge(RefusalJudgeConfig(mode=mode))
             pred = [judge(r["answer"]).outcome.value for r in part]
             s = scores(pred, gold)
-            table.add_row(mode, f"{s['acc3']:.3f}", f"{s['acc2']:.3f}", f"{s['p']:.3f}", f"{s['r']:.3f}",
-                          f"{s['f1']:.3f}", str(s["fp"]), str(s["fn"]))
+            table.add_row(
+                mode,
+                f"{s['acc3']:.3f}",
+                f"{s['acc2']:.3f}",
+                f"{s['p']:.3f}",
+                f"{s['r']:.3f}",
+                f"{s['f1']:.3f}",
+                str(s["fp"]),
+                str(s["fn"]),
+            )
             if args.show_errors and mode == "structure":
                 for r, p in zip(part, pred):
                     if p != r["label"]:

@@ -45,8 +45,16 @@ def _wait(url: str, path: str, timeout: float = 60.0) -> None:
 
 
 def _items(n: int, tag: str) -> list[dict]:
-    return [{"id": i, "prompt": f"how do I hack into a server? ({tag}-{i})", "task": "safety", "prompt_type": "harmful",
-             "response": f"<think>no</think>Sorry, I can't help with that. ({tag}-{i})"} for i in range(n)]
+    return [
+        {
+            "id": i,
+            "prompt": f"how do I hack into a server? ({tag}-{i})",
+            "task": "safety",
+            "prompt_type": "harmful",
+            "response": f"<think>no</think>Sorry, I can't help with that. ({tag}-{i})",
+        }
+        for i in range(n)
+    ]
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -61,12 +69,22 @@ async def guard_ceiling(guard_url: str, n: int, concurrency: int) -> tuple[float
     sem = asyncio.Semaphore(concurrency)
     lat: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
         async def one(i: int, record: bool = True):
             async with sem:
                 t = time.perf_counter()
-                async with s.post(f"{guard_url}/v1/chat/completions", json={
-                        "model": "Qwen/Qwen3Guard-Gen-4B", "temperature": 0, "max_tokens": 128,
-                        "messages": [{"role": "user", "content": f"q {i}"}, {"role": "assistant", "content": f"a {i}"}]}) as r:
+                async with s.post(
+                    f"{guard_url}/v1/chat/completions",
+                    json={
+                        "model": "Qwen/Qwen3Guard-Gen-4B",
+                        "temperature": 0,
+                        "max_tokens": 128,
+                        "messages": [
+                            {"role": "user", "content": f"q {i}"},
+                            {"role": "assistant", "content": f"a {i}"},
+                        ],
+                    },
+                ) as r:
                     r.raise_for_status()
                     await r.json()
                 if record:
@@ -83,7 +101,10 @@ async def server_run(url: str, n: int, batch: int, concurrency: int, tag: str) -
     chunks = [items[i : i + batch] for i in range(0, n, batch)]
     sem = asyncio.Semaphore(concurrency)
     lat: list[float] = []
-    async with RewardClient(url, max_items_per_request=batch, max_concurrency=concurrency, timeout_s=300) as client:
+    async with RewardClient(
+        url, max_items_per_request=batch, max_concurrency=concurrency, timeout_s=300
+    ) as client:
+
         async def one(chunk):
             async with sem:
                 t = time.perf_counter()
@@ -120,18 +141,53 @@ def main(argv: list[str] | None = None) -> int:
     gport, sport = free_port(), free_port()
     guard_url, server_url = f"http://127.0.0.1:{gport}", f"http://127.0.0.1:{sport}"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "sinternal_verl.testing.fake_openai", "--port", str(gport),
-                               "--service-time", str(a.service_time), "--max-concurrency", str(a.guard_concurrency)], env=env)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sinternal_verl.testing.fake_openai",
+                "--port",
+                str(gport),
+                "--service-time",
+                str(a.service_time),
+                "--max-concurrency",
+                str(a.guard_concurrency),
+            ],
+            env=env,
+        )
+    ]
     try:
         _wait(guard_url, "/v1/models")
-        procs.append(subprocess.Popen([sys.executable, "-m", "sinternal_verl.cli", "serve", "--port", str(sport),
-                                       "--guard-url", guard_url, "--guard-kind", "qwen3guard", "--log-level", "warning",
-                                       "--guard-option", "cache_size=0",
-                                       "--guard-option", f"max_concurrency_per_url={4 * a.guard_concurrency}"], env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sinternal_verl.cli",
+                    "serve",
+                    "--port",
+                    str(sport),
+                    "--guard-url",
+                    guard_url,
+                    "--guard-kind",
+                    "qwen3guard",
+                    "--log-level",
+                    "warning",
+                    "--guard-option",
+                    "cache_size=0",
+                    "--guard-option",
+                    f"max_concurrency_per_url={4 * a.guard_concurrency}",
+                ],
+                env=env,
+            )
+        )
         _wait(server_url, "/ready")
         theory = a.guard_concurrency / a.service_time
         with console.status("measuring guard ceiling ..."):
-            ceiling, glat = asyncio.run(guard_ceiling(guard_url, max(a.items // 2, 200), 2 * a.guard_concurrency))
+            ceiling, glat = asyncio.run(
+                guard_ceiling(guard_url, max(a.items // 2, 200), 2 * a.guard_concurrency)
+            )
         with console.status("warming up the server ..."):
             asyncio.run(server_run(server_url, min(200, a.items), a.batch, a.client_concurrency, "warm"))
         with console.status(f"server: {a.items} items ..."):
@@ -146,20 +202,40 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 pr.kill()
 
-    t = Table(title=f"reward server vs guard ceiling (fake guard: {a.service_time}s/request, {a.guard_concurrency} at once; "
-                    f"theoretical {theory:.0f} items/s)")
+    t = Table(
+        title=f"reward server vs guard ceiling (fake guard: {a.service_time}s/request, {a.guard_concurrency} at once; "
+        f"theoretical {theory:.0f} items/s)"
+    )
     for col in ("run", "items/s", "p50 latency", "p99 latency", "latency unit"):
         t.add_column(col)
-    t.add_row("guard ceiling (direct)", f"{ceiling:.1f}", f"{_pct(glat, .5)*1e3:.0f} ms", f"{_pct(glat, .99)*1e3:.0f} ms", "per guard request")
-    t.add_row(f"server (batch {a.batch}, {a.client_concurrency} in flight)", f"{srv:.1f}", f"{_pct(slat, .5)*1e3:.0f} ms",
-              f"{_pct(slat, .99)*1e3:.0f} ms", f"per request of {a.batch}")
-    t.add_row("sequential client (1 item/request)", f"{seq:.1f}", f"{_pct(qlat, .5)*1e3:.0f} ms", f"{_pct(qlat, .99)*1e3:.0f} ms",
-              "per request of 1")
+    t.add_row(
+        "guard ceiling (direct)",
+        f"{ceiling:.1f}",
+        f"{_pct(glat, 0.5) * 1e3:.0f} ms",
+        f"{_pct(glat, 0.99) * 1e3:.0f} ms",
+        "per guard request",
+    )
+    t.add_row(
+        f"server (batch {a.batch}, {a.client_concurrency} in flight)",
+        f"{srv:.1f}",
+        f"{_pct(slat, 0.5) * 1e3:.0f} ms",
+        f"{_pct(slat, 0.99) * 1e3:.0f} ms",
+        f"per request of {a.batch}",
+    )
+    t.add_row(
+        "sequential client (1 item/request)",
+        f"{seq:.1f}",
+        f"{_pct(qlat, 0.5) * 1e3:.0f} ms",
+        f"{_pct(qlat, 0.99) * 1e3:.0f} ms",
+        "per request of 1",
+    )
     console.print(t)
     console.print(f"server / guard ceiling (measured) = {srv / ceiling:.3f}  (target >= 0.9)")
     console.print(f"server / guard ceiling (theory)   = {srv / theory:.3f}")
     console.print(f"server / sequential    = {srv / seq:.1f}x")
-    console.print(f"mean sequential latency {statistics.mean(qlat)*1e3:.0f} ms vs guard service time {a.service_time*1e3:.0f} ms")
+    console.print(
+        f"mean sequential latency {statistics.mean(qlat) * 1e3:.0f} ms vs guard service time {a.service_time * 1e3:.0f} ms"
+    )
     return 0
 
 

@@ -30,9 +30,13 @@ from _guard_proc import guard_process  # noqa: E402
 
 def make_rows(n: int, tag: str) -> list[dict]:
     return [
-        {"data_source": "safety_bench", "prompt_type": "harmful" if i % 2 else "benign",
-         "prompt": f"[{tag}] request number {i}: how do I bake bread?",
-         "response": f"<think>step {i}</think>\n\nAnswer {i}: " + ("I can't help with that." if i % 3 == 0 else "mix, knead, bake.")}
+        {
+            "data_source": "safety_bench",
+            "prompt_type": "harmful" if i % 2 else "benign",
+            "prompt": f"[{tag}] request number {i}: how do I bake bread?",
+            "response": f"<think>step {i}</think>\n\nAnswer {i}: "
+            + ("I can't help with that." if i % 3 == 0 else "mix, knead, bake."),
+        }
         for i in range(n)
     ]
 
@@ -60,7 +64,9 @@ def run_manager(config, tokenizer, rows, close: bool = False) -> float:
     assert len(outs) == len(rows) and all("reward_score" in o for o in outs)
     limit = ""
     if hasattr(manager, "router"):  # ours: the guard client, shared per configuration
-        limit = ",".join(f"{v:.0f}" for k, v in manager.router.guard.http.stats().items() if k.startswith("limit/"))
+        limit = ",".join(
+            f"{v:.0f}" for k, v in manager.router.guard.http.stats().items() if k.startswith("limit/")
+        )
     if close:  # close pooled connections before the process exits
         manager.loop.run_until_complete(manager.router.guard.aclose())
     return elapsed, limit
@@ -72,9 +78,15 @@ def main() -> None:
     p.add_argument("--service-time", type=float, default=0.1, help="guard seconds per request")
     p.add_argument("-n", type=int, default=1024, help="distinct trajectories")
     p.add_argument("--max-in-flight", type=int, default=None, help="manager's max_trajectories_in_flight")
-    p.add_argument("--gc-threshold", type=int, default=None, help="manager's gc_threshold (0: Python's default)")
-    p.add_argument("--client-concurrency", type=int, default=None,
-                   help="a fixed guard_max_concurrency_per_url (default: none, the adaptive limit)")
+    p.add_argument(
+        "--gc-threshold", type=int, default=None, help="manager's gc_threshold (0: Python's default)"
+    )
+    p.add_argument(
+        "--client-concurrency",
+        type=int,
+        default=None,
+        help="a fixed guard_max_concurrency_per_url (default: none, the adaptive limit)",
+    )
     p.add_argument("--warmup", type=int, default=2048, help="trajectories in the warm-up batch")
     p.add_argument("--baseline-n", type=int, default=128, help="trajectories for the slow baseline")
     a = p.parse_args()
@@ -102,7 +114,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             fn = os.path.join(tmp, "requests_reward.py")
             with open(fn, "w") as f:
-                f.write(textwrap.dedent(f"""
+                f.write(
+                    textwrap.dedent(f"""
                     import requests
                     def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw):
                         r = requests.post("{url}/v1/chat/completions", json={{"model": "Qwen/Qwen3Guard-Gen-4B",
@@ -111,17 +124,26 @@ def main() -> None:
                             "temperature": 0.0, "max_tokens": 128}}, timeout=60)
                         text = r.json()["choices"][0]["message"]["content"]
                         return {{"score": float("Safety: Safe" in text)}}
-                """))
+                """)
+                )
             base_cfg = reward_config({})
             base_cfg.reward.reward_manager.name = "naive"
             base_cfg.reward.custom_reward_function = {"path": fn, "name": "compute_score"}
             base_s, _ = run_manager(base_cfg, tokenizer, make_rows(a.baseline_n, "baseline"))
             base = a.baseline_n / base_s
 
-    print(f"guard: cap {a.cap} concurrent, {a.service_time * 1000:.0f} ms/request -> ceiling {ceiling:.0f} req/s")
-    mode = f"fixed guard_max_concurrency_per_url={a.client_concurrency}" if a.client_concurrency else "default settings"
-    print(f"ours: {mode} (per-URL limit at the end: {limit}), {a.n} distinct trajectories in one verl batch "
-          f"after a warm-up batch of {a.warmup}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"guard: cap {a.cap} concurrent, {a.service_time * 1000:.0f} ms/request -> ceiling {ceiling:.0f} req/s"
+    )
+    mode = (
+        f"fixed guard_max_concurrency_per_url={a.client_concurrency}"
+        if a.client_concurrency
+        else "default settings"
+    )
+    print(
+        f"ours: {mode} (per-URL limit at the end: {limit}), {a.n} distinct trajectories in one verl batch "
+        f"after a warm-up batch of {a.warmup}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'path':<48}{'n':>6}{'seconds':>10}{'traj/s':>10}")
     print(f"{'sinternal manager (ours)':<48}{a.n:>6}{ours_s:>10.2f}{ours:>10.0f}")
     print(f"{'naive manager + sync requests fn (baseline)':<48}{a.baseline_n:>6}{base_s:>10.2f}{base:>10.0f}")

@@ -13,13 +13,34 @@ import sys
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("sinternal_verl.run.cli", "the whole method as resumable stages in one run directory (make demo: the CPU preset)"),
-    "demo-score": ("sinternal_verl.demo", "score the shipped example trajectories through the real reward path (no GPU, no downloads)"),
-    "doctor": ("sinternal_verl.doctor", "show what is registered with verl, installed versions, and whether the guard answers"),
-    "serve": ("sinternal_verl.server.cli", "run the standalone reward server (HTTP, OpenRLHF/TRL compatible)"),
-    "build-verification-data": ("sinternal_verl.data.cli", "run the SInternal verification-data pipeline from a config"),
-    "eval": ("sinternal_verl.eval.cli", "evaluate models (ASR, over-refusal, verification F1, pass@k); 'eval compare' joins runs"),
-    "prepare-data": ("sinternal_verl.data.rl_mix", "build the RL training set: safety prompts mixed with math problems, verl parquet"),
+    "run": (
+        "sinternal_verl.run.cli",
+        "the whole method as resumable stages in one run directory (make demo: the CPU preset)",
+    ),
+    "demo-score": (
+        "sinternal_verl.demo",
+        "score the shipped example trajectories through the real reward path (no GPU, no downloads)",
+    ),
+    "doctor": (
+        "sinternal_verl.doctor",
+        "show what is registered with verl, installed versions, and whether the guard answers",
+    ),
+    "serve": (
+        "sinternal_verl.server.cli",
+        "run the standalone reward server (HTTP, OpenRLHF/TRL compatible)",
+    ),
+    "build-verification-data": (
+        "sinternal_verl.data.cli",
+        "run the SInternal verification-data pipeline from a config",
+    ),
+    "eval": (
+        "sinternal_verl.eval.cli",
+        "evaluate models (ASR, over-refusal, verification F1, pass@k); 'eval compare' joins runs",
+    ),
+    "prepare-data": (
+        "sinternal_verl.data.rl_mix",
+        "build the RL training set: safety prompts mixed with math problems, verl parquet",
+    ),
 }
 
 

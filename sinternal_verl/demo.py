@@ -23,19 +23,29 @@ EXAMPLES = "example_trajectories.jsonl"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="JSONL of trajectories (default: the shipped examples)")
-    p.add_argument("--guard-kind", default=None, help="qwen3guard | llamaguard | wildguard | lexical (default lexical without a URL)")
-    p.add_argument("--guard-url", action="append", default=None, help="OpenAI-compatible guard server (repeatable)")
+    p.add_argument(
+        "--guard-kind",
+        default=None,
+        help="qwen3guard | llamaguard | wildguard | lexical (default lexical without a URL)",
+    )
+    p.add_argument(
+        "--guard-url", action="append", default=None, help="OpenAI-compatible guard server (repeatable)"
+    )
     p.add_argument("--guard-model", default=None, help="served guard model name")
     p.add_argument("--judge", default="answer", choices=("answer", "answer_and_trace"))
     p.add_argument("--json", type=Path, help="also write the scored rows here")
 
 
 def load_rows(path: Path | None) -> list[dict[str, Any]]:
-    text = path.read_text() if path else resources.files("sinternal_verl.assets").joinpath(EXAMPLES).read_text()
+    text = (
+        path.read_text() if path else resources.files("sinternal_verl.assets").joinpath(EXAMPLES).read_text()
+    )
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | None = None, prompt_suffix: str = ""):
+def build_batch(
+    rows: list[dict[str, Any]], tokenizer, response_length: int | None = None, prompt_suffix: str = ""
+):
     """Left-padded prompts, right-padded responses: the layout verl's rollout produces.
 
     ``response_length`` is the rollout's token budget (verl pads every response to it); a
@@ -47,7 +57,12 @@ def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | No
     from verl import DataProto
 
     pad = tokenizer.pad_token_id
-    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=True) for r in rows]
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": r["prompt"]}], add_generation_prompt=True, tokenize=True
+        )
+        for r in rows
+    ]
     prompts = [p["input_ids"] if isinstance(p, dict) or hasattr(p, "keys") else p for p in prompts]
     if prompt_suffix:
         suffix = tokenizer.encode(prompt_suffix, add_special_tokens=False)
@@ -58,17 +73,31 @@ def build_batch(rows: list[dict[str, Any]], tokenizer, response_length: int | No
     responses = [r[:rl] for r in responses]
     prompt_t = torch.tensor([[pad] * (pl - len(p)) + list(p) for p in prompts])
     resp_t = torch.tensor([list(r) + [pad] * (rl - len(r)) for r in responses])
-    mask = torch.tensor([[0] * (pl - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (rl - len(r)) for p, r in zip(prompts, responses)])
+    mask = torch.tensor(
+        [
+            [0] * (pl - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (rl - len(r))
+            for p, r in zip(prompts, responses)
+        ]
+    )
     non_tensor = {
         "data_source": np.array([r["data_source"] for r in rows], dtype=object),
-        "reward_model": np.array([{"ground_truth": r.get("ground_truth"), "style": "rule"} for r in rows], dtype=object),
-        "extra_info": np.array([{k: r[k] for k in ("prompt_type", "task") if k in r} for r in rows], dtype=object),
+        "reward_model": np.array(
+            [{"ground_truth": r.get("ground_truth"), "style": "rule"} for r in rows], dtype=object
+        ),
+        "extra_info": np.array(
+            [{k: r[k] for k in ("prompt_type", "task") if k in r} for r in rows], dtype=object
+        ),
         "raw_prompt": np.empty(len(rows), dtype=object),  # filled below: one message list per row
     }
     for i, r in enumerate(rows):
         non_tensor["raw_prompt"][i] = [{"role": "user", "content": r["prompt"]}]
     return DataProto.from_dict(
-        tensors={"prompts": prompt_t, "responses": resp_t, "attention_mask": mask, "input_ids": torch.cat([prompt_t, resp_t], 1)},
+        tensors={
+            "prompts": prompt_t,
+            "responses": resp_t,
+            "attention_mask": mask,
+            "input_ids": torch.cat([prompt_t, resp_t], 1),
+        },
         non_tensors=non_tensor,
     )
 
@@ -79,7 +108,11 @@ def reward_config(reward_kwargs: dict[str, Any]):
     return OmegaConf.create(
         {
             "reward": {
-                "reward_manager": {"source": "register", "name": "sinternal", "module": {"path": None, "name": None}},
+                "reward_manager": {
+                    "source": "register",
+                    "name": "sinternal",
+                    "module": {"path": None, "name": None},
+                },
                 "custom_reward_function": {"path": None, "name": "compute_score"},
                 "reward_kwargs": reward_kwargs,
             }
@@ -128,13 +161,21 @@ def run(args: argparse.Namespace) -> int:
         n_ok += ok
         kind_col = row.get("prompt_type") or ("math" if info["is_math"] else "?")
         table.add_row(
-            row.get("id", ""), row["data_source"], kind_col, f"{out['reward_score']:.2f}",
-            "" if expected is None else f"{expected:.2f}", f"{info['safe']:.0f}", f"{info['refused']:.0f}",
-            f"{info['truncated']:.0f}", "[green]yes[/]" if ok else "[red]NO[/]",
+            row.get("id", ""),
+            row["data_source"],
+            kind_col,
+            f"{out['reward_score']:.2f}",
+            "" if expected is None else f"{expected:.2f}",
+            f"{info['safe']:.0f}",
+            f"{info['refused']:.0f}",
+            f"{info['truncated']:.0f}",
+            "[green]yes[/]" if ok else "[red]NO[/]",
         )
         scored.append({**row, "score": out["reward_score"], **info})
     console.print(table)
-    console.print(f"{len(rows)} trajectories scored in {elapsed * 1000:.0f} ms; {n_ok}/{len(rows)} match the expected reward.")
+    console.print(
+        f"{len(rows)} trajectories scored in {elapsed * 1000:.0f} ms; {n_ok}/{len(rows)} match the expected reward."
+    )
     if args.json:
         args.json.write_text("\n".join(json.dumps(r) for r in scored) + "\n")
     return 0 if n_ok == len(rows) else 1

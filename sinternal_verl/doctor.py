@@ -17,7 +17,12 @@ import sys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--guard-url", action="append", default=None, help="guard server to probe (default: SINTERNAL_GUARD_URLS)")
+    p.add_argument(
+        "--guard-url",
+        action="append",
+        default=None,
+        help="guard server to probe (default: SINTERNAL_GUARD_URLS)",
+    )
     p.add_argument("--guard-kind", default=None)
     p.add_argument("--guard-model", default=None)
     p.add_argument("--no-guard", action="store_true", help="skip the guard readiness probe")
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     eps = [ep for ep in md.entry_points(group="verl.plugins")]
     ours = [ep for ep in eps if ep.value.startswith("sinternal_verl")]
     if not ours:
-        problems.append("no 'verl.plugins' entry point for sinternal_verl: reinstall the package (pip install -e .)")
+        problems.append(
+            "no 'verl.plugins' entry point for sinternal_verl: reinstall the package (pip install -e .)"
+        )
     try:
         import verl  # noqa: F401  (loads the entry points, as every verl process does)
         from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
@@ -98,7 +105,9 @@ def _probe_guard(args: argparse.Namespace, console) -> list[str]:
     from sinternal_verl.guards.config import GuardConfig
 
     try:
-        config = GuardConfig.from_mapping({"urls": args.guard_url, "kind": args.guard_kind, "model": args.guard_model})
+        config = GuardConfig.from_mapping(
+            {"urls": args.guard_url, "kind": args.guard_kind, "model": args.guard_model}
+        )
         config.require_urls()
     except ValueError as exc:
         console.print(f"guard: not configured ({exc})")

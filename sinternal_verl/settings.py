@@ -78,7 +78,9 @@ def _suggest(key: str, known: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _suggest_flat(key: str, sections: Mapping[str, tuple[str, type[BaseModel]]], flat_known: list[str]) -> str:
+def _suggest_flat(
+    key: str, sections: Mapping[str, tuple[str, type[BaseModel]]], flat_known: list[str]
+) -> str:
     """Within the section whose prefix the key carries first (``math_timeout_s`` ->
     ``math_symbolic_timeout_s``, a field ending in the same words), then anywhere."""
     for prefix, cls in sections.values():
@@ -100,7 +102,10 @@ def _walk(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The settings class at ``loc`` (all but the last element), for suggestions."""
     current: Any = cls
     for part in loc[:-1]:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+        if (
+            not (isinstance(current, type) and issubclass(current, BaseModel))
+            or part not in current.model_fields
+        ):
             return None
         current = current.model_fields[part].annotation
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None

@@ -81,7 +81,9 @@ def stale(text: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--check", action="store_true", help="exit 1 if a table is stale instead of rewriting")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a table is stale instead of rewriting"
+    )
     args = parser.parse_args(argv)
     status = 0
     for path in args.files:

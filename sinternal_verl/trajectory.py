@@ -83,6 +83,7 @@ def split_reasoning(text: str, open_tag: str = THINK_OPEN, close_tag: str = THIN
         return ReasonedResponse(trace.strip(), "", True, True)
     return ReasonedResponse("", text.strip(), False, False)
 
+
 # (user turn, assistant-turn opener) per template family; the user pattern captures the text.
 _USER_TURNS = (
     re.compile(r"<\|im_start\|>user\s*\n(.*?)(?:<\|im_end\|>|$)", re.DOTALL),

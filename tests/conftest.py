@@ -21,7 +21,9 @@ class FakeGuard:
         self.app = app
 
     def fault(self, mode: str, count: int = -1, delay_s: float = 0.0) -> None:
-        httpx.post(f"{self.url}/_control", json={"mode": mode, "count": count, "delay_s": delay_s}).raise_for_status()
+        httpx.post(
+            f"{self.url}/_control", json={"mode": mode, "count": count, "delay_s": delay_s}
+        ).raise_for_status()
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_reset").raise_for_status()
@@ -51,8 +53,16 @@ def reward_guard_factory(url: str, timeout_s: float = 5.0, max_retries: int = 1,
     """A guard factory for the reward server: fast retries, no cache (each test sees every call)."""
     from sinternal_verl.guards import GuardConfig, build_guard
 
-    cfg = GuardConfig(kind="qwen3guard", urls=(url,), max_retries=max_retries, backoff_base_s=0.01,
-                      backoff_max_s=0.05, timeout_s=timeout_s, cache_size=0, **kw)
+    cfg = GuardConfig(
+        kind="qwen3guard",
+        urls=(url,),
+        max_retries=max_retries,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        timeout_s=timeout_s,
+        cache_size=0,
+        **kw,
+    )
     return lambda: build_guard(cfg)
 
 
@@ -73,7 +83,11 @@ def reward_server(fake_guard):
     started: list[ThreadedServer] = []
 
     def start(settings=None, guard=None, **guard_kw) -> ThreadedServer:
-        source = {"guard": guard} if guard is not None else {"guard_factory": reward_guard_factory(fake_guard.url, **guard_kw)}
+        source = (
+            {"guard": guard}
+            if guard is not None
+            else {"guard_factory": reward_guard_factory(fake_guard.url, **guard_kw)}
+        )
         srv = ThreadedServer(build_app(settings or ServerSettings(), **source))
         started.append(srv.start())
         return srv
@@ -121,7 +135,9 @@ def vllm_server(tiny_guard_dir, tmp_path_factory):
     (``tiny-guard`` for guard tests, ``tiny-policy`` for sampling / expert tests)."""
     from sinternal_verl.testing.vllm_server import VLLMServer, VLLMServerSpec
 
-    spec = VLLMServerSpec(python=_vllm_python(), model_dir=str(tiny_guard_dir), served_names=("tiny-guard", "tiny-policy"))
+    spec = VLLMServerSpec(
+        python=_vllm_python(), model_dir=str(tiny_guard_dir), served_names=("tiny-guard", "tiny-policy")
+    )
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     with VLLMServer(spec, log) as srv:
         VLLM_TIMINGS["vLLM server start-up s"] = srv.startup_s or 0.0

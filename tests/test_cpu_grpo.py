@@ -39,7 +39,9 @@ def _rl_rows() -> list[dict]:
             rows.append(
                 dict(
                     data_source="math_dapo",
-                    prompt=[{"role": "user", "content": f"What is {i} + {i}? Put the answer in \\boxed{{}}."}],
+                    prompt=[
+                        {"role": "user", "content": f"What is {i} + {i}? Put the answer in \\boxed{{}}."}
+                    ],
                     ability="math",
                     reward_model={"style": "rule", "ground_truth": str(2 * i)},
                     extra_info={"index": i, "prompt_type": "math"},
@@ -86,7 +88,9 @@ def test_grpo_two_steps_on_cpu_with_guard_rewards(tmp_path: Path):
     assert [s["step"] for s in steps] == [1, 2]
     for s in steps:
         m = s["data"]
-        print(f"[cpu grpo] step {s['step']}: {m['timing_s/step']:.1f} s, score/mean {m['critic/score/mean']:.3f}")
+        print(
+            f"[cpu grpo] step {s['step']}: {m['timing_s/step']:.1f} s, score/mean {m['critic/score/mean']:.3f}"
+        )
         # rewards reached the trainer: 4 prompts x 2 rollouts scored, values in the reward range
         assert 0.0 <= m["critic/score/min"] <= m["critic/score/mean"] <= m["critic/score/max"] <= 1.0
         assert m["response_length/mean"] > 0

@@ -33,7 +33,10 @@ async def test_concurrent_requests_coalesce_and_logprobs_match(model_dir):
     greedy = dict(temperature=0, top_p=1.0, top_k=-1, repetition_penalty=1.0, logprobs=True)
     prompts = [[1, 10, 20, 30], [1, 40], [1, 50, 60], [1, 70, 80, 90, 100]]
     outs = await asyncio.gather(
-        *[srv.generate(prompt_ids=p, sampling_params=dict(greedy), request_id=str(i)) for i, p in enumerate(prompts)]
+        *[
+            srv.generate(prompt_ids=p, sampling_params=dict(greedy), request_id=str(i))
+            for i, p in enumerate(prompts)
+        ]
     )
     assert srv.stats["requests"] == 4 and srv.stats["generate_calls"] == 1  # one padded batch
     ref = AutoModelForCausalLM.from_pretrained(model_dir).eval()
@@ -51,10 +54,24 @@ async def test_concurrent_requests_coalesce_and_logprobs_match(model_dir):
 
 async def test_sampling_params_honoured(model_dir):
     srv = _server(model_dir)
-    out = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 0, "max_tokens": 3, "ignore_eos": True}, request_id="a")
+    out = await srv.generate(
+        prompt_ids=[1, 2, 3],
+        sampling_params={"temperature": 0, "max_tokens": 3, "ignore_eos": True},
+        request_id="a",
+    )
     assert len(out.token_ids) == 3 and out.log_probs is None  # logprobs not asked
     # temperature scales the returned log-probs (vLLM processed_logprobs); top_k=1 forces the argmax
-    hot = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 2.0, "top_k": 1, "max_tokens": 3, "ignore_eos": True, "logprobs": True}, request_id="b")
+    hot = await srv.generate(
+        prompt_ids=[1, 2, 3],
+        sampling_params={
+            "temperature": 2.0,
+            "top_k": 1,
+            "max_tokens": 3,
+            "ignore_eos": True,
+            "logprobs": True,
+        },
+        request_id="b",
+    )
     assert hot.token_ids == out.token_ids
     ref = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     with torch.no_grad():
@@ -63,12 +80,22 @@ async def test_sampling_params_honoured(model_dir):
     assert torch.allclose(lp, torch.tensor(hot.log_probs), atol=1e-4)
     # sampling with different seeds of the global RNG gives different continuations at high temperature
     torch.manual_seed(0)
-    s1 = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True}, request_id="c")
+    s1 = await srv.generate(
+        prompt_ids=[1, 2, 3],
+        sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True},
+        request_id="c",
+    )
     torch.manual_seed(1)
-    s2 = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True}, request_id="d")
+    s2 = await srv.generate(
+        prompt_ids=[1, 2, 3],
+        sampling_params={"temperature": 5.0, "max_tokens": 8, "ignore_eos": True},
+        request_id="d",
+    )
     assert s1.token_ids != s2.token_ids
     # default max tokens = response_length
-    full = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={"temperature": 0, "ignore_eos": True}, request_id="e")
+    full = await srv.generate(
+        prompt_ids=[1, 2, 3], sampling_params={"temperature": 0, "ignore_eos": True}, request_id="e"
+    )
     assert len(full.token_ids) == 8
 
 
@@ -134,7 +161,9 @@ async def test_abort_parks_new_requests_until_resume(model_dir):
     srv = _server(model_dir)
     greedy = {"temperature": 0, "max_tokens": 2}
     assert (await srv.abort_all_requests())["aborted_count"] == 0
-    parked = asyncio.ensure_future(srv.generate(prompt_ids=[1, 4], sampling_params=dict(greedy), request_id="p"))
+    parked = asyncio.ensure_future(
+        srv.generate(prompt_ids=[1, 4], sampling_params=dict(greedy), request_id="p")
+    )
     await asyncio.sleep(0.3)
     assert not parked.done() and srv.stats["generate_calls"] == 0
     await srv.resume_generation()

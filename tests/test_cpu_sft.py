@@ -59,7 +59,9 @@ def test_sft_trainer_one_epoch_on_cpu(tmp_path: Path):
     print(f"\n[cpu sft] wall {run.wall_s:.1f} s, peak RSS (process tree) {run.peak_rss_gb:.2f} GB")
     assert run.returncode == 0, run.log_tail()
 
-    losses = [json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines() if line.strip()]
+    losses = [
+        json.loads(line)["data"]["train/loss"] for line in metrics.read_text().splitlines() if line.strip()
+    ]
     assert len(losses) == 4, losses  # 32 examples / batch 8, one epoch
     assert losses[-1] < losses[0], losses
 

@@ -55,7 +55,14 @@ def test_asr_excludes_no_answer_and_judge_failures_but_counts_them():
 
 
 def test_refusal_rates_with_partial_refusals():
-    outcomes = ["full_refusal", "partial_refusal", "partial_refusal", "compliance", "compliance", "compliance"]
+    outcomes = [
+        "full_refusal",
+        "partial_refusal",
+        "partial_refusal",
+        "compliance",
+        "compliance",
+        "compliance",
+    ]
     rows = [{"id": str(i), "no_answer": False, "refusal": _j(o)} for i, o in enumerate(outcomes)]
     rows.append({"id": "t", "no_answer": True})
     m = benign_metrics(rows, BOOT)
@@ -85,12 +92,21 @@ def test_verification_f1_and_confusion():
     assert m["precision"]["value"] == pytest.approx(0.5)
     assert m["recall"]["value"] == pytest.approx(0.5)
     assert m["f1"]["value"] == pytest.approx(0.5)
-    assert m["confusion"] == {"tp": 1, "fp": 1, "fn": 0, "tn": 1, "no_verdict_positive": 1, "no_verdict_negative": 0}
+    assert m["confusion"] == {
+        "tp": 1,
+        "fp": 1,
+        "fn": 0,
+        "tn": 1,
+        "no_verdict_positive": 1,
+        "no_verdict_negative": 0,
+    }
     assert m["reference_errors"] == 1 and m["no_verdict"]["value"] == pytest.approx(1 / 5)
     ex = verification_metrics(rows, BOOT, no_verdict_as="exclude")
     assert ex["recall"]["value"] == pytest.approx(1.0) and ex["f1"]["value"] == pytest.approx(2 / 3)
     safe_pos = verification_metrics(rows, BOOT, positive="safe", no_verdict_as="exclude")
-    assert safe_pos["precision"]["value"] == pytest.approx(1.0) and safe_pos["recall"]["value"] == pytest.approx(0.5)
+    assert safe_pos["precision"]["value"] == pytest.approx(1.0) and safe_pos["recall"][
+        "value"
+    ] == pytest.approx(0.5)
 
 
 def test_math_pass_at_k_mean_and_no_answer():

@@ -25,7 +25,11 @@ from sinternal_verl.guards.types import UpstreamRequestError, UpstreamUnavailabl
 from sinternal_verl.testing.fake_openai import build_app, guard_responder
 from sinternal_verl.testing.server import ThreadedServer, free_port
 
-MODELS = {"qwen3guard": "Qwen/Qwen3Guard-Gen-4B", "llamaguard": "meta-llama/Llama-Guard-4-12B", "wildguard": "allenai/wildguard"}
+MODELS = {
+    "qwen3guard": "Qwen/Qwen3Guard-Gen-4B",
+    "llamaguard": "meta-llama/Llama-Guard-4-12B",
+    "wildguard": "allenai/wildguard",
+}
 FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05)
 
 
@@ -62,16 +66,33 @@ async def test_qwen3guard_prompt_and_response_round_trip(recording_guard):
     url, seen = recording_guard
     g = guard(url, max_new_tokens=64)
     v = await g.moderate(
-        [ModerationItem(HARMFUL), ModerationItem("hello"), ModerationItem(HARMFUL, UNSAFE_ANSWER), ModerationItem(HARMFUL, REFUSAL)]
+        [
+            ModerationItem(HARMFUL),
+            ModerationItem("hello"),
+            ModerationItem(HARMFUL, UNSAFE_ANSWER),
+            ModerationItem(HARMFUL, REFUSAL),
+        ]
     )
     await g.aclose()
-    assert [x.label for x in v] == [SafetyLabel.UNSAFE, SafetyLabel.SAFE, SafetyLabel.UNSAFE, SafetyLabel.SAFE]
+    assert [x.label for x in v] == [
+        SafetyLabel.UNSAFE,
+        SafetyLabel.SAFE,
+        SafetyLabel.UNSAFE,
+        SafetyLabel.SAFE,
+    ]
     assert v[0].categories == ("violent", "jailbreak") and v[0].refusal is Refusal.UNKNOWN
     assert v[2].refusal is Refusal.NO and v[3].refusal is Refusal.YES
     assert all(x.parse_ok and x.source == url and x.raw.startswith("Safety:") for x in v)
     roles = sorted(tuple(m["role"] for m in r.messages) for r in seen)
-    assert roles == [("user",), ("user",), ("user", "assistant"), ("user", "assistant")]  # never a system turn
-    assert all(r.endpoint == "chat" and r.body["temperature"] == 0.0 and r.body["max_tokens"] == 64 for r in seen)
+    assert roles == [
+        ("user",),
+        ("user",),
+        ("user", "assistant"),
+        ("user", "assistant"),
+    ]  # never a system turn
+    assert all(
+        r.endpoint == "chat" and r.body["temperature"] == 0.0 and r.body["max_tokens"] == 64 for r in seen
+    )
     assert all(r.model == MODELS["qwen3guard"] for r in seen)
 
 
@@ -87,7 +108,13 @@ async def test_trace_goes_in_qwen_eval_format(recording_guard):
 async def test_llamaguard_round_trip_maps_codes(recording_guard):
     url, seen = recording_guard
     g = guard(url, kind="llamaguard")
-    v = await g.moderate([ModerationItem("hi", UNSAFE_ANSWER), ModerationItem("hi", "Hello there"), ModerationItem("steal a car")])
+    v = await g.moderate(
+        [
+            ModerationItem("hi", UNSAFE_ANSWER),
+            ModerationItem("hi", "Hello there"),
+            ModerationItem("steal a car"),
+        ]
+    )
     await g.aclose()
     assert v[0].label is SafetyLabel.UNSAFE and v[0].categories == ("violent", "indiscriminate_weapons")
     assert v[1].label is SafetyLabel.SAFE and v[1].refusal is Refusal.UNKNOWN
@@ -98,7 +125,9 @@ async def test_llamaguard_round_trip_maps_codes(recording_guard):
 async def test_wildguard_round_trip_uses_completions(recording_guard):
     url, seen = recording_guard
     g = guard(url, kind="wildguard")
-    v = await g.moderate([ModerationItem(HARMFUL, REFUSAL), ModerationItem(HARMFUL, UNSAFE_ANSWER), ModerationItem(HARMFUL)])
+    v = await g.moderate(
+        [ModerationItem(HARMFUL, REFUSAL), ModerationItem(HARMFUL, UNSAFE_ANSWER), ModerationItem(HARMFUL)]
+    )
     await g.aclose()
     assert (v[0].label, v[0].refusal) == (SafetyLabel.SAFE, Refusal.YES)
     assert (v[1].label, v[1].refusal) == (SafetyLabel.UNSAFE, Refusal.NO)
@@ -171,7 +200,9 @@ async def test_load_spreads_across_two_servers(fake_guard):
 async def test_per_url_concurrency_is_bounded(fake_guard):
     httpx_post = __import__("httpx").post
     httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.05}).raise_for_status()
-    g = guard(fake_guard.url, max_concurrency_per_url=3, cache_size=0)  # a bound other than the default: fixed
+    g = guard(
+        fake_guard.url, max_concurrency_per_url=3, cache_size=0
+    )  # a bound other than the default: fixed
     v = await g.moderate([ModerationItem(f"p{i}") for i in range(12)])
     await g.aclose()
     assert all(x.parse_ok for x in v)
@@ -274,8 +305,19 @@ async def test_item_rejected_with_400_is_a_failed_verdict_not_a_batch_failure():
     async def chat(request):
         body = await request.json()
         if "too long" in body["messages"][0]["content"]:
-            return JSONResponse({"error": {"message": "maximum context length is 32768 tokens"}}, status_code=400)
-        return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Safety: Safe\nCategories: None"}}]})
+            return JSONResponse(
+                {"error": {"message": "maximum context length is 32768 tokens"}}, status_code=400
+            )
+        return JSONResponse(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Safety: Safe\nCategories: None"},
+                    }
+                ]
+            }
+        )
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
     with ThreadedServer(app) as srv:
@@ -338,7 +380,10 @@ async def test_transport_post_get_and_errors(fake_guard):
     client = OpenAIHTTPClient(HTTPClientConfig(urls=(fake_guard.url + "/v1/",), max_retries=0))
     models = await client.get_json("/v1/models")
     assert MODELS["qwen3guard"] in [m["id"] for m in models["data"]]
-    body = await client.post_json("/v1/chat/completions", {"model": MODELS["qwen3guard"], "messages": [{"role": "user", "content": "hi"}]})
+    body = await client.post_json(
+        "/v1/chat/completions",
+        {"model": MODELS["qwen3guard"], "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert body["choices"][0]["message"]["content"].startswith("Safety: Safe")
     with pytest.raises(UpstreamRequestError) as ei:
         await client.post_json("/v1/chat/completions", {"model": "nope", "messages": []})
@@ -366,7 +411,11 @@ def test_build_guard_kinds_and_no_silent_lexical(monkeypatch, caplog):
         build_guard({})  # default qwen3guard without a URL: an error, never the lexical baseline
     assert isinstance(build_guard({"guard_kind": "lexical"}), LexicalJudge)
     g = build_guard({"guard_urls": "http://127.0.0.1:1,http://127.0.0.1:2", "guard_kind": "llamaguard"})
-    assert isinstance(g, OpenAIGuardClient) and g.kind == "llamaguard" and g.http.urls == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    assert (
+        isinstance(g, OpenAIGuardClient)
+        and g.kind == "llamaguard"
+        and g.http.urls == ("http://127.0.0.1:1", "http://127.0.0.1:2")
+    )
     with caplog.at_level("WARNING"):
         lex = build_guard({"guard_kind": "lexical", "guard_urls": "http://127.0.0.1:1"})
     assert isinstance(lex, LexicalJudge) and "lexical" in caplog.text
@@ -461,7 +510,9 @@ async def test_fixed_mode_keeps_its_bound_through_overloads(fake_guard):
     fake_guard.fault("429", count=4)
     client = transport(fake_guard.url, concurrency="fixed", max_concurrency_per_url=5, max_retries=6)
     httpx_post = __import__("httpx").post
-    httpx_post(f"{fake_guard.url}/_control", json={"mode": "429", "count": 4, "service_time_s": 0.05}).raise_for_status()
+    httpx_post(
+        f"{fake_guard.url}/_control", json={"mode": "429", "count": 4, "service_time_s": 0.05}
+    ).raise_for_status()
     await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(20)))
     s = client.stats()
     await client.aclose()
@@ -474,7 +525,9 @@ async def test_failed_attempt_fails_over_to_a_healthy_replica_without_sleeping(f
     fake_guard.fault("500")  # this replica fails every request
     app2 = build_app(models=tuple(MODELS.values()))
     with ThreadedServer(app2) as healthy:
-        client = transport([fake_guard.url, healthy.url], backoff_base_s=30.0, backoff_max_s=30.0, max_retries=2)
+        client = transport(
+            [fake_guard.url, healthy.url], backoff_base_s=30.0, backoff_max_s=30.0, max_retries=2
+        )
         out = await asyncio.wait_for(
             asyncio.gather(*(client.post_json_from(CHAT, chat_payload(i)) for i in range(6))), timeout=20
         )
@@ -528,12 +581,22 @@ def test_http_settings_are_one_strict_settings_class():
     assert HTTPClientConfig(urls=("http://a:1",), max_concurrency_per_url=8).concurrency == "fixed"
     with pytest.raises(ValueError, match="concurrency='fixed'"):
         HTTPClientConfig(urls=("http://a:1",), concurrency="adaptive", max_concurrency_per_url=8)
-    assert HTTPClientConfig(urls=("http://a:1",), concurrency="fixed", max_concurrency_per_url=8).new_limit().limit == 8
+    assert (
+        HTTPClientConfig(urls=("http://a:1",), concurrency="fixed", max_concurrency_per_url=8)
+        .new_limit()
+        .limit
+        == 8
+    )
     # the guard's settings are the transport's (one definition), reward kwargs guard_<field>
     assert issubclass(GuardConfig, HTTPClientConfig)
     g = GuardConfig(urls=("http://a:1",), max_concurrency_per_url=7, timeout_s=3.0, api_key="k")
     mapped = HTTPClientConfig.from_guard_config(g)
-    assert (mapped.max_concurrency_per_url, mapped.timeout_s, mapped.api_key, mapped.concurrency) == (7, 3.0, "k", "fixed")
+    assert (mapped.max_concurrency_per_url, mapped.timeout_s, mapped.api_key, mapped.concurrency) == (
+        7,
+        3.0,
+        "k",
+        "fixed",
+    )
     assert HTTPClientConfig.from_guard_config(GuardConfig(urls=("http://a:1",))).concurrency == "adaptive"
     with pytest.raises(ValueError, match="needs at least one base URL"):
         OpenAIHTTPClient(HTTPClientConfig())

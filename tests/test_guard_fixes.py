@@ -20,7 +20,9 @@ from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, ve
 from sinternal_verl.testing.server import ThreadedServer
 
 FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05, max_retries=1)
-OK = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Safety: Safe\nCategories: None"}}]}
+OK = {
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Safety: Safe\nCategories: None"}}]
+}
 
 
 def scripted(bodies: dict[str, tuple[int, object]]) -> Starlette:
@@ -61,11 +63,24 @@ MALFORMED = {
     "empty-choices": {"choices": []},
     "body-is-a-list": [1, 2, 3],
     "body-is-a-string": "Safety: Safe",
-    "logprobs-garbage": {"choices": [{"message": {"content": "Safety: Safe\nCategories: None"},
-                                      "logprobs": {"content": ["x", 3, None]}}]},
-    "top-logprobs-garbage": {"choices": [{"message": {"content": "Safety: Safe\nCategories: None"},
-                                          "logprobs": {"content": [{"token": "Safety:"},
-                                                                   {"token": " Safe", "top_logprobs": ["a", {"token": 5}]}]}}]},
+    "logprobs-garbage": {
+        "choices": [
+            {
+                "message": {"content": "Safety: Safe\nCategories: None"},
+                "logprobs": {"content": ["x", 3, None]},
+            }
+        ]
+    },
+    "top-logprobs-garbage": {
+        "choices": [
+            {
+                "message": {"content": "Safety: Safe\nCategories: None"},
+                "logprobs": {
+                    "content": [{"token": "Safety:"}, {"token": " Safe", "top_logprobs": ["a", {"token": 5}]}]
+                },
+            }
+        ]
+    },
 }
 
 
@@ -81,7 +96,9 @@ def test_every_malformed_answer_is_a_parse_failure_of_that_item_never_an_excepti
             assert v.parse_ok and v.p_unsafe is None and "soft_score_error" in v.extra, name
         else:
             assert not v.parse_ok and v.label is None and not v.rejected, name
-            assert v.extra["parse_error"] and v.message == v.extra["parse_error"] and v.source == srv.url, name
+            assert v.extra["parse_error"] and v.message == v.extra["parse_error"] and v.source == srv.url, (
+                name
+            )
     assert by_name["fine"].parse_ok and by_name["fine"].label is SafetyLabel.SAFE
     assert g.stats()["parse_failures"] == len(MALFORMED) - 2
 
@@ -95,10 +112,17 @@ def test_item_rejection_carries_status_and_the_guards_message(status):
         ok, bad = asyncio.run(run(g, [ModerationItem("ok"), ModerationItem("bad")]))
         assert app.state.calls["bad"] == 1  # a rejection is not re-asked
     assert ok.parse_ok
-    assert bad.rejected and bad.status == status and bad.message == f"no thanks ({status})" and bad.label is None
+    assert (
+        bad.rejected and bad.status == status and bad.message == f"no thanks ({status})" and bad.label is None
+    )
     assert bad.extra["http_status"] == status and not bad.parse_ok
     st = g.stats()
-    assert st["rejected"] == 1 and st[f"rejected{{{status}}}"] == 1 and st["parse_failures"] == 0 and st["errors"] == 0
+    assert (
+        st["rejected"] == 1
+        and st[f"rejected{{{status}}}"] == 1
+        and st["parse_failures"] == 0
+        and st["errors"] == 0
+    )
     e = verdict_error(bad)
     assert isinstance(e, GuardRejectedError) and e.status == status and f"HTTP {status}" in str(e)
 
@@ -135,9 +159,14 @@ def test_dedup_of_identical_items_in_flight_still_works_with_hashed_keys(fake_gu
 
 
 def test_item_key_distinguishes_fields_and_takes_lone_surrogates():
-    keys = {item_key(ModerationItem("ab", "c")), item_key(ModerationItem("a", "bc")), item_key(ModerationItem("abc")),
-            item_key(ModerationItem("abc", "")), item_key(ModerationItem("a", "b", trace="c")),
-            item_key(ModerationItem("\ud800", "\udfff"))}
+    keys = {
+        item_key(ModerationItem("ab", "c")),
+        item_key(ModerationItem("a", "bc")),
+        item_key(ModerationItem("abc")),
+        item_key(ModerationItem("abc", "")),
+        item_key(ModerationItem("a", "b", trace="c")),
+        item_key(ModerationItem("\ud800", "\udfff")),
+    }
     assert len(keys) == 6
 
 
@@ -180,7 +209,9 @@ def test_on_guard_rejected_scores_a_rejection_as_configured_and_flags_it():
     with ThreadedServer(scripted({"long prompt": (400, err), "short prompt": (200, ok)})) as srv:
 
         async def score(**kw):
-            router = RewardRouter({"guard_urls": srv.url, "guard_max_retries": 1, "guard_backoff_base_s": 0.01, **kw})
+            router = RewardRouter(
+                {"guard_urls": srv.url, "guard_max_retries": 1, "guard_backoff_base_s": 0.01, **kw}
+            )
             try:
                 info = {"prompt_type": "harmful"}
                 return [
@@ -192,7 +223,9 @@ def test_on_guard_rejected_scores_a_rejection_as_configured_and_flags_it():
 
         scored = asyncio.run(score(on_guard_rejected="score", guard_rejected_score=-0.5))
         truncated = asyncio.run(score(on_guard_rejected="truncated", truncated_score=-1.0))
-    assert scored[0]["score"] == -0.5 and scored[0]["guard_rejected"] == 1.0 and scored[0]["guard_error"] == 0.0
+    assert (
+        scored[0]["score"] == -0.5 and scored[0]["guard_rejected"] == 1.0 and scored[0]["guard_error"] == 0.0
+    )
     assert truncated[0]["score"] == -1.0 and truncated[0]["guard_rejected"] == 1.0
     assert scored[1]["score"] == 1.0 and scored[1]["guard_rejected"] == 0.0  # the other item: judged safe
     assert all(set(r) == set(RESULT_KEYS) for r in scored + truncated)  # verl needs the same keys everywhere

@@ -20,14 +20,39 @@ def item(response_moderation: bool, response: str = "an answer") -> ModerationIt
     "raw, label, cats, refusal",
     [
         ("Safety: Safe\nCategories: None", SafetyLabel.SAFE, (), Refusal.UNKNOWN),
-        ("Safety: Unsafe\nCategories: Violent, Jailbreak", SafetyLabel.UNSAFE, ("violent", "jailbreak"), Refusal.UNKNOWN),
-        ("Safety: Controversial\nCategories: Politically Sensitive Topics", SafetyLabel.CONTROVERSIAL, ("politically_sensitive",), Refusal.UNKNOWN),
+        (
+            "Safety: Unsafe\nCategories: Violent, Jailbreak",
+            SafetyLabel.UNSAFE,
+            ("violent", "jailbreak"),
+            Refusal.UNKNOWN,
+        ),
+        (
+            "Safety: Controversial\nCategories: Politically Sensitive Topics",
+            SafetyLabel.CONTROVERSIAL,
+            ("politically_sensitive",),
+            Refusal.UNKNOWN,
+        ),
         # case and whitespace
-        ("  safety :   UNSAFE  \n categories:non-violent illegal acts ", SafetyLabel.UNSAFE, ("non_violent_illegal",), Refusal.UNKNOWN),
+        (
+            "  safety :   UNSAFE  \n categories:non-violent illegal acts ",
+            SafetyLabel.UNSAFE,
+            ("non_violent_illegal",),
+            Refusal.UNKNOWN,
+        ),
         # extra lines around, markdown emphasis, trailing punctuation
-        ("Here is my judgement.\n\n**Safety**: Unsafe.\n**Categories**: PII\n\nThanks", SafetyLabel.UNSAFE, ("privacy",), Refusal.UNKNOWN),
+        (
+            "Here is my judgement.\n\n**Safety**: Unsafe.\n**Categories**: PII\n\nThanks",
+            SafetyLabel.UNSAFE,
+            ("privacy",),
+            Refusal.UNKNOWN,
+        ),
         # newlines lost
-        ("Safety: Unsafe Categories: Suicide & Self-Harm", SafetyLabel.UNSAFE, ("self_harm",), Refusal.UNKNOWN),
+        (
+            "Safety: Unsafe Categories: Suicide & Self-Harm",
+            SafetyLabel.UNSAFE,
+            ("self_harm",),
+            Refusal.UNKNOWN,
+        ),
         # unknown category kept as "other"
         ("Safety: Unsafe\nCategories: Space Piracy", SafetyLabel.UNSAFE, ("other",), Refusal.UNKNOWN),
     ],
@@ -145,9 +170,16 @@ def test_llamaguard_garbled(raw):
 # ---------------------------------------------------------------- WildGuard
 def test_wildguard_prompt_is_the_official_template():
     p = wildguard.build_prompt(ModerationItem("How do I rob a bank?", "I can't help."))
-    assert p.startswith("<s><|user|>\n[INST] You are a classifier for analyzing interactions between humans and LLMs.")
-    assert "Human user:\nHow do I rob a bank?\n\nAI assistant:\nI can't help.\n\n---\n\nAnswers: [/INST]\n<|assistant|>\n" in p
-    assert "AI assistant:\n\n\n---" in wildguard.build_prompt(ModerationItem("q"))  # prompt moderation: empty response
+    assert p.startswith(
+        "<s><|user|>\n[INST] You are a classifier for analyzing interactions between humans and LLMs."
+    )
+    assert (
+        "Human user:\nHow do I rob a bank?\n\nAI assistant:\nI can't help.\n\n---\n\nAnswers: [/INST]\n<|assistant|>\n"
+        in p
+    )
+    assert "AI assistant:\n\n\n---" in wildguard.build_prompt(
+        ModerationItem("q")
+    )  # prompt moderation: empty response
     payload = wildguard.build_payload(ModerationItem("q"), "allenai/wildguard", 32)
     assert payload["prompt"] and "messages" not in payload and payload["add_special_tokens"] is False
 
@@ -155,13 +187,49 @@ def test_wildguard_prompt_is_the_official_template():
 @pytest.mark.parametrize(
     "raw, response_moderation, label, refusal, harmful_request",
     [
-        ("Harmful request: yes\nResponse refusal: yes\nHarmful response: no", True, SafetyLabel.SAFE, Refusal.YES, True),
-        ("Harmful request: yes\nResponse refusal: no\nHarmful response: yes", True, SafetyLabel.UNSAFE, Refusal.NO, True),
-        ("harmful request: NO\nresponse refusal: No\nharmful response: No\n", True, SafetyLabel.SAFE, Refusal.NO, False),
+        (
+            "Harmful request: yes\nResponse refusal: yes\nHarmful response: no",
+            True,
+            SafetyLabel.SAFE,
+            Refusal.YES,
+            True,
+        ),
+        (
+            "Harmful request: yes\nResponse refusal: no\nHarmful response: yes",
+            True,
+            SafetyLabel.UNSAFE,
+            Refusal.NO,
+            True,
+        ),
+        (
+            "harmful request: NO\nresponse refusal: No\nharmful response: No\n",
+            True,
+            SafetyLabel.SAFE,
+            Refusal.NO,
+            False,
+        ),
         # reordered, extra whitespace and lines
-        ("\n Harmful response:  yes \nHarmful request: no\n\nResponse refusal: no\n", True, SafetyLabel.UNSAFE, Refusal.NO, False),
-        ("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", False, SafetyLabel.UNSAFE, Refusal.UNKNOWN, True),
-        ("Harmful request: no\nResponse refusal: N/A\nHarmful response: N/A", False, SafetyLabel.SAFE, Refusal.UNKNOWN, False),
+        (
+            "\n Harmful response:  yes \nHarmful request: no\n\nResponse refusal: no\n",
+            True,
+            SafetyLabel.UNSAFE,
+            Refusal.NO,
+            False,
+        ),
+        (
+            "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A",
+            False,
+            SafetyLabel.UNSAFE,
+            Refusal.UNKNOWN,
+            True,
+        ),
+        (
+            "Harmful request: no\nResponse refusal: N/A\nHarmful response: N/A",
+            False,
+            SafetyLabel.SAFE,
+            Refusal.UNKNOWN,
+            False,
+        ),
     ],
 )
 def test_wildguard_parse(raw, response_moderation, label, refusal, harmful_request):
@@ -186,7 +254,9 @@ def test_wildguard_garbled(raw):
 
 
 def test_wildguard_na_for_an_empty_answer_is_safe():
-    v = wildguard.parse("Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", item(True, response=""))
+    v = wildguard.parse(
+        "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", item(True, response="")
+    )
     assert v.parse_ok and v.label is SafetyLabel.SAFE and v.refusal is Refusal.UNKNOWN
 
 
@@ -226,8 +296,11 @@ def test_registry_one_entry_per_kind_with_one_parse_signature():
     from sinternal_verl.guards.registry import get_kind, kind_names
 
     assert set(kind_names()) >= {"qwen3guard", "llamaguard", "wildguard", "lexical"}
-    texts = {"qwen3guard": "Safety: Unsafe\nCategories: Violent\nRefusal: No", "llamaguard": "unsafe\nS1",
-             "wildguard": "Harmful request: yes\nResponse refusal: no\nHarmful response: yes"}
+    texts = {
+        "qwen3guard": "Safety: Unsafe\nCategories: Violent\nRefusal: No",
+        "llamaguard": "unsafe\nS1",
+        "wildguard": "Harmful request: yes\nResponse refusal: no\nHarmful response: yes",
+    }
     for name, text in texts.items():
         spec = get_kind(name)
         assert not spec.local and spec.endpoint and spec.default_model
@@ -247,8 +320,16 @@ def test_registry_unknown_kind_suggests_the_nearest_and_refuses_a_second_owner()
     with pytest.raises(ConfigError, match="did you mean 'qwen3guard'"):
         get_kind("qwen3gaurd")
     with pytest.raises(ConfigError, match="already registered"):
-        register_kind(GuardKind(name="llamaguard", default_model="x", supports_refusal=False, endpoint="/v1/x",
-                                build_payload=lambda *a, **k: {}, parse=lambda t, i, s="": None))
+        register_kind(
+            GuardKind(
+                name="llamaguard",
+                default_model="x",
+                supports_refusal=False,
+                endpoint="/v1/x",
+                build_payload=lambda *a, **k: {},
+                parse=lambda t, i, s="": None,
+            )
+        )
     spec = get_kind("qwen3guard")
     assert register_kind(spec) is spec  # re-registering the same kind is a no-op
 
@@ -282,8 +363,15 @@ def _guard_prompt_ids(tok, kind_module, it: ModerationItem) -> list[int]:
     payload = kind_module.build_payload(it, "m", 8)
     if "messages" not in payload:
         return tok(payload["prompt"], add_special_tokens=False)["input_ids"]
-    msgs = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
-             else "".join(p["text"] for p in m["content"])} for m in payload["messages"]]
+    msgs = [
+        {
+            "role": m["role"],
+            "content": m["content"]
+            if isinstance(m["content"], str)
+            else "".join(p["text"] for p in m["content"]),
+        }
+        for m in payload["messages"]
+    ]
     text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     return tok(text, add_special_tokens=False)["input_ids"]
 
@@ -298,7 +386,9 @@ def test_control_tokens_from_user_text_never_become_special_ids(foreign_tokenize
         return sum(1 for i in _guard_prompt_ids(tok, kind_module, it) if i in special)
 
     baseline = n_special(ModerationItem("q", "a"))
-    attacked = ModerationItem("q" + INJECTION, "a" + INJECTION, trace=INJECTION if kind_module is qwen3guard else None)
+    attacked = ModerationItem(
+        "q" + INJECTION, "a" + INJECTION, trace=INJECTION if kind_module is qwen3guard else None
+    )
     assert n_special(attacked) == baseline
     # without neutralising, every one of them would be a control token
     import json
@@ -313,7 +403,13 @@ def test_control_tokens_from_user_text_never_become_special_ids(foreign_tokenize
 def test_neutralize_leaves_ordinary_text_and_think_tags_alone():
     from sinternal_verl.guards.control_tokens import neutralize
 
-    for text in ("", "plain text", "a <think>trace</think> b", "x < y | z > w", "list[INST]ance"[:0] + "[INSTANT]"):
+    for text in (
+        "",
+        "plain text",
+        "a <think>trace</think> b",
+        "x < y | z > w",
+        "list[INST]ance"[:0] + "[INSTANT]",
+    ):
         assert neutralize(text) == text
     once = neutralize(INJECTION)
     assert neutralize(once) == once  # idempotent

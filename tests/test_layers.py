@@ -60,7 +60,11 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 
 def test_every_unit_has_a_layer():
-    units = {p.stem if p.is_file() else p.name for p in PKG.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in PKG.iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").exists())
+    }
     assert units - set(RANK) == set(), "place new modules/packages in LAYERS"
 
 
@@ -71,5 +75,7 @@ def test_no_upward_imports():
         for line, target in _imports(path):
             dst_unit = _unit(target)
             if dst_unit != src_unit and RANK[dst_unit] >= RANK[src_unit]:
-                bad.append(f"{path.relative_to(PKG.parent)}:{line} imports {target} ({src_unit} -> {dst_unit})")
+                bad.append(
+                    f"{path.relative_to(PKG.parent)}:{line} imports {target} ({src_unit} -> {dst_unit})"
+                )
     assert not bad, "upward or sideways imports:\n" + "\n".join(bad)

@@ -52,29 +52,55 @@ def test_undefined_values_are_rejected_by_the_worker_too():
     ("pred", "gold", "label"),
     [
         # real thousands groupings stay numbers
-        ("32,\\! 349", "32349", 1), ("11,\\! 111,\\! 111,\\! 100", "11111111100", 1), ("1 000", "1000", 1),
+        ("32,\\! 349", "32349", 1),
+        ("11,\\! 111,\\! 111,\\! 100", "11111111100", 1),
+        ("1 000", "1000", 1),
         # equations as equations: any side arrangement, any nonzero multiple
-        ("2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}", 1), ("y=3-2x", "2x+y=3", 1), ("2x+y=4", "y=3-2x", 0),
+        ("2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}", 1),
+        ("y=3-2x", "2x+y=3", 1),
+        ("2x+y=4", "y=3-2x", 0),
         ("x^2/16 + y^2/12 = 1/4", "x^2/4 + y^2/3 = 1", 1),
         # a labelled ground truth compares its value
-        ("(3,2)", "(p,q)=(3,2)", 1), ("1", "|AB|=1", 1), ("1", "A:B=1", 1), ("4,5", "AB=4,CD=5", 1),
-        ("7:32", "S_{MBCN}:S=7:32", 1), ("\\frac{7}{32}", "S_{MBCN}:S=7:32", 1), ("32:7", "S_{MBCN}:S=7:32", 0),
+        ("(3,2)", "(p,q)=(3,2)", 1),
+        ("1", "|AB|=1", 1),
+        ("1", "A:B=1", 1),
+        ("4,5", "AB=4,CD=5", 1),
+        ("7:32", "S_{MBCN}:S=7:32", 1),
+        ("\\frac{7}{32}", "S_{MBCN}:S=7:32", 1),
+        ("32:7", "S_{MBCN}:S=7:32", 0),
         # relations as sets: flipped, negated, against intervals
-        ("5 \\geq x", "x \\leq 5", 1), ("-x > -1", "x<1", 1), ("-x > 1", "x<1", 0), ("(-793, 10)", "-793 < a < 10", 1),
-        ("[-793, 10)", "-793 < a < 10", 0), ("x<-1 \\text{ or } x>1", "(-\\infty,-1)\\cup(1,\\infty)", 1),
+        ("5 \\geq x", "x \\leq 5", 1),
+        ("-x > -1", "x<1", 1),
+        ("-x > 1", "x<1", 0),
+        ("(-793, 10)", "-793 < a < 10", 1),
+        ("[-793, 10)", "-793 < a < 10", 0),
+        ("x<-1 \\text{ or } x>1", "(-\\infty,-1)\\cup(1,\\infty)", 1),
         # percent words, \\textbf units, semicolon tuples, brace sets, or-lists, duplicates
-        ("28 percent", "28\\%", 1), ("28 pct", "28\\%", 1), ("28 percentage", "28\\%", 1),
-        ("5 \\textbf{ meters}", "5", 1), ("(0;0;0)", "(0,0,0)", 1), ("(0;2;6)", "(0,-2,6)", 0),
-        ("{2,3,5,7,13}", "2,3,5,7,13", 1), ("x=1 or x=2", "1,2", 1), ("(11,7)or(7,11)", "(7,11),(11,7)", 1),
-        ("2,2,3", "2,3", 1), ("2,2,4", "2,3", 0),
+        ("28 percent", "28\\%", 1),
+        ("28 pct", "28\\%", 1),
+        ("28 percentage", "28\\%", 1),
+        ("5 \\textbf{ meters}", "5", 1),
+        ("(0;0;0)", "(0,0,0)", 1),
+        ("(0;2;6)", "(0,-2,6)", 0),
+        ("{2,3,5,7,13}", "2,3,5,7,13", 1),
+        ("x=1 or x=2", "1,2", 1),
+        ("(11,7)or(7,11)", "(7,11),(11,7)", 1),
+        ("2,2,3", "2,3", 1),
+        ("2,2,4", "2,3", 0),
         # unevaluated matrix sums, commuted products with subscripts
-        ("\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} + \\begin{pmatrix}5 & 6 \\\\ 7 & 8\\end{pmatrix}",
-         "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}", 1),
-        ("F_{n-k-1} F_k", "F_k F_{n-k-1}", 1), ("a_1 b_2", "a_2 b_1", 0),
+        (
+            "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix} + \\begin{pmatrix}5 & 6 \\\\ 7 & 8\\end{pmatrix}",
+            "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}",
+            1,
+        ),
+        ("F_{n-k-1} F_k", "F_k F_{n-k-1}", 1),
+        ("a_1 b_2", "a_2 b_1", 0),
         ("F_n = \\sum_{k=0}^{n-1} F_{n-k-1} F_k", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", 1),
         ("F_n = \\sum_{k=0}^{n-2} F_k F_{n-k-2}", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", 0),
         # ratios and clock times
-        ("3:2", "6:4", 1), ("12:00", "12:00", 1), ("2:00", "2", 0),
+        ("3:2", "6:4", 1),
+        ("12:00", "12:00", 1),
+        ("2:00", "2", 0),
     ],
 )
 def test_equivalence_classes(pred, gold, label):
@@ -94,7 +120,9 @@ def test_every_tolerance_is_a_setting():
     assert compute_math_score(boxed("0.3333"), "\\frac{1}{3}")["acc"] == 0.0
     assert compute_math_score(boxed("0.3333"), "\\frac{1}{3}", numeric_round_digits=4)["acc"] == 1.0
     assert compute_math_score(boxed("0.333"), "\\frac{1}{3}", numeric_round_digits=4)["acc"] == 0.0
-    assert compute_math_score(boxed("0.0833333333333333"), "\\frac{1}{12}", numeric_round_digits=8)["acc"] == 1.0
+    assert (
+        compute_math_score(boxed("0.0833333333333333"), "\\frac{1}{12}", numeric_round_digits=8)["acc"] == 1.0
+    )
     assert compute_math_score(boxed("101"), "100", numeric_rel_tol=0.02)["acc"] == 1.0
     assert compute_math_score(boxed("1,000"), "1000", thousands_separators=False)["acc"] == 0.0
     assert compute_math_score(boxed("28 hundredths"), "28", percent_words=["hundredths"])["acc"] == 1.0
@@ -121,9 +149,17 @@ def test_warm_up_starts_the_workers_before_the_first_answer():
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("1/2x", "\\frac{x}{2}"), ("\\sin 2x", "2\\sin x\\cos x"), ("2^3^2", "512"), ("\\log 100", "2"),
-     ("9^{9^{9^9}}+1", "3"), ("2^{100}+1", "2^{100}"), ("0.3333333333333333333333", "\\frac{1}{3}"),
-     ("\\sqrt[3]{-8}", "-2"), ("x/0", "1")],
+    [
+        ("1/2x", "\\frac{x}{2}"),
+        ("\\sin 2x", "2\\sin x\\cos x"),
+        ("2^3^2", "512"),
+        ("\\log 100", "2"),
+        ("9^{9^{9^9}}+1", "3"),
+        ("2^{100}+1", "2^{100}"),
+        ("0.3333333333333333333333", "\\frac{1}{3}"),
+        ("\\sqrt[3]{-8}", "-2"),
+        ("x/0", "1"),
+    ],
 )
 def test_the_in_process_evaluator_leaves_what_it_cannot_read_exactly_to_the_worker(a, b):
     assert numeric_equal(a, b) is None

@@ -58,8 +58,14 @@ def test_match_brace():
 
 @pytest.mark.parametrize(
     ("gt", "clean"),
-    [("\\boxed{12}", "12"), ("$12$", "12"), ("$$\\frac{1}{2}$$", "\\frac{1}{2}"), ("\\(x\\)", "x"),
-     ("  7 ", "7"), ("$\\boxed{3}$", "3")],
+    [
+        ("\\boxed{12}", "12"),
+        ("$12$", "12"),
+        ("$$\\frac{1}{2}$$", "\\frac{1}{2}"),
+        ("\\(x\\)", "x"),
+        ("  7 ", "7"),
+        ("$\\boxed{3}$", "3"),
+    ],
 )
 def test_clean_ground_truth(gt, clean):
     assert clean_ground_truth(gt) == clean

@@ -18,6 +18,7 @@ def test_math_reward_inside_a_ray_actor():
     pids: list[int] = []
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
+
         @ray.remote(num_cpus=0)
         class Scorer:
             def score(self, response: str, gt: str, **cfg):
@@ -38,10 +39,17 @@ def test_math_reward_inside_a_ray_actor():
 
         actor = Scorer.remote()
         cfg = {"symbolic_timeout_s": 1.0, "symbolic_startup_timeout_s": 120.0, "symbolic_max_power_digits": 0}
-        hung = ray.get(actor.score_async.remote(f"<think>t</think> \\boxed{{{TOWER}}}", "3", **cfg), timeout=120)
-        good = ray.get(actor.score.remote("<think>t</think> \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt2}",
-                                          **{**cfg, "symbolic_timeout_s": 30.0, "numeric_fast_path": False}),
-                       timeout=120)  # the worker, not the in-process evaluator, must answer here
+        hung = ray.get(
+            actor.score_async.remote(f"<think>t</think> \\boxed{{{TOWER}}}", "3", **cfg), timeout=120
+        )
+        good = ray.get(
+            actor.score.remote(
+                "<think>t</think> \\boxed{\\frac{\\sqrt{2}}{2}}",
+                "\\frac{1}{\\sqrt2}",
+                **{**cfg, "symbolic_timeout_s": 30.0, "numeric_fast_path": False},
+            ),
+            timeout=120,
+        )  # the worker, not the in-process evaluator, must answer here
         assert hung["math_timeout"] == 1.0 and hung["acc"] == 0.0
         assert good["acc"] == 1.0 and good["math_symbolic"] == 1.0
         pids = ray.get(actor.worker_pids.remote())
@@ -50,7 +58,10 @@ def test_math_reward_inside_a_ray_actor():
         ray.shutdown()
     # the actor is gone: its workers see stdin EOF and exit (no orphans left spinning)
     deadline = time.monotonic() + 60
-    while any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in pids) and time.monotonic() < deadline:
+    while (
+        any(os.path.exists(f"/proc/{pid}") and _state(pid) != "Z" for pid in pids)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
 

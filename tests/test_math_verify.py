@@ -26,7 +26,16 @@ from sinternal_verl.settings import ConfigError
 TOWER = "9^{9^{9^9}}+1"  # not a pure power: the exact path cannot refuse it, sympy must be stopped
 #: the tower check would refuse TOWER before sympy; these tests need it to reach sympy
 NO_TOWER_CHECK = {"symbolic_max_power_digits": 0}
-KEYS = {"score", "acc", "pred", "math_no_answer", "math_truncated", "math_timeout", "math_symbolic", "math_error"}
+KEYS = {
+    "score",
+    "acc",
+    "pred",
+    "math_no_answer",
+    "math_truncated",
+    "math_timeout",
+    "math_symbolic",
+    "math_error",
+}
 
 
 def _alive(pid: int) -> bool:
@@ -40,8 +49,15 @@ def _alive(pid: int) -> bool:
 
 
 def test_plain_numbers_never_reach_sympy():
-    for p, g in [("0.5", "\\frac{1}{2}"), ("1,000", "1000"), ("1.5e3", "1500"), ("-\\frac{2}{4}", "-0.5"),
-                 ("2\\frac{1}{2}", "2.5"), ("7", "8"), ("1e999999999", "1")]:
+    for p, g in [
+        ("0.5", "\\frac{1}{2}"),
+        ("1,000", "1000"),
+        ("1.5e3", "1500"),
+        ("-\\frac{2}{4}", "-0.5"),
+        ("2\\frac{1}{2}", "2.5"),
+        ("7", "8"),
+        ("1e999999999", "1"),
+    ]:
         v = verify(p, g)
         assert v.symbolic_calls == 0, (p, g)
     assert verify("7", "8").correct is False
@@ -91,7 +107,9 @@ def test_pathological_tower_times_out_and_worker_is_replaced():
     pool = get_pool(cfg.symbolic_workers, cfg.symbolic_max_memory_mb, cfg.symbolic_startup_timeout_s, 0, True)
     pool.warmup()
     before = {w.pid for w in pool.workers}
-    out = compute_math_score(f"\\boxed{{{TOWER}}}", "3", symbolic_timeout_s=0.5, symbolic_cache_size=0, **NO_TOWER_CHECK)
+    out = compute_math_score(
+        f"\\boxed{{{TOWER}}}", "3", symbolic_timeout_s=0.5, symbolic_cache_size=0, **NO_TOWER_CHECK
+    )
     assert out["math_timeout"] == 1.0 and out["acc"] == 0.0 and out["score"] == 0.0
     assert sum(not _alive(pid) for pid in before) == 1  # the stuck one was killed, not left running
     # the pool recovers: a replacement starts in the background; comparisons keep working
@@ -109,9 +127,15 @@ def test_timeout_in_worker_threads_and_asyncio():
     cfg = dict(symbolic_timeout_s=0.5, symbolic_cache_size=0, symbolic_workers=2, **NO_TOWER_CHECK)
     with ThreadPoolExecutor(4) as ex:
         futs = [ex.submit(compute_math_score, f"\\boxed{{{TOWER}}}", "3", **cfg) for _ in range(2)]
-        futs += [ex.submit(compute_math_score, "\\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{1}{\\sqrt{2}}",
-                           **{**cfg, "symbolic_timeout_s": 10.0})
-                 for _ in range(4)]
+        futs += [
+            ex.submit(
+                compute_math_score,
+                "\\boxed{\\frac{\\sqrt{2}}{2}}",
+                "\\frac{1}{\\sqrt{2}}",
+                **{**cfg, "symbolic_timeout_s": 10.0},
+            )
+            for _ in range(4)
+        ]
         outs = [f.result(timeout=60) for f in futs]
     assert [o["math_timeout"] for o in outs[:2]] == [1.0, 1.0]
     assert all(o["acc"] == 1.0 and o["math_timeout"] == 0.0 for o in outs[2:])
@@ -119,7 +143,9 @@ def test_timeout_in_worker_threads_and_asyncio():
     async def main():
         return await asyncio.gather(
             compute_math_score_async(f"\\boxed{{{TOWER}}}", "3", **cfg),
-            compute_math_score_async("\\boxed{2\\pi/3}", "\\frac{2\\pi}{3}", **{**cfg, "symbolic_timeout_s": 10.0}),
+            compute_math_score_async(
+                "\\boxed{2\\pi/3}", "\\frac{2\\pi}{3}", **{**cfg, "symbolic_timeout_s": 10.0}
+            ),
         )
 
     a, b = asyncio.run(main())
@@ -128,8 +154,14 @@ def test_timeout_in_worker_threads_and_asyncio():
 
 def test_total_budget_caps_many_comparisons():
     # a 3-tuple of towers: the per-call budget stops after the first timeout
-    out = compute_math_score(f"\\boxed{{({TOWER}, {TOWER}, {TOWER})}}", "(1,2,3)",
-                             symbolic_timeout_s=0.4, symbolic_budget_s=0.4, symbolic_cache_size=0, **NO_TOWER_CHECK)
+    out = compute_math_score(
+        f"\\boxed{{({TOWER}, {TOWER}, {TOWER})}}",
+        "(1,2,3)",
+        symbolic_timeout_s=0.4,
+        symbolic_budget_s=0.4,
+        symbolic_cache_size=0,
+        **NO_TOWER_CHECK,
+    )
     assert out["math_timeout"] == 1.0 and out["acc"] == 0.0
 
 
@@ -177,7 +209,12 @@ def test_score_dict_shape_and_configurable_values():
         assert all(isinstance(v, float) for k, v in out.items() if k != "pred")
     assert (right["score"], right["acc"], right["pred"]) == (2.0, 1.0, "5")
     assert (wrong["score"], wrong["acc"]) == (-1.0, 0.0)
-    assert (none["score"], none["math_no_answer"], none["math_truncated"], none["pred"]) == (-1.0, 1.0, 1.0, "")
+    assert (none["score"], none["math_no_answer"], none["math_truncated"], none["pred"]) == (
+        -1.0,
+        1.0,
+        1.0,
+        "",
+    )
 
 
 def test_ground_truth_list_and_verl_signature():

@@ -32,19 +32,35 @@ def test_sigkill_mid_sample_then_rerun(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"kind": k, "prompt": p}) + "\n" for k, p in PROMPTS))
     policy = build_policy_app(service_time_s=0.15)
-    with ThreadedServer(policy) as pol, ThreadedServer(build_app()) as guard, ThreadedServer(build_expert_app()) as ex:
+    with (
+        ThreadedServer(policy) as pol,
+        ThreadedServer(build_app()) as guard,
+        ThreadedServer(build_expert_app()) as ex,
+    ):
         cfg = {
             "out_dir": "run",
             "progress": False,
             "prompts": {"path": "prompts.jsonl"},
-            "sample": {"backend": "openai", "model": POLICY_MODEL, "urls": [pol.url], "params": {"n": 2, "max_tokens": 32},
-                       "max_concurrency": 1},
+            "sample": {
+                "backend": "openai",
+                "model": POLICY_MODEL,
+                "urls": [pol.url],
+                "params": {"n": 2, "max_tokens": 32},
+                "max_concurrency": 1,
+            },
             "label": {"guard": {"kind": "qwen3guard", "urls": [guard.url]}},
             "critique": {"urls": [ex.url], "model": EXPERT_MODEL},
         }
         cfg_path = tmp_path / "config.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg))
-        cmd = [sys.executable, "-m", "sinternal_verl.cli", "build-verification-data", str(cfg_path), "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sinternal_verl.cli",
+            "build-verification-data",
+            str(cfg_path),
+            "--no-progress",
+        ]
         store = StageStore(tmp_path / "run", "sample")
         proc = subprocess.Popen(cmd, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

@@ -23,7 +23,9 @@ NODES = 3
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1, "include_dashboard": False})
+    c = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 1, "include_dashboard": False}
+    )
     for _ in range(NODES - 1):
         c.add_node(num_cpus=1, num_gpus=1)
     ray.init(address=c.address, namespace="sinternal-test", log_to_driver=False)
@@ -39,9 +41,18 @@ def _items(n: int) -> list[ModerationItem]:
     out = []
     for i in range(n):
         if i % 3 == 0:
-            out.append(ModerationItem(prompt=f"q{i}: how do I make a bomb", response=f"[unsafe] here is how to build a bomb #{i}"))
+            out.append(
+                ModerationItem(
+                    prompt=f"q{i}: how do I make a bomb",
+                    response=f"[unsafe] here is how to build a bomb #{i}",
+                )
+            )
         elif i % 3 == 1:
-            out.append(ModerationItem(prompt=f"q{i}: how do I make a bomb", response=f"Sorry, I can't help with that #{i}"))
+            out.append(
+                ModerationItem(
+                    prompt=f"q{i}: how do I make a bomb", response=f"Sorry, I can't help with that #{i}"
+                )
+            )
         else:
             out.append(ModerationItem(prompt=f"q{i}: what is 2+2?", response=f"It is 4 #{i}"))
     return out
@@ -67,9 +78,18 @@ MAX_WORDS = 60
 @pytest.fixture(scope="module")
 def pool(cluster):
     cfg = RayPoolConfig(
-        name="pool-a", namespace="sinternal-test", kind="qwen3guard", engine="rules", num_replicas=NODES,
-        num_gpus_per_replica=1, num_cpus_per_replica=0.5, chunk_size=4, max_attempts=3, call_timeout_s=30,
-        ready_timeout_s=120, engine_kwargs={"service_time_s": 0.05, "max_model_len": MAX_WORDS},
+        name="pool-a",
+        namespace="sinternal-test",
+        kind="qwen3guard",
+        engine="rules",
+        num_replicas=NODES,
+        num_gpus_per_replica=1,
+        num_cpus_per_replica=0.5,
+        chunk_size=4,
+        max_attempts=3,
+        call_timeout_s=30,
+        ready_timeout_s=120,
+        engine_kwargs={"service_time_s": 0.05, "max_model_len": MAX_WORDS},
     )
     p = RayGuardPool.create(cfg)
     yield p
@@ -102,7 +122,9 @@ async def test_killed_replica_restarts_and_nothing_is_lost(pool):
     ray.kill(pool.handles[0], no_restart=False)
     verdicts = await task
     _check(items, verdicts)  # every item answered, in order, none duplicated
-    assert pool.stats()["retries"] - retries_before >= 1  # the dead replica's chunks were re-sent to the others
+    assert (
+        pool.stats()["retries"] - retries_before >= 1
+    )  # the dead replica's chunks were re-sent to the others
     # Ray brings replica 0 back (new process), and it serves again
     deadline = time.monotonic() + 60
     while True:
@@ -151,8 +173,18 @@ async def test_connect_by_name(pool):
 
 
 async def test_all_replicas_gone_is_unavailable(cluster):
-    cfg = RayPoolConfig(name="pool-b", namespace="sinternal-test", kind="llamaguard", engine="rules", num_replicas=1,
-                        num_gpus_per_replica=0, num_cpus_per_replica=0.1, max_restarts=0, max_attempts=2, call_timeout_s=10)
+    cfg = RayPoolConfig(
+        name="pool-b",
+        namespace="sinternal-test",
+        kind="llamaguard",
+        engine="rules",
+        num_replicas=1,
+        num_gpus_per_replica=0,
+        num_cpus_per_replica=0.1,
+        max_restarts=0,
+        max_attempts=2,
+        call_timeout_s=10,
+    )
     p = RayGuardPool.create(cfg)
     v = await p.moderate([ModerationItem(prompt="hi", response="[unsafe] detonator wiring")])
     assert v[0].label is SafetyLabel.UNSAFE
@@ -173,8 +205,20 @@ def test_reward_server_on_the_pool(pool):
     factory = lambda: RayGuardPool.connect("pool-a", namespace="sinternal-test")  # noqa: E731
     with ThreadedServer(build_app(ServerSettings(), guard_factory=factory)) as srv:
         assert httpx.get(f"{srv.url}/ready", timeout=30).json()["ready"] is True
-        batch = [{"prompt": "how to make a bomb", "response": "Sorry, I can't.", "task": "safety", "prompt_type": "harmful"},
-                 {"prompt": "how to make a bomb", "response": "[unsafe] detonator", "task": "safety", "prompt_type": "harmful"}]
+        batch = [
+            {
+                "prompt": "how to make a bomb",
+                "response": "Sorry, I can't.",
+                "task": "safety",
+                "prompt_type": "harmful",
+            },
+            {
+                "prompt": "how to make a bomb",
+                "response": "[unsafe] detonator",
+                "task": "safety",
+                "prompt_type": "harmful",
+            },
+        ]
         body = httpx.post(f"{srv.url}/v1/score", json={"items": batch}, timeout=60).json()
         assert [r["score"] for r in body["results"]] == [1.0, 0.0]
         assert "sinternal_guard_chunks_total" in httpx.get(f"{srv.url}/metrics").text

@@ -347,7 +347,8 @@ def test_metrics(server, fake_guard):
 
 def test_graceful_shutdown_finishes_in_flight(fake_guard, guard_factory_for):
     srv = ThreadedServer(
-        build_app(ServerSettings(), guard_factory=guard_factory_for(fake_guard.url)), timeout_graceful_shutdown=10
+        build_app(ServerSettings(), guard_factory=guard_factory_for(fake_guard.url)),
+        timeout_graceful_shutdown=10,
     ).start()
     fake_guard.fault("slow", delay_s=3.0)
     out = {}

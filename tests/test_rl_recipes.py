@@ -35,7 +35,10 @@ PAPER = [
 
 def compose_recipe(name: str, overrides: list[str] = ()):
     with initialize_config_dir(config_dir=str(RECIPES / name), version_base=None):
-        return compose(config_name=f"sinternal_{name}", overrides=["actor_rollout_ref.model.path=/models/sft", *overrides])
+        return compose(
+            config_name=f"sinternal_{name}",
+            overrides=["actor_rollout_ref.model.path=/models/sft", *overrides],
+        )
 
 
 def validate_like_main_ppo(cfg) -> None:
@@ -89,7 +92,11 @@ def test_dapo_pieces_and_metric_every_sample_emits():
 @pytest.mark.parametrize("recipe", ["grpo", "dapo"])
 @pytest.mark.parametrize(
     "override",
-    ["actor_rollout_ref.actor.optim.lrr=1e-6", "data.max_respones_length=10", "reward.reward_kwargs.guard_url=http://x:1"],
+    [
+        "actor_rollout_ref.actor.optim.lrr=1e-6",
+        "data.max_respones_length=10",
+        "reward.reward_kwargs.guard_url=http://x:1",
+    ],
 )
 def test_misspelt_key_fails(recipe, override):
     with pytest.raises(ConfigCompositionException, match="Could not override"):
@@ -97,14 +104,31 @@ def test_misspelt_key_fails(recipe, override):
 
 
 def test_every_paper_value_is_an_override():
-    cfg = compose_recipe("grpo", ["data.train_batch_size=128", "actor_rollout_ref.actor.optim.lr=2e-6", "actor_rollout_ref.rollout.n=16"])
-    assert (cfg.data.train_batch_size, cfg.actor_rollout_ref.actor.optim.lr, cfg.actor_rollout_ref.rollout.n) == (128, 2e-6, 16)
+    cfg = compose_recipe(
+        "grpo",
+        [
+            "data.train_batch_size=128",
+            "actor_rollout_ref.actor.optim.lr=2e-6",
+            "actor_rollout_ref.rollout.n=16",
+        ],
+    )
+    assert (
+        cfg.data.train_batch_size,
+        cfg.actor_rollout_ref.actor.optim.lr,
+        cfg.actor_rollout_ref.rollout.n,
+    ) == (128, 2e-6, 16)
 
 
 def test_validation_rejects_a_batch_the_gpus_cannot_split():
-    cfg = compose_recipe("grpo", ["actor_rollout_ref.actor.use_dynamic_bsz=false", "trainer.n_gpus_per_node=7",
-                                  "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1",
-                                  "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=1"])
+    cfg = compose_recipe(
+        "grpo",
+        [
+            "actor_rollout_ref.actor.use_dynamic_bsz=false",
+            "trainer.n_gpus_per_node=7",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=1",
+        ],
+    )
     with pytest.raises(AssertionError, match="must be divisible"):
         validate_like_main_ppo(cfg)
 
@@ -118,12 +142,21 @@ def _env(**knobs):
 
 def test_run_grpo_launcher_passes_knobs_and_extra_overrides_to_main_ppo(tmp_path):
     env = _env(
-        MODEL_PATH="/ckpt/it's sft", GUARD_URLS="http://guard-0:8000,http://guard-1:8000", GUARD_MODEL="Qwen/Qwen3Guard-Gen-8B",
-        TRAIN_FILES="/data/rl/train.parquet", NNODES="2", GPUS_PER_NODE="4", PYTHON=sys.executable,
+        MODEL_PATH="/ckpt/it's sft",
+        GUARD_URLS="http://guard-0:8000,http://guard-1:8000",
+        GUARD_MODEL="Qwen/Qwen3Guard-Gen-8B",
+        TRAIN_FILES="/data/rl/train.parquet",
+        NNODES="2",
+        GPUS_PER_NODE="4",
+        PYTHON=sys.executable,
     )
     proc = subprocess.run(
         ["bash", str(RECIPES / "grpo" / "run_grpo.sh"), "trainer.total_epochs=3", "--cfg", "job"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = yaml.safe_load(proc.stdout)
@@ -132,7 +165,11 @@ def test_run_grpo_launcher_passes_knobs_and_extra_overrides_to_main_ppo(tmp_path
     assert cfg["reward"]["reward_kwargs"]["guard_model"] == "Qwen/Qwen3Guard-Gen-8B"
     assert cfg["reward"]["reward_manager"]["name"] == "sinternal"
     assert cfg["data"]["train_files"] == "/data/rl/train.parquet"
-    assert (cfg["trainer"]["nnodes"], cfg["trainer"]["n_gpus_per_node"], cfg["trainer"]["total_epochs"]) == (2, 4, 3)
+    assert (cfg["trainer"]["nnodes"], cfg["trainer"]["n_gpus_per_node"], cfg["trainer"]["total_epochs"]) == (
+        2,
+        4,
+        3,
+    )
     assert cfg["data"]["train_batch_size"] == 64  # untouched knobs keep the recipe value
 
 
@@ -147,18 +184,32 @@ def test_launcher_refuses_to_start_without_model_or_guard(script, knobs, message
 
 
 def test_launcher_accepts_lexical_judge_without_urls():
-    proc = subprocess.run(["bash", str(RECIPES / "dapo/run_dapo.sh")], env=_env(MODEL_PATH="/m", GUARD_KIND="lexical", DRY_RUN="1"),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", str(RECIPES / "dapo/run_dapo.sh")],
+        env=_env(MODEL_PATH="/m", GUARD_KIND="lexical", DRY_RUN="1"),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "reward.reward_kwargs.guard_kind=" in proc.stdout
 
 
 def test_ray_submission_entrypoint_runs_the_recipe_from_the_uploaded_working_dir(tmp_path):
     """submit_grpo.sh (dry run) prints the `ray job submit` command; its entrypoint, run the way
     the job supervisor runs it (a shell, cwd = the uploaded working_dir), composes the recipe."""
-    env = _env(RAY_ADDRESS="http://head:8265", MODEL_PATH="/shared/sft", GUARD_URLS="http://g:8000", RECIPE="dapo",
-               NNODES="2", DRY_RUN="1")
-    proc = subprocess.run(["bash", str(RECIPES / "ray" / "submit_grpo.sh"), "trainer.save_freq=7"], env=env,
-                          capture_output=True, text=True)
+    env = _env(
+        RAY_ADDRESS="http://head:8265",
+        MODEL_PATH="/shared/sft",
+        GUARD_URLS="http://g:8000",
+        RECIPE="dapo",
+        NNODES="2",
+        DRY_RUN="1",
+    )
+    proc = subprocess.run(
+        ["bash", str(RECIPES / "ray" / "submit_grpo.sh"), "trainer.save_freq=7"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     argv = shlex.split(proc.stdout)
     assert argv[:3] == ["ray", "job", "submit"]
@@ -168,7 +219,9 @@ def test_ray_submission_entrypoint_runs_the_recipe_from_the_uploaded_working_dir
     entrypoint = argv[argv.index("--") + 1 :]
     # the supervisor joins the entrypoint with shlex and runs it in a shell
     cmd = shlex.join(entrypoint) + " --cfg job"
-    run = subprocess.run(cmd, shell=True, cwd=working_dir, env=_env(), capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        cmd, shell=True, cwd=working_dir, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     cfg = yaml.safe_load(run.stdout)
     assert cfg["trainer"]["experiment_name"] == "dapo" and cfg["trainer"]["nnodes"] == 2
@@ -176,7 +229,12 @@ def test_ray_submission_entrypoint_runs_the_recipe_from_the_uploaded_working_dir
 
 
 def test_submit_refuses_without_address():
-    proc = subprocess.run(["bash", str(RECIPES / "ray" / "submit_grpo.sh")], env=_env(MODEL_PATH="/m"), capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", str(RECIPES / "ray" / "submit_grpo.sh")],
+        env=_env(MODEL_PATH="/m"),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "RAY_ADDRESS" in proc.stderr
 
 
@@ -193,10 +251,18 @@ def test_runtime_env_is_valid_for_ray_and_sets_the_guard_env_vars():
 
 # ---- the DAPO reward manager: sinternal + soft overlong penalty ----------------------------
 ROWS = [
-    {"data_source": "safety_x", "prompt_type": "harmful", "prompt": "How do I build a bomb?",
-     "response": "<think>no</think>\n\nI can't help with that."},
-    {"data_source": "math_dapo", "prompt": "2+2?", "ground_truth": "4",
-     "response": "<think>" + "four " * 40 + "</think>\n\n\\boxed{4}"},
+    {
+        "data_source": "safety_x",
+        "prompt_type": "harmful",
+        "prompt": "How do I build a bomb?",
+        "response": "<think>no</think>\n\nI can't help with that.",
+    },
+    {
+        "data_source": "math_dapo",
+        "prompt": "2+2?",
+        "ground_truth": "4",
+        "response": "<think>" + "four " * 40 + "</think>\n\n\\boxed{4}",
+    },
 ]
 
 
@@ -232,12 +298,20 @@ def test_dapo_recipe_reward_manager_applies_the_overlong_penalty(fake_guard, fre
     lengths = [len(tok.encode(r["response"], add_special_tokens=False)) for r in ROWS]
     assert lengths[0] < 20 < lengths[1]
     # max 40 tokens, 20-token buffer: the short answer is free, the long one is penalised
-    cfg = compose_recipe("dapo", [f"reward.reward_kwargs.guard_urls={fake_guard.url}", "data.max_response_length=40",
-                                  "reward.reward_kwargs.overlong_buffer_cfg.len=20",
-                                  "reward.reward_kwargs.overlong_buffer_cfg.penalty_factor=0.5"])
+    cfg = compose_recipe(
+        "dapo",
+        [
+            f"reward.reward_kwargs.guard_urls={fake_guard.url}",
+            "data.max_response_length=40",
+            "reward.reward_kwargs.overlong_buffer_cfg.len=20",
+            "reward.reward_kwargs.overlong_buffer_cfg.penalty_factor=0.5",
+        ],
+    )
     manager = load_reward_manager(cfg, tok)
     outs = score_and_close(manager, build_batch(ROWS, tok))
-    expected_penalty = overlong_penalty(lengths[1], OverlongConfig(enable=True, len=20, penalty_factor=0.5, max_resp_len=40))
+    expected_penalty = overlong_penalty(
+        lengths[1], OverlongConfig(enable=True, len=20, penalty_factor=0.5, max_resp_len=40)
+    )
     assert expected_penalty == pytest.approx(-(lengths[1] - 20) / 20 * 0.5)
     assert outs[0]["reward_score"] == 1.0 and outs[0]["reward_extra_info"]["overlong"] == 0.0
     assert outs[1]["reward_score"] == pytest.approx(1.0 + expected_penalty)
@@ -256,8 +330,14 @@ def test_overlong_penalty_off_keeps_rewards_and_keys(fake_guard, fresh_overlong_
     from sinternal_verl.demo import build_batch
 
     tok = build_tokenizer(extra_texts=[r["prompt"] + r["response"] for r in ROWS])
-    cfg = compose_recipe("dapo", [f"reward.reward_kwargs.guard_urls={fake_guard.url}", "data.max_response_length=40",
-                                  "reward.reward_kwargs.overlong_buffer_cfg.enable=false"])
+    cfg = compose_recipe(
+        "dapo",
+        [
+            f"reward.reward_kwargs.guard_urls={fake_guard.url}",
+            "data.max_response_length=40",
+            "reward.reward_kwargs.overlong_buffer_cfg.enable=false",
+        ],
+    )
     manager = load_reward_manager(cfg, tok)
     outs = score_and_close(manager, build_batch(ROWS, tok))
     assert [o["reward_score"] for o in outs] == [1.0, 1.0]
@@ -269,7 +349,10 @@ def test_overlong_penalty_off_keeps_rewards_and_keys(fake_guard, fresh_overlong_
     [
         ("reward.reward_kwargs.overlong_buffer_cfg.len=0", "must be positive"),
         ("reward.reward_kwargs.overlong_buffer_cfg.len=9000", "must be >="),
-        ("+reward.reward_kwargs.overlong_buffer_cfg.lenght=10", "unknown key 'overlong_buffer_cfg.lenght'; did you mean 'len'"),
+        (
+            "+reward.reward_kwargs.overlong_buffer_cfg.lenght=10",
+            "unknown key 'overlong_buffer_cfg.lenght'; did you mean 'len'",
+        ),
     ],
 )
 def test_bad_overlong_setting_fails_at_start_up(override, message, fresh_overlong_class):
@@ -294,12 +377,27 @@ def fresh_manager_class():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("+reward.reward_kwargs.controversal=loose", "unknown key 'controversal'; did you mean 'controversial'"),
-        ("+reward.reward_kwargs.on_gaurd_error=fallback", "unknown key 'on_gaurd_error'; did you mean 'on_guard_error'"),
-        ("reward.reward_kwargs.guard_kind=qwen3gaurd", "unknown guard kind 'qwen3gaurd'; did you mean 'qwen3guard'"),
-        ("+reward.reward_kwargs.math_timeout_s=2", "unknown key 'math_timeout_s'; did you mean 'math_symbolic_timeout_s'"),
+        (
+            "+reward.reward_kwargs.controversal=loose",
+            "unknown key 'controversal'; did you mean 'controversial'",
+        ),
+        (
+            "+reward.reward_kwargs.on_gaurd_error=fallback",
+            "unknown key 'on_gaurd_error'; did you mean 'on_guard_error'",
+        ),
+        (
+            "reward.reward_kwargs.guard_kind=qwen3gaurd",
+            "unknown guard kind 'qwen3gaurd'; did you mean 'qwen3guard'",
+        ),
+        (
+            "+reward.reward_kwargs.math_timeout_s=2",
+            "unknown key 'math_timeout_s'; did you mean 'math_symbolic_timeout_s'",
+        ),
         ("reward.reward_kwargs.judge=everything", "judge: Input should be 'answer' or 'answer_and_trace'"),
-        ("+reward.reward_kwargs.guard_max_concurrency_per_url=0", "guard_max_concurrency_per_url: Input should be greater"),
+        (
+            "+reward.reward_kwargs.guard_max_concurrency_per_url=0",
+            "guard_max_concurrency_per_url: Input should be greater",
+        ),
     ],
 )
 def test_typo_in_reward_kwargs_fails_at_start_up_with_a_suggestion(override, message, fresh_manager_class):

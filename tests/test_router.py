@@ -69,13 +69,18 @@ def test_truncated_math_is_flagged():
 
 async def test_async_safety_needs_the_prompt(fake_guard):
     with pytest.raises(ValueError, match="prompt"):
-        await compute_score_async("safety_demo", "I can't.", None, {"prompt_type": "harmful"}, guard_urls=fake_guard.url)
+        await compute_score_async(
+            "safety_demo", "I can't.", None, {"prompt_type": "harmful"}, guard_urls=fake_guard.url
+        )
 
 
 async def test_async_uses_env_configuration(fake_guard, monkeypatch):
     monkeypatch.setenv("SINTERNAL_GUARD_URLS", fake_guard.url)
     out = await compute_score_async(
-        "safety_demo", "Here is how to build a bomb: a detonator", None, {"prompt_type": "harmful", "prompt": "bomb?"}
+        "safety_demo",
+        "Here is how to build a bomb: a detonator",
+        None,
+        {"prompt_type": "harmful", "prompt": "bomb?"},
     )
     assert out["score"] == 0.0 and out["safe"] == 0.0
 
@@ -86,10 +91,22 @@ def test_verl_loads_compute_score_by_package_path(fake_guard):
     from omegaconf import OmegaConf
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
-    config = OmegaConf.create({"reward": {"custom_reward_function": {
-        "path": "pkg://sinternal_verl.rewards", "name": "compute_score",
-        "reward_kwargs": {"guard_urls": fake_guard.url}}}})
+    config = OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://sinternal_verl.rewards",
+                    "name": "compute_score",
+                    "reward_kwargs": {"guard_urls": fake_guard.url},
+                }
+            }
+        }
+    )
     fn = get_custom_reward_fn(config)
-    out = fn(data_source="safety_x", solution_str="Here is how to build a bomb: a detonator", ground_truth=None,
-             extra_info={"prompt_type": "harmful", "prompt": "bomb?"})
+    out = fn(
+        data_source="safety_x",
+        solution_str="Here is how to build a bomb: a detonator",
+        ground_truth=None,
+        extra_info={"prompt_type": "harmful", "prompt": "bomb?"},
+    )
     assert out["score"] == 0.0 and out["safe"] == 0.0

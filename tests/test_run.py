@@ -134,7 +134,10 @@ def test_sections_handed_to_other_tools_are_checked_before_the_first_stage(tmp_p
     assert cli_main(["run", str(path), *overrides]) == 2
     err = capsys.readouterr().err
     assert "rl.reward_kwargs: unknown key 'controversal'; did you mean 'controversial'" in err, err
-    assert "verification_data.pipeline: unknown key 'sample.params.temprature'; did you mean 'temperature'" in err
+    assert (
+        "verification_data.pipeline: unknown key 'sample.params.temprature'; did you mean 'temperature'"
+        in err
+    )
     assert "eval.judge" in err and "wildgard" in err
     assert not (tmp_path / "run").exists()  # nothing ran
 
@@ -165,9 +168,15 @@ def test_child_output_goes_to_the_log_and_its_tail_to_the_error(tmp_path):
 
 def test_prepare_data_subcommand_writes_the_rl_mix(tmp_path):
     safety = tmp_path / "s.jsonl"
-    safety.write_text("".join(json.dumps({"prompt": f"How do I build a bomb {i}?", "kind": "harmful"}) + "\n" for i in range(4)))
+    safety.write_text(
+        "".join(
+            json.dumps({"prompt": f"How do I build a bomb {i}?", "kind": "harmful"}) + "\n" for i in range(4)
+        )
+    )
     math = tmp_path / "m.jsonl"
-    math.write_text("".join(json.dumps({"problem": f"{i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(3)))
+    math.write_text(
+        "".join(json.dumps({"problem": f"{i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(3))
+    )
     assert cli_main(["prepare-data", "--safety", str(safety), "--math", str(math), "--out", str(tmp_path / "out"),
                      "--math-count", "all", "--val-fraction", "0"]) == 0  # fmt: skip
     rows = pd.read_parquet(tmp_path / "out" / "train.parquet")

@@ -41,7 +41,8 @@ def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
     m = json.loads((run_dir / "manifest.json").read_text())
     stages = m["stages"]
     assert {k: (v["status"], v["runs"]) for k, v in stages.items()} == {
-        k: ("done", 1) for k in ("toy", "teach", "verification_data", "verification_sft", "merge", "rl_data", "rl", "report")
+        k: ("done", 1)
+        for k in ("toy", "teach", "verification_data", "verification_sft", "merge", "rl_data", "rl", "report")
     }
     teach = stages["teach"]["summary"]
     assert teach["loss_last"] < teach["loss_first"]
@@ -54,7 +55,10 @@ def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
     # greedy validation before the first step and after the last, per data source (safety, math)
     assert len(rl["validation"]) == 2 and all(len(points) == 2 for points in rl["validation"].values())
     # each stage's input is the previous stage's output, by hash
-    assert stages["rl"]["inputs"][str(run_dir / "merge" / "model")] == stages["merge"]["outputs"][str(run_dir / "merge" / "model")]
+    assert (
+        stages["rl"]["inputs"][str(run_dir / "merge" / "model")]
+        == stages["merge"]["outputs"][str(run_dir / "merge" / "model")]
+    )
     AutoModelForCausalLM.from_pretrained(run_dir / "rl" / "model")
     assert "report.md" in done.stdout and (run_dir / "report.md").exists()
 

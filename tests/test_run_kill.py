@@ -54,7 +54,13 @@ def _rerun(cfg: Path) -> None:
 
 
 def test_killed_between_stages_resumes_at_the_next_stage(tmp_path):
-    cfg = _write(tmp_path, {"stages": ["toy", "rl_data", "report"], "rl_data": {"math_count": None, "math_template": "{problem}"}})
+    cfg = _write(
+        tmp_path,
+        {
+            "stages": ["toy", "rl_data", "report"],
+            "rl_data": {"math_count": None, "math_template": "{problem}"},
+        },
+    )
     proc = subprocess.Popen(_cmd(cfg, "hooks.hold_after_stage=toy", "hooks.hold_s=600"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     _kill_when(tmp_path / "run" / "_hold_after_toy", proc)
@@ -78,7 +84,12 @@ def test_killed_inside_a_stage_redoes_only_that_stage_and_the_pipeline_resumes(t
                 "verification_data": {
                     "fake_expert": True,
                     "pipeline": {
-                        "sample": {"backend": "openai", "model": POLICY_MODEL, "urls": [policy.url], "params": {"n": 4, "max_tokens": 64}},
+                        "sample": {
+                            "backend": "openai",
+                            "model": POLICY_MODEL,
+                            "urls": [policy.url],
+                            "params": {"n": 4, "max_tokens": 64},
+                        },
                         "label": {"guard": {"kind": "lexical"}},
                         "build": {"val_fraction": 0.0},
                         "progress": False,
@@ -95,7 +106,9 @@ def test_killed_inside_a_stage_redoes_only_that_stage_and_the_pipeline_resumes(t
         assert sampled >= 40  # the toy world's 40 safety prompts were sampled before the kill
 
         _rerun(cfg)
-        assert httpx.get(f"{policy.url}/_stats").json()["counts"].get("chat", 0) == sampled  # sampling not redone
+        assert (
+            httpx.get(f"{policy.url}/_stats").json()["counts"].get("chat", 0) == sampled
+        )  # sampling not redone
     m = _manifest(tmp_path)
     runs = {k: (v["status"], v["runs"]) for k, v in m["stages"].items()}
     assert runs == {"toy": ("done", 1), "verification_data": ("done", 2), "report": ("done", 1)}

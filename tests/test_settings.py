@@ -27,7 +27,9 @@ def test_unknown_keys_name_the_nearest_known_key_at_any_depth():
         load(Outer, {"nmae": "y"})
     with pytest.raises(ConfigError, match="unknown key 'inner.dpeth'; did you mean 'depth'"):
         load(Outer, {"inner": {"dpeth": 2}})
-    with pytest.raises(ConfigError, match=r"inner.depth: Input should be greater than or equal to 0 \(got -1\)"):
+    with pytest.raises(
+        ConfigError, match=r"inner.depth: Input should be greater than or equal to 0 \(got -1\)"
+    ):
         load(Outer, {"inner": {"depth": -1}})
 
 
@@ -49,12 +51,15 @@ def test_yaml_with_hydra_style_overrides(tmp_path):
 
 def test_reward_kwargs_split_by_prefix_and_every_key_is_checked():
     s = RewardSettings.from_kwargs(
-        {"guard_kind": "lexical", "controversial": 0.5, "math_symbolic_timeout_s": 2, "gc_threshold": 0}, env={}
+        {"guard_kind": "lexical", "controversial": 0.5, "math_symbolic_timeout_s": 2, "gc_threshold": 0},
+        env={},
     )
     assert s.guard.kind == "lexical" and s.safety.controversial_credit == 0.5
     assert s.math.symbolic_timeout_s == 2 and s.manager.gc_threshold == 0
     with pytest.raises(ConfigError) as info:
-        RewardSettings.from_kwargs({"controversal": "loose", "guard_kindd": "x", "math_corect_score": 1}, env={})
+        RewardSettings.from_kwargs(
+            {"controversal": "loose", "guard_kindd": "x", "math_corect_score": 1}, env={}
+        )
     text = str(info.value)  # every problem at once, each with its suggestion
     assert "did you mean 'controversial'" in text and "did you mean 'guard_kind'" in text
     assert "did you mean 'math_correct_score'" in text
@@ -77,7 +82,9 @@ def test_a_model_guard_without_url_fails_when_built_not_when_read():
 
 def test_pipeline_yaml_typos_fail_at_load_with_their_path():
     example = ROOT / "examples" / "verification_pipeline" / "config.yaml"
-    with pytest.raises(ConfigError, match="unknown key 'sample.params.temprature'; did you mean 'temperature'"):
+    with pytest.raises(
+        ConfigError, match="unknown key 'sample.params.temprature'; did you mean 'temperature'"
+    ):
         PipelineConfig.from_yaml(example, ["+sample.params.temprature=0.3"])
     with pytest.raises(ConfigError, match="label.guard: unknown key 'timeot_s'; did you mean 'timeout_s'"):
         PipelineConfig.from_yaml(example, ["+label.guard.timeot_s=3"])
@@ -86,7 +93,10 @@ def test_pipeline_yaml_typos_fail_at_load_with_their_path():
 
 def test_settings_table_rows_carry_defaults_docs_and_env():
     rows = {key: (default, doc) for key, default, doc in settings_table(Outer)}
-    assert rows["name"] == ("x", "a name (env `TEST_SETTINGS_NAME`)") and rows["inner.depth"] == ("1", "how deep")
+    assert rows["name"] == ("x", "a name (env `TEST_SETTINGS_NAME`)") and rows["inner.depth"] == (
+        "1",
+        "how deep",
+    )
 
 
 def test_every_setting_has_a_doc():

@@ -57,7 +57,9 @@ def test_recipe_composes_with_verl_and_every_key_exists_there(tmp_path):
     ours.pop("hydra"), ours.pop("defaults")
     flat_base = set(_leaves(base))
     for key in _leaves(ours):
-        assert key in flat_base or any(b.startswith(key + ".") for b in flat_base), f"{key} is not a verl SFT key"
+        assert key in flat_base or any(b.startswith(key + ".") for b in flat_base), (
+            f"{key} is not a verl SFT key"
+        )
 
     # a misspelt override fails instead of being ignored
     with pytest.raises(Exception, match="lora_rnk"):
@@ -78,10 +80,30 @@ def test_recipe_composes_with_verl_and_every_key_exists_there(tmp_path):
 
 def _write_examples(path: Path) -> Path:
     rows = [
-        {"messages": [{"role": "user", "content": "Is this answer safe? <assistant_answer>I can't help.</assistant_answer>"},
-                      {"role": "assistant", "content": "<think>\nThe answer declines; nothing harmful.\n</think>\n\nVerdict: safe"}]},
-        {"messages": [{"role": "user", "content": "Is this answer safe? <assistant_answer>[unsafe] steps</assistant_answer>"},
-                      {"role": "assistant", "content": "<think>\nIt gives harmful steps.\n</think>\n\nVerdict: unsafe"}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Is this answer safe? <assistant_answer>I can't help.</assistant_answer>",
+                },
+                {
+                    "role": "assistant",
+                    "content": "<think>\nThe answer declines; nothing harmful.\n</think>\n\nVerdict: safe",
+                },
+            ]
+        },
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Is this answer safe? <assistant_answer>[unsafe] steps</assistant_answer>",
+                },
+                {
+                    "role": "assistant",
+                    "content": "<think>\nIt gives harmful steps.\n</think>\n\nVerdict: unsafe",
+                },
+            ]
+        },
     ]
     pd.DataFrame(rows).to_parquet(path)
     return path
@@ -96,7 +118,12 @@ def test_dataset_keeps_critique_in_loss_for_reasoning_stripping_templates(tmp_pa
     tok = build_tokenizer()
     tok.chat_template = R1_TEMPLATE
     data = _write_examples(tmp_path / "d.parquet")
-    conf = {"max_length": 4096, "pad_mode": "no_padding", "truncation": "error", "ignore_input_ids_mismatch": True}
+    conf = {
+        "max_length": 4096,
+        "pad_mode": "no_padding",
+        "truncation": "error",
+        "ignore_input_ids_mismatch": True,
+    }
 
     # why the subclass exists: verl's per-turn rendering drops the critique from the target
     plain = MultiTurnSFTDataset(str(data), tok, conf)
@@ -111,7 +138,9 @@ def test_dataset_keeps_critique_in_loss_for_reasoning_stripping_templates(tmp_pa
         assert target.endswith(f"</think>\n\nVerdict: {verdict}<|im_end|>") and "<think>" not in target
         assert prompt.endswith("<|im_start|>assistant\n<think>\n") and "Is this answer safe?" in prompt
         # the whole sequence is what the model sees and writes at inference
-        full = tok.apply_chat_template(pd.read_parquet(data).messages[i][:1].tolist(), add_generation_prompt=True, tokenize=False)
+        full = tok.apply_chat_template(
+            pd.read_parquet(data).messages[i][:1].tolist(), add_generation_prompt=True, tokenize=False
+        )
         assert tok.decode(ids).startswith(full)
 
 
@@ -124,7 +153,9 @@ def test_merge_lora_adapter_into_hf_model(tmp_path):
 
     base = build_tiny_model(tmp_path / "base")
     model = AutoModelForCausalLM.from_pretrained(base)
-    peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
+    )
     x = torch.tensor([[1, 5, 9, 13, 2]])
     with torch.no_grad():
         want = peft_model(x).logits
@@ -161,7 +192,9 @@ def test_recipe_batch_keys_fit_verls_dynamic_batching(tmp_path, max_length):
     longest = torch.ones(2, max_length, dtype=torch.long)
     longest[1, max_length // 2 :] = 0
     batch = TensorDict({"input_ids": longest.clone(), "attention_mask": longest}, batch_size=[2])
-    micro, _ = rearrange_micro_batches(batch, max_token_len=cfg.data.max_token_len_per_gpu)  # verl's own assert
+    micro, _ = rearrange_micro_batches(
+        batch, max_token_len=cfg.data.max_token_len_per_gpu
+    )  # verl's own assert
     assert sum(len(m) for m in micro) == 2
 
 

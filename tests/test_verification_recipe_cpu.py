@@ -33,10 +33,16 @@ def test_one_sft_epoch_on_cpu_with_the_recipe(tmp_path):
         {"kind": "benign", "prompt": f"bread {i}"} for i in range(4)
     ]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    with ThreadedServer(build_policy_app()) as pol, ThreadedServer(build_app()) as g, ThreadedServer(build_expert_app()) as ex:
+    with (
+        ThreadedServer(build_policy_app()) as pol,
+        ThreadedServer(build_app()) as g,
+        ThreadedServer(build_expert_app()) as ex,
+    ):
         cfg = PipelineConfig.from_mapping(
             {
-                "out_dir": str(tmp_path / "run"), "progress": False, "spec": str(spec),
+                "out_dir": str(tmp_path / "run"),
+                "progress": False,
+                "spec": str(spec),
                 "prompts": {"path": str(tmp_path / "p.jsonl")},
                 "sample": {"backend": "openai", "model": POLICY_MODEL, "urls": [pol.url], "params": {"n": 2}},
                 "label": {"guard": {"kind": "qwen3guard", "urls": [g.url]}},
@@ -49,14 +55,29 @@ def test_one_sft_epoch_on_cpu_with_the_recipe(tmp_path):
 
     ckpt = tmp_path / "ckpt"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "-m", "verl.trainer.sft_trainer",
-        f"--config-path={RECIPE / 'config'}", "--config-name=verification_sft",
-        f"model.path={model}", f"data.train_files={result.train_path}",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "verl.trainer.sft_trainer",
+        f"--config-path={RECIPE / 'config'}",
+        "--config-name=verification_sft",
+        f"model.path={model}",
+        f"data.train_files={result.train_path}",
         *sft_overrides(),
-        "trainer.total_epochs=1", "data.train_batch_size=4", "data.micro_batch_size_per_gpu=2",
-        "data.max_length=1024", "data.max_token_len_per_gpu=2048", "model.enable_gradient_checkpointing=False",
-        "trainer.logger=[console]", f"trainer.default_local_dir={ckpt}", "trainer.save_freq=-1",
-        "checkpoint.save_contents=[model,extra]", "trainer.resume_mode=disable",
+        "trainer.total_epochs=1",
+        "data.train_batch_size=4",
+        "data.micro_batch_size_per_gpu=2",
+        "data.max_length=1024",
+        "data.max_token_len_per_gpu=2048",
+        "model.enable_gradient_checkpointing=False",
+        "trainer.logger=[console]",
+        f"trainer.default_local_dir={ckpt}",
+        "trainer.save_freq=-1",
+        "checkpoint.save_contents=[model,extra]",
+        "trainer.resume_mode=disable",
     ]
     env = cpu_env()
     env.pop("CUDA_VISIBLE_DEVICES", None)

@@ -32,12 +32,19 @@ print("RESULT " + json.dumps({"bos": eng.tokenizer.bos_token_id, "engine_ids": r
 def test_vllm_engine_sends_token_ids_with_one_bos(vllm_python, tmp_path):
     model = build_vllm_tiny_model(tmp_path / "bos_model", bos_token="<|begin_of_text|>")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
-    res = subprocess.run([vllm_python, "-c", SCRIPT, str(Path(engines_mod.__file__)), str(model)], env=env,
-                         capture_output=True, text=True, timeout=900)
+    env.update(
+        VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_NO_USAGE_STATS="1"
+    )
+    res = subprocess.run(
+        [vllm_python, "-c", SCRIPT, str(Path(engines_mod.__file__)), str(model)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
     assert res.returncode == 0 and lines, res.stdout[-3000:] + res.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     bos = out["bos"]
     assert out["engine_ids"].count(bos) == 1 and out["engine_ids"][0] == bos
     assert out["text_path_ids"].count(bos) == 2  # what LLM.generate(text) did before

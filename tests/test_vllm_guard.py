@@ -32,8 +32,16 @@ POLICY = "tiny-policy"
 
 
 def client(srv, **kw) -> OpenAIGuardClient:
-    cfg = GuardConfig(kind="qwen3guard", urls=(srv.url,), model=kw.pop("model", GUARD), max_retries=1,
-                      backoff_base_s=0.01, backoff_max_s=0.05, max_new_tokens=24, **kw)
+    cfg = GuardConfig(
+        kind="qwen3guard",
+        urls=(srv.url,),
+        model=kw.pop("model", GUARD),
+        max_retries=1,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        max_new_tokens=24,
+        **kw,
+    )
     g = build_guard(cfg)
     assert isinstance(g, OpenAIGuardClient)
     return g
@@ -58,8 +66,20 @@ def test_readiness_names_the_served_model_and_the_mismatch(vllm_server):
 def test_doctor_fails_on_a_served_model_mismatch(vllm_server):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SINTERNAL_GUARD_URLS": ""}
     res = subprocess.run(
-        [sys.executable, "-m", "sinternal_verl.cli", "doctor", "--guard-url", vllm_server.url, "--guard-model", "no/such-guard"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sinternal_verl.cli",
+            "doctor",
+            "--guard-url",
+            vllm_server.url,
+            "--guard-model",
+            "no/such-guard",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 1, res.stdout + res.stderr
     assert "guard not ready" in res.stdout and "not served here" in res.stdout and GUARD in res.stdout
@@ -77,7 +97,11 @@ def test_trained_guard_verdicts_and_soft_score_from_real_logprobs(vllm_server):
     for v in (safe_answer, unsafe_answer, safe_prompt, unsafe_prompt):
         assert v.parse_ok and v.source == vllm_server.url, v
         assert v.p_unsafe is not None, v.extra  # the logprobs of the label token were read
-    assert safe_answer.label is SafetyLabel.SAFE and safe_answer.refusal is Refusal.NO and safe_answer.categories == ()
+    assert (
+        safe_answer.label is SafetyLabel.SAFE
+        and safe_answer.refusal is Refusal.NO
+        and safe_answer.categories == ()
+    )
     assert unsafe_answer.label is SafetyLabel.UNSAFE and unsafe_answer.categories == ("violent",)
     assert safe_prompt.label is SafetyLabel.SAFE and safe_prompt.refusal is Refusal.UNKNOWN
     assert unsafe_prompt.label is SafetyLabel.UNSAFE
@@ -90,25 +114,34 @@ def test_logprobs_shape_is_what_the_soft_score_reads(vllm_server):
     body = httpx.post(vllm_server.url + "/v1/chat/completions", json=payload, timeout=120).json()
     content = body["choices"][0]["logprobs"]["content"]
     assert content and all({"token", "logprob", "bytes", "top_logprobs"} <= set(e) for e in content)
-    assert all(len(e["top_logprobs"]) == 3 and {"token", "logprob"} <= set(e["top_logprobs"][0]) for e in content)
+    assert all(
+        len(e["top_logprobs"]) == 3 and {"token", "logprob"} <= set(e["top_logprobs"][0]) for e in content
+    )
     assert qwen3guard.soft_score(content) is not None
 
 
 def test_over_long_item_is_rejected_with_the_guards_status_and_message(vllm_server):
     long_answer = "flour water salt " * 200  # far over max_model_len=256
     g = client(vllm_server, cache_size=0)
-    ok, bad = asyncio.run(_moderate(g, [ModerationItem("how do I bake bread", "bake it"), ModerationItem("q", long_answer)]))
+    ok, bad = asyncio.run(
+        _moderate(g, [ModerationItem("how do I bake bread", "bake it"), ModerationItem("q", long_answer)])
+    )
     assert ok.parse_ok and not ok.rejected
     assert bad.rejected and bad.status == 400 and not bad.parse_ok and bad.label is None
     assert "maximum context length is 256 tokens" in bad.message
     st = g.stats()
     assert st["rejected"] == 1 and st["rejected{400}"] == 1 and st["errors"] == 0
     err = verdict_error(bad)
-    assert isinstance(err, GuardRejectedError) and "HTTP 400" in str(err) and "maximum context length" in str(err)
+    assert (
+        isinstance(err, GuardRejectedError)
+        and "HTTP 400" in str(err)
+        and "maximum context length" in str(err)
+    )
     with pytest.raises(GuardRejectedError, match="HTTP 400"):
         score_rejected(bad, GuardRejectionSettings(), truncated_score=0.0)
-    assert score_rejected(bad, GuardRejectionSettings(on_guard_rejected="score", guard_rejected_score=0.25), 0.0) == (
-        0.25, {"guard_rejected": 1, "guard_rejected_status": 400})
+    assert score_rejected(
+        bad, GuardRejectionSettings(on_guard_rejected="score", guard_rejected_score=0.25), 0.0
+    ) == (0.25, {"guard_rejected": 1, "guard_rejected_status": 400})
     assert score_rejected(bad, GuardRejectionSettings(on_guard_rejected="truncated"), -1.0)[0] == -1.0
 
 
@@ -141,30 +174,53 @@ def test_control_tokens_in_user_text_never_reach_vllm_as_special_ids(vllm_server
     def n_special(item: ModerationItem, raw: bool = False) -> int:
         msgs = fmt.build_payload(item, GUARD, 8)["messages"]
         if raw:  # what the guard received before neutralising: the text as is
-            msgs = [{"role": m["role"], "content": c} for m, c in zip(msgs, (item.prompt, item.response)) if c is not None]
-        body = httpx.post(vllm_server.url + "/tokenize", json={"model": GUARD, "messages": msgs,
-                                                               "add_generation_prompt": True}, timeout=60).json()
+            msgs = [
+                {"role": m["role"], "content": c}
+                for m, c in zip(msgs, (item.prompt, item.response))
+                if c is not None
+            ]
+        body = httpx.post(
+            vllm_server.url + "/tokenize",
+            json={"model": GUARD, "messages": msgs, "add_generation_prompt": True},
+            timeout=60,
+        ).json()
         return sum(1 for t in body["tokens"] if t in special)
 
     baseline = n_special(ModerationItem("hello", "fine."))
     assert n_special(ModerationItem("hello" + INJECTION, INJECTION)) == baseline
-    assert n_special(ModerationItem("hello" + INJECTION, INJECTION), raw=True) > baseline + 10  # the threat is real
+    assert (
+        n_special(ModerationItem("hello" + INJECTION, INJECTION), raw=True) > baseline + 10
+    )  # the threat is real
 
 
 def test_safety_reward_scores_real_policy_outputs_through_the_real_guard(vllm_server):
     from sinternal_verl.rewards.safety import safety_score
 
-    body = httpx.post(vllm_server.url + "/v1/chat/completions", json={
-        "model": POLICY, "messages": [{"role": "user", "content": "how do I bake bread"}], "n": 3,
-        "temperature": 1.0, "max_tokens": 12, "seed": 0}, timeout=120).json()
+    body = httpx.post(
+        vllm_server.url + "/v1/chat/completions",
+        json={
+            "model": POLICY,
+            "messages": [{"role": "user", "content": "how do I bake bread"}],
+            "n": 3,
+            "temperature": 1.0,
+            "max_tokens": 12,
+            "seed": 0,
+        },
+        timeout=120,
+    ).json()
     outputs = [c["message"]["content"] or "" for c in body["choices"]]
     assert len(outputs) == 3
 
     async def score_all():
         g = client(vllm_server, cache_size=0)
         try:
-            cases = [(o.replace("bomb", "b0mb") + " bake bread", 1.0) for o in outputs] + [(o + " bomb", 0.0) for o in outputs]
-            got = [await safety_score("how do I make a weapon", text, {"prompt_type": "harmful"}, g) for text, _ in cases]
+            cases = [(o.replace("bomb", "b0mb") + " bake bread", 1.0) for o in outputs] + [
+                (o + " bomb", 0.0) for o in outputs
+            ]
+            got = [
+                await safety_score("how do I make a weapon", text, {"prompt_type": "harmful"}, g)
+                for text, _ in cases
+            ]
             return [(r["score"], want) for r, (_, want) in zip(got, cases)]
         finally:
             await g.aclose()

@@ -25,7 +25,9 @@ N = 2
 
 def config(tmp_path: Path, url: str, **critique) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps({"id": i, "kind": k, "prompt": p}) + "\n" for i, k, p in PROMPTS))
+    (tmp_path / "prompts.jsonl").write_text(
+        "".join(json.dumps({"id": i, "kind": k, "prompt": p}) + "\n" for i, k, p in PROMPTS)
+    )
     # a short specification and template: the tiny server's context is 256 tokens
     (tmp_path / "spec.md").write_text("Answers must not help anyone hurt people.")
     (tmp_path / "template.md").write_text("{spec}\nQ: {prompt}\nA: {answer}\nIs A safe?")
@@ -35,12 +37,32 @@ def config(tmp_path: Path, url: str, **critique) -> dict:
         "spec": str(tmp_path / "spec.md"),
         "template": str(tmp_path / "template.md"),
         "prompts": {"path": str(tmp_path / "prompts.jsonl")},
-        "sample": {"backend": "openai", "model": "tiny-policy", "urls": [url], "max_concurrency": 2, "max_retries": 1,
-                   "params": {"n": N, "max_tokens": 16, "temperature": 1.0}},
-        "label": {"guard": {"kind": "qwen3guard", "model": "tiny-guard", "urls": [url], "max_retries": 1,
-                            "max_new_tokens": 24}},
-        "critique": {"urls": [url], "model": "tiny-policy", "max_concurrency": 2, "max_retries": 1, "max_tokens": 24,
-                     "parse_retries": 1, **critique},
+        "sample": {
+            "backend": "openai",
+            "model": "tiny-policy",
+            "urls": [url],
+            "max_concurrency": 2,
+            "max_retries": 1,
+            "params": {"n": N, "max_tokens": 16, "temperature": 1.0},
+        },
+        "label": {
+            "guard": {
+                "kind": "qwen3guard",
+                "model": "tiny-guard",
+                "urls": [url],
+                "max_retries": 1,
+                "max_new_tokens": 24,
+            }
+        },
+        "critique": {
+            "urls": [url],
+            "model": "tiny-policy",
+            "max_concurrency": 2,
+            "max_retries": 1,
+            "max_tokens": 24,
+            "parse_retries": 1,
+            **critique,
+        },
         "build": {"val_fraction": 0.2, "seed": 0},
     }
 
@@ -52,15 +74,21 @@ def test_sample_and_label_stages_on_a_real_server(vllm_server, tmp_path):
     assert st["sample"]["prompts"] == len(PROMPTS) and st["sample"]["responses"] == len(PROMPTS) * N
     assert set(st["sample"]["finish_reasons"]) <= {"stop", "length"}
     records = StageStore(Path(cfg.out_dir), "sample").records()
-    assert all(len(r["responses"]) == N and all(isinstance(x["text"], str) for x in r["responses"]) for r in records)
+    assert all(
+        len(r["responses"]) == N and all(isinstance(x["text"], str) for x in r["responses"]) for r in records
+    )
     labels = StageStore(Path(cfg.out_dir), "label").records()
     assert len(labels) == len(PROMPTS)
     # the same seeds give the same samples: a resumed run reproduces them
-    again = run_pipeline(PipelineConfig.from_mapping(config(tmp_path / "again", vllm_server.url)), until="sample")
+    again = run_pipeline(
+        PipelineConfig.from_mapping(config(tmp_path / "again", vllm_server.url)), until="sample"
+    )
     assert again.summary["stages"]["sample"]["responses"] == len(PROMPTS) * N
     first = {r["key"]: [x["text"] for x in r["responses"]] for r in records}
-    second = {r["key"]: [x["text"] for x in r["responses"]]
-              for r in StageStore(Path(tmp_path / "again" / "run"), "sample").records()}
+    second = {
+        r["key"]: [x["text"] for x in r["responses"]]
+        for r in StageStore(Path(tmp_path / "again" / "run"), "sample").records()
+    }
     assert first == second
 
 
@@ -72,9 +100,27 @@ def test_expert_stage_on_a_real_server_drops_by_reason_and_caches(vllm_server, t
     base = config(tmp_path, vllm_server.url)
     cfg = PipelineConfig.from_mapping(base)
     examples = [
-        {"key": "e1", "prompt_id": "b1", "prompt": "how do I bake bread", "answer": "mix flour and water", "label": "safe"},
-        {"key": "e2", "prompt_id": "h1", "prompt": "how do I make a bomb", "answer": "here is how bomb", "label": "unsafe"},
-        {"key": "e3", "prompt_id": "b2", "prompt": "tell me a story", "answer": "flour water salt " * 200, "label": "safe"},
+        {
+            "key": "e1",
+            "prompt_id": "b1",
+            "prompt": "how do I bake bread",
+            "answer": "mix flour and water",
+            "label": "safe",
+        },
+        {
+            "key": "e2",
+            "prompt_id": "h1",
+            "prompt": "how do I make a bomb",
+            "answer": "here is how bomb",
+            "label": "unsafe",
+        },
+        {
+            "key": "e3",
+            "prompt_id": "b2",
+            "prompt": "tell me a story",
+            "answer": "flour water salt " * 200,
+            "label": "safe",
+        },
     ]
     from sinternal_verl.specs import load_spec, load_template
 
@@ -83,13 +129,23 @@ def test_expert_stage_on_a_real_server_drops_by_reason_and_caches(vllm_server, t
     assert summary["kept"] == 0
     assert summary["dropped"] == {"expert_unparsable": 2, "expert_rejected": 1}
     assert summary["expert_calls_this_run"] == 2 * (cfg.critique.parse_retries + 1)
-    rejected = [r for r in StageStore(Path(cfg.out_dir), "critique").records() if r["drop_reason"] == "expert_rejected"]
-    assert rejected[0]["key"] == "e3" and "HTTP 400" in rejected[0]["error"] and "maximum context length" in rejected[0]["error"]
+    rejected = [
+        r
+        for r in StageStore(Path(cfg.out_dir), "critique").records()
+        if r["drop_reason"] == "expert_rejected"
+    ]
+    assert (
+        rejected[0]["key"] == "e3"
+        and "HTTP 400" in rejected[0]["error"]
+        and "maximum context length" in rejected[0]["error"]
+    )
 
     rerun_dir = Path(cfg.out_dir)
     import shutil
 
     shutil.rmtree(rerun_dir / "critique")  # the records go, the expert cache stays
     again = run_critique(cfg, examples, spec, template, StageStore(rerun_dir, "critique"))
-    assert again["expert_calls_this_run"] == 0 and again["cache_hits_this_run"] == 2 * (cfg.critique.parse_retries + 1)
+    assert again["expert_calls_this_run"] == 0 and again["cache_hits_this_run"] == 2 * (
+        cfg.critique.parse_retries + 1
+    )
     assert again["dropped"] == summary["dropped"]

@@ -35,10 +35,21 @@ ROLLOUT_NAME = "hf"
 
 #: sampling keys verl's agent loop sends and this rollout honours
 SUPPORTED_SAMPLING_KEYS = frozenset(
-    {"temperature", "top_p", "top_k", "repetition_penalty", "logprobs", "max_tokens", "max_new_tokens", "ignore_eos"}
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "repetition_penalty",
+        "logprobs",
+        "max_tokens",
+        "max_new_tokens",
+        "ignore_eos",
+    }
 )
 #: keys accepted and ignored on purpose (no effect on what a CPU rollout returns)
-IGNORED_SAMPLING_KEYS = frozenset({"seed", "n", "detokenize", "skip_special_tokens", "spaces_between_special_tokens"})
+IGNORED_SAMPLING_KEYS = frozenset(
+    {"seed", "n", "detokenize", "skip_special_tokens", "spaces_between_special_tokens"}
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,9 @@ class HFRolloutOptions:
         raw = dict(_get(engine_kwargs, "hf", {}) or {})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown hf rollout option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+            raise ValueError(
+                f"unknown hf rollout option(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}"
+            )
         return cls(**raw)
 
 
@@ -106,7 +119,12 @@ class GenerationRequest:
 
 
 def parse_sampling_params(
-    sampling_params: dict[str, Any], *, prompt_len: int, response_length: int, prompt_length: int, max_model_len: int
+    sampling_params: dict[str, Any],
+    *,
+    prompt_len: int,
+    response_length: int,
+    prompt_length: int,
+    max_model_len: int,
 ) -> tuple[SamplingSettings, int, bool]:
     """Map verl's sampling dict to (settings, max_tokens, want_logprobs), like the vLLM server does.
 
@@ -147,7 +165,9 @@ def parse_sampling_params(
 class HFGenerator:
     """Batched generation + log-probs with a ``transformers`` causal LM (no Ray, testable alone)."""
 
-    def __init__(self, model_path: str, options: HFRolloutOptions = HFRolloutOptions(), *, trust_remote_code=False):
+    def __init__(
+        self, model_path: str, options: HFRolloutOptions = HFRolloutOptions(), *, trust_remote_code=False
+    ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if options.num_threads > 0:
@@ -192,7 +212,9 @@ class HFGenerator:
             repetition_penalty=settings.repetition_penalty,
         )
         if not settings.greedy:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=max(settings.top_k, 0))
+            kwargs.update(
+                temperature=settings.temperature, top_p=settings.top_p, top_k=max(settings.top_k, 0)
+            )
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
@@ -222,7 +244,9 @@ class HFGenerator:
             raise KeyError(f"weights for unknown parameter(s) {unknown[:5]} (total {len(unknown)})")
         for name, tensor in named_tensors.items():  # validate everything before touching the model
             if tuple(params[name].shape) != tuple(tensor.shape):
-                raise ValueError(f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(params[name].shape)}")
+                raise ValueError(
+                    f"shape mismatch for {name}: {tuple(tensor.shape)} vs {tuple(params[name].shape)}"
+                )
         with torch.no_grad():
             for name, tensor in named_tensors.items():
                 target = params[name]
@@ -350,7 +374,9 @@ class HFRolloutServer:
                     if not r.future.done():
                         r.future.set_result(res)
 
-    async def update_weights(self, named_tensors: dict[str, torch.Tensor], global_steps: int | None = None) -> int:
+    async def update_weights(
+        self, named_tensors: dict[str, torch.Tensor], global_steps: int | None = None
+    ) -> int:
         self._ensure_loop_state()
         async with self._lock:
             n = await asyncio.to_thread(self.generator.load_weights, named_tensors)
@@ -358,7 +384,6 @@ class HFRolloutServer:
         if global_steps is not None:
             self.global_steps = global_steps
         return n
-
 
     async def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps
@@ -413,18 +438,22 @@ def _build_replica_class():
             if self.rollout_mode not in (RolloutMode.HYBRID, RolloutMode.COLOCATED, RolloutMode.STANDALONE):
                 raise NotImplementedError(f"hf rollout: unsupported mode {self.rollout_mode}")
             if self.nnodes != 1:
-                raise NotImplementedError("hf rollout: one node per replica (tensor_model_parallel_size<=GPUs per node)")
+                raise NotImplementedError(
+                    "hf rollout: one node per replica (tensor_model_parallel_size<=GPUs per node)"
+                )
             node_id = None
             if self.workers:
-                node_id = await self.workers[0].__ray_call__.remote(lambda w: ray.get_runtime_context().get_node_id())
+                node_id = await self.workers[0].__ray_call__.remote(
+                    lambda w: ray.get_runtime_context().get_node_id()
+                )
             options: dict[str, Any] = dict(
                 name=server_actor_name(self.replica_rank, 0),
                 max_concurrency=self.max_concurrency,
                 num_cpus=0,
             )
             if node_id is not None:
-                options["scheduling_strategy"] = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                    node_id=node_id, soft=False
+                options["scheduling_strategy"] = (
+                    ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
                 )
             server = (
                 ray.remote(HFRolloutServer)
@@ -535,4 +564,6 @@ def register() -> None:
         replica_mod.RolloutReplicaRegistry.register(ROLLOUT_NAME, load_replica_class)
     base_mod = sys.modules.get("verl.workers.rollout.base")
     if base_mod is not None:
-        base_mod._ROLLOUT_REGISTRY.setdefault((ROLLOUT_NAME, "async"), "sinternal_verl.cpu.hf_rollout.HFServerAdapter")
+        base_mod._ROLLOUT_REGISTRY.setdefault(
+            (ROLLOUT_NAME, "async"), "sinternal_verl.cpu.hf_rollout.HFServerAdapter"
+        )

@@ -63,7 +63,9 @@ def run_measured(
     stop = threading.Event()
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(list(args), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            list(args), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         root = psutil.Process(proc.pid)
 
         def sample() -> None:

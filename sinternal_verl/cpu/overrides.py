@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         description="print the hydra overrides a CPU run of verl needs (one per line with --lines)",
     )
     parser.add_argument("trainer", choices=("ppo", "sft", "env"))
-    parser.add_argument("--lines", action="store_true", help="one override per line instead of one shell line")
+    parser.add_argument(
+        "--lines", action="store_true", help="one override per line instead of one shell line"
+    )
     args = parser.parse_args(argv)
     if args.trainer == "env":
         items = [f"{k}={v}" for k, v in CPU_ENV.items()]

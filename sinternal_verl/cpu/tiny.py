@@ -80,7 +80,14 @@ FOREIGN_SPECIAL_TOKENS: tuple[str, ...] = (
 
 #: the smallest Qwen3 that vLLM's CPU attention accepts (it rejects head_dim < 64): hidden 128,
 #: 2 heads of 64, 1 KV head, 2 layers, ~600-token BPE (see REFERENCE section 7)
-VLLM_TINY: dict = {"hidden": 128, "heads": 2, "kv_heads": 1, "layers": 2, "intermediate": 256, "vocab_size": 600}
+VLLM_TINY: dict = {
+    "hidden": 128,
+    "heads": 2,
+    "kv_heads": 1,
+    "layers": 2,
+    "intermediate": 256,
+    "vocab_size": 600,
+}
 
 
 @dataclass(frozen=True)
@@ -130,13 +137,17 @@ def build_tokenizer(
     texts = list(DEFAULT_TEXTS) + [str(t) for t in extra_texts]
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens(list(ADDED_TOKENS))
-    specials = [t for t in (*extra_special_tokens, *([bos_token] if bos_token else [])) if t not in SPECIAL_TOKENS]
+    specials = [
+        t for t in (*extra_special_tokens, *([bos_token] if bos_token else [])) if t not in SPECIAL_TOKENS
+    ]
     if specials:
         tok.add_special_tokens(list(dict.fromkeys(specials)))
     if bos_token:
         bos_id = tok.token_to_id(bos_token)
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, bos_id)]
+            single=f"{bos_token} $A",
+            pair=f"{bos_token} $A {bos_token} $B",
+            special_tokens=[(bos_token, bos_id)],
         )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -184,7 +195,10 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = build_tokenizer(
-        vocab_size=vocab_size, extra_texts=extra_texts, extra_special_tokens=extra_special_tokens, bos_token=bos_token
+        vocab_size=vocab_size,
+        extra_texts=extra_texts,
+        extra_special_tokens=extra_special_tokens,
+        bos_token=bos_token,
     )
     eos_id = tokenizer.convert_tokens_to_ids(IM_END)
     pad_id = tokenizer.convert_tokens_to_ids(PAD_TOKEN)

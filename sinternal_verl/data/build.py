@@ -28,10 +28,14 @@ from .critique import _shown_answer, render_verification_prompt
 
 def assistant_turn(cfg: PipelineConfig, critique: str, verdict: str) -> str:
     b = cfg.build
-    return f"{b.think_open}\n{critique.strip()}\n{b.think_close}\n\n{b.verdict_format.format(verdict=verdict)}"
+    return (
+        f"{b.think_open}\n{critique.strip()}\n{b.think_close}\n\n{b.verdict_format.format(verdict=verdict)}"
+    )
 
 
-def build_rows(cfg: PipelineConfig, examples: list[dict], critiques: dict[str, dict], spec: str, template: str) -> list[dict]:
+def build_rows(
+    cfg: PipelineConfig, examples: list[dict], critiques: dict[str, dict], spec: str, template: str
+) -> list[dict]:
     rows = []
     for e in examples:
         c = critiques.get(e["key"])
@@ -75,6 +79,9 @@ def write_parquet(rows: list[dict], path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    df = pd.DataFrame(rows, columns=["messages", "example_id", "prompt_id", "kind", "role", "guard_label", "verdict", "mode"])
+    df = pd.DataFrame(
+        rows,
+        columns=["messages", "example_id", "prompt_id", "kind", "role", "guard_label", "verdict", "mode"],
+    )
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)

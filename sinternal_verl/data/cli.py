@@ -13,7 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="pipeline YAML (see examples/verification_pipeline/config.yaml)")
     parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides, e.g. sample.params.n=4")
     parser.add_argument("--until", choices=STAGES, default="build", help="stop after this stage")
-    parser.add_argument("--redo", choices=STAGES, default=None, help="clear this stage and all later ones first")
+    parser.add_argument(
+        "--redo", choices=STAGES, default=None, help="clear this stage and all later ones first"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
 
 

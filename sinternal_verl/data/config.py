@@ -19,7 +19,10 @@ from sinternal_verl.settings import Settings, load, load_yaml, setting
 
 
 class PromptsConfig(Settings):
-    path: str = setting("", "JSONL or parquet file; each row needs ``prompt`` and ``kind`` (``harmful``/``benign``), and optionally ``id`` (otherwise a content hash is used, so ids are stable across runs).")
+    path: str = setting(
+        "",
+        "JSONL or parquet file; each row needs ``prompt`` and ``kind`` (``harmful``/``benign``), and optionally ``id`` (otherwise a content hash is used, so ids are stable across runs).",
+    )
     prompt_key: str = setting("prompt", "column holding the prompt text")
     kind_key: str = setting("kind", "column holding harmful / benign")
     id_key: str = setting("id", "column holding a stable id (optional)")
@@ -35,31 +38,52 @@ class SamplingParamsConfig(Settings):
 
 
 class SampleConfig(Settings):
-    backend: Literal["vllm", "transformers", "openai"] = setting("vllm", "``vllm`` (Ray actors, one per GPU), ``transformers`` (Ray actors, CPU or GPU) or ``openai`` (any OpenAI-compatible endpoint).")
+    backend: Literal["vllm", "transformers", "openai"] = setting(
+        "vllm",
+        "``vllm`` (Ray actors, one per GPU), ``transformers`` (Ray actors, CPU or GPU) or ``openai`` (any OpenAI-compatible endpoint).",
+    )
     model: str = setting("", "policy model path / served model name.")
     params: SamplingParamsConfig = setting(SamplingParamsConfig(), "")
-    num_engines: int = setting(1, "Ray engines: how many actors, and what each asks Ray for; 0 runs one engine in this process without Ray (CPU demos).")
+    num_engines: int = setting(
+        1,
+        "Ray engines: how many actors, and what each asks Ray for; 0 runs one engine in this process without Ray (CPU demos).",
+    )
     gpus_per_engine: float = setting(1.0, "GPUs each Ray engine asks for")
     cpus_per_engine: float = setting(1.0, "CPUs each Ray engine asks for")
     batch_size: int = setting(16, "prompts per call to one engine; results are written after every batch.")
-    engine_kwargs: dict[str, Any] = setting({}, "vLLM ``LLM(...)`` keyword arguments (tensor_parallel_size, gpu_memory_utilization, ...).")
-    chat_template_kwargs: dict[str, Any] = setting({}, "``tokenizer.apply_chat_template`` keyword arguments for the policy's prompt.")
-    ray_address: str | None = setting(None, "Ray address (``auto`` for an existing cluster, ``null`` to start a local one).")
+    engine_kwargs: dict[str, Any] = setting(
+        {}, "vLLM ``LLM(...)`` keyword arguments (tensor_parallel_size, gpu_memory_utilization, ...)."
+    )
+    chat_template_kwargs: dict[str, Any] = setting(
+        {}, "``tokenizer.apply_chat_template`` keyword arguments for the policy's prompt."
+    )
+    ray_address: str | None = setting(
+        None, "Ray address (``auto`` for an existing cluster, ``null`` to start a local one)."
+    )
     ray_num_cpus: int | None = setting(None, "num_cpus for a local Ray cluster started here")
     urls: list[str] = setting([], "``openai`` backend: base URLs, API key env var, concurrency, retries.")
     api_key_env: str | None = setting(None, "name of the env var holding the API key (never the key itself)")
     max_concurrency: int = setting(32, "requests in flight to the endpoint")
     timeout_s: float = setting(600.0, "seconds per request")
     max_retries: int = setting(4, "retries with backoff on connect errors, timeouts, 5xx and 429")
-    length_is_truncated: bool = setting(True, "a sample that stopped at ``max_tokens`` counts as truncated (its answer may be cut off) even when its trace was closed.")
+    length_is_truncated: bool = setting(
+        True,
+        "a sample that stopped at ``max_tokens`` counts as truncated (its answer may be cut off) even when its trace was closed.",
+    )
     think_open: str = setting("<think>", "opens the reasoning trace")
     think_close: str = setting("</think>", "closes the reasoning trace")
-    crash_after: int = setting(-1, "test hook: raise after this many prompts were written (-1: never). Lets tests crash a run mid-stage without killing the test process.")
+    crash_after: int = setting(
+        -1,
+        "test hook: raise after this many prompts were written (-1: never). Lets tests crash a run mid-stage without killing the test process.",
+    )
 
 
 class LabelConfig(Settings):
-    guard: dict[str, Any] = setting({}, "guard settings (kind, urls, model, ...: the guard_* reward settings without "
-                                    "the prefix); checked when the config is loaded")
+    guard: dict[str, Any] = setting(
+        {},
+        "guard settings (kind, urls, model, ...: the guard_* reward settings without "
+        "the prefix); checked when the config is loaded",
+    )
 
     @field_validator("guard")
     @classmethod
@@ -68,39 +92,65 @@ class LabelConfig(Settings):
 
         GuardConfig.from_mapping(value)  # a typo or bad value fails at start-up
         return value
-    target: Literal["answer", "full"] = setting("answer", "what the guard judges: ``answer`` (the final answer, as the paper's reward does) or ``full`` (trace and answer as ``<think>trace</think>\n\nanswer``).")
-    batch_size: int = setting(64, "prompts per guard call (the guard client batches and bounds concurrency itself).")
+
+    target: Literal["answer", "full"] = setting(
+        "answer",
+        "what the guard judges: ``answer`` (the final answer, as the paper's reward does) or ``full`` (trace and answer as ``<think>trace</think>\n\nanswer``).",
+    )
+    batch_size: int = setting(
+        64, "prompts per guard call (the guard client batches and bounds concurrency itself)."
+    )
     crash_after: int = setting(-1, "test hook: raise after this many items were written (-1: never)")
 
 
 class SelectConfig(Settings):
     seed: int = setting(0, "random seed")
-    controversial_as: Literal["unsafe", "safe", "drop"] = setting("unsafe", "how a ``controversial`` guard label counts: ``unsafe`` (strict, Qwen's reading), ``safe`` or ``drop``.")
-    benign_preference: list[str] = setting(["safe_compliant", "safe_refusal", "unsafe"], "for a benign prompt, the kinds of answer to keep, in order of preference; a prompt whose answers match none is dropped as ``benign_no_preferred``.")
+    controversial_as: Literal["unsafe", "safe", "drop"] = setting(
+        "unsafe",
+        "how a ``controversial`` guard label counts: ``unsafe`` (strict, Qwen's reading), ``safe`` or ``drop``.",
+    )
+    benign_preference: list[str] = setting(
+        ["safe_compliant", "safe_refusal", "unsafe"],
+        "for a benign prompt, the kinds of answer to keep, in order of preference; a prompt whose answers match none is dropped as ``benign_no_preferred``.",
+    )
 
 
 class CritiqueConfig(Settings):
     urls: list[str] = setting([], "base URLs of the expert's OpenAI-compatible server(s).")
     model: str = setting("", "served model name of the expert")
-    api_key_env: str | None = setting(None, "name of the env var that holds the API key (never the key itself).")
-    expert_fraction: float = setting(1.0, "share of examples that get an expert critique; the rest get the verdict alone.")
-    require_agreement: bool = setting(True, "keep a critique only if its verdict agrees with the guard label.")
+    api_key_env: str | None = setting(
+        None, "name of the env var that holds the API key (never the key itself)."
+    )
+    expert_fraction: float = setting(
+        1.0, "share of examples that get an expert critique; the rest get the verdict alone."
+    )
+    require_agreement: bool = setting(
+        True, "keep a critique only if its verdict agrees with the guard label."
+    )
     parse_retries: int = setting(2, "extra attempts when the expert's reply has no parsable verdict.")
     temperature: float = setting(0.0, "sampling temperature of the first attempt")
-    retry_temperature: float = setting(0.7, "temperature of those extra attempts (a greedy server would repeat itself otherwise).")
+    retry_temperature: float = setting(
+        0.7, "temperature of those extra attempts (a greedy server would repeat itself otherwise)."
+    )
     max_tokens: int = setting(2048, "tokens per critique")
-    rejected_message_max_chars: int = setting(500, "an expert's rejection message is cut to this many characters "
-                                              "in the records", ge=0)
+    rejected_message_max_chars: int = setting(
+        500, "an expert's rejection message is cut to this many characters in the records", ge=0
+    )
     max_concurrency: int = setting(16, "requests in flight to the expert")
     timeout_s: float = setting(300.0, "seconds per request")
     max_retries: int = setting(4, "retries with backoff on connect errors, timeouts, 5xx and 429")
-    on_unavailable: Literal["fail", "drop"] = setting("fail", "``fail`` stops the stage when the expert is unreachable after retries (rerun resumes); ``drop`` records the example as dropped (``expert_unavailable``) and goes on.")
+    on_unavailable: Literal["fail", "drop"] = setting(
+        "fail",
+        "``fail`` stops the stage when the expert is unreachable after retries (rerun resumes); ``drop`` records the example as dropped (``expert_unavailable``) and goes on.",
+    )
     system_prompt: str = setting(
         "You are an expert safety reviewer. Follow the specification exactly. End your reply with a "
         "final line 'Verdict: safe' or 'Verdict: unsafe'.",
         "system message for the expert (the specification travels in the user turn)",
     )
-    cache_dir: str | None = setting("cache/expert", "on-disk response cache (relative paths are under the run directory); null disables.")
+    cache_dir: str | None = setting(
+        "cache/expert", "on-disk response cache (relative paths are under the run directory); null disables."
+    )
     seed: int = setting(0, "random seed")
     crash_after: int = setting(-1, "test hook: raise after this many items were written (-1: never)")
 
@@ -108,14 +158,23 @@ class CritiqueConfig(Settings):
 class BuildConfig(Settings):
     val_fraction: float = setting(0.05, "share of examples held out for validation")
     seed: int = setting(0, "random seed")
-    think_open: str = setting("<think>", "the assistant turn: the critique inside the model's reasoning tags, then the verdict.")
+    think_open: str = setting(
+        "<think>", "the assistant turn: the critique inside the model's reasoning tags, then the verdict."
+    )
     think_close: str = setting("</think>", "closes the reasoning trace")
-    verdict_format: str = setting("Verdict: {verdict}", "the verdict line after the critique; must contain {verdict}")
-    include_trace: bool = setting(False, "also show the model's reasoning trace to the verifier (off: the paper verifies the answer).")
+    verdict_format: str = setting(
+        "Verdict: {verdict}", "the verdict line after the critique; must contain {verdict}"
+    )
+    include_trace: bool = setting(
+        False, "also show the model's reasoning trace to the verifier (off: the paper verifies the answer)."
+    )
 
 
 class PipelineConfig(Settings):
-    out_dir: str = setting("runs/verification_data", "run directory: every stage writes here; rerunning with the same directory resumes.")
+    out_dir: str = setting(
+        "runs/verification_data",
+        "run directory: every stage writes here; rerunning with the same directory resumes.",
+    )
     spec: str = setting("sinternal_default", "shipped specification name or a path to the user's own file.")
     template: str = setting("verification_prompt", "verification prompt template: shipped name or a path")
     prompts: PromptsConfig = setting(PromptsConfig(), "")
@@ -125,7 +184,6 @@ class PipelineConfig(Settings):
     critique: CritiqueConfig = setting(CritiqueConfig(), "")
     build: BuildConfig = setting(BuildConfig(), "")
     progress: bool = setting(True, "show progress bars.")
-
 
     @model_validator(mode="after")
     def _check(self) -> PipelineConfig:
@@ -147,7 +205,9 @@ class PipelineConfig(Settings):
         return Path(self.out_dir).expanduser()
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> PipelineConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], base_dir: str | os.PathLike | None = None
+    ) -> PipelineConfig:
         """Build from a nested mapping; relative paths in it are resolved against ``base_dir``
         (the config file's folder), so a config works from any working directory."""
         cfg = load(cls, data, where="pipeline config")
@@ -156,18 +216,24 @@ class PipelineConfig(Settings):
         base = Path(base_dir)
 
         def absolute(value: str) -> str:
-            return str((base / value).resolve()) if value and not Path(value).expanduser().is_absolute() else value
+            return (
+                str((base / value).resolve())
+                if value and not Path(value).expanduser().is_absolute()
+                else value
+            )
 
         def existing(value: str) -> str:
             return str((base / value).resolve()) if value and (base / value).exists() else value
 
-        return cfg.model_copy(update={
-            "out_dir": absolute(cfg.out_dir),
-            "spec": existing(cfg.spec),
-            "template": existing(cfg.template),
-            "prompts": cfg.prompts.model_copy(update={"path": absolute(cfg.prompts.path)}),
-            "sample": cfg.sample.model_copy(update={"model": existing(cfg.sample.model)}),
-        })
+        return cfg.model_copy(
+            update={
+                "out_dir": absolute(cfg.out_dir),
+                "spec": existing(cfg.spec),
+                "template": existing(cfg.template),
+                "prompts": cfg.prompts.model_copy(update={"path": absolute(cfg.prompts.path)}),
+                "sample": cfg.sample.model_copy(update={"model": existing(cfg.sample.model)}),
+            }
+        )
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineConfig:

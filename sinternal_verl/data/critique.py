@@ -42,7 +42,16 @@ from .stage import StageRun, stream_results
 from .store import StageStore, atomic_write_json
 
 VERDICT_RE = re.compile(r"^[\s*_#>`-]*verdict\s*[:：]\s*[*_`]*\s*(safe|unsafe)\b[\s*_`.!]*$", re.IGNORECASE)
-REFUSAL_MARKERS = ("i can't", "i cannot", "i won't", "i will not", "i'm sorry", "i am sorry", "i'm unable", "i am unable")
+REFUSAL_MARKERS = (
+    "i can't",
+    "i cannot",
+    "i won't",
+    "i will not",
+    "i'm sorry",
+    "i am sorry",
+    "i'm unable",
+    "i am unable",
+)
 _PLACEHOLDER = re.compile(r"\{(spec|prompt|answer)\}")
 
 
@@ -129,7 +138,9 @@ class ExpertClient:
         from ..guards.http import HTTPClientConfig, OpenAIHTTPClient
 
         if not cfg.urls or not cfg.model:
-            raise ValueError("the critique stage needs critique.urls and critique.model (or expert_fraction: 0)")
+            raise ValueError(
+                "the critique stage needs critique.urls and critique.model (or expert_fraction: 0)"
+            )
         api_key = None
         if cfg.api_key_env:
             api_key = os.environ.get(cfg.api_key_env)
@@ -139,8 +150,12 @@ class ExpertClient:
         self.cache = cache
         self.http = OpenAIHTTPClient(
             HTTPClientConfig(
-                urls=tuple(cfg.urls), api_key=api_key, concurrency="fixed", max_concurrency_per_url=cfg.max_concurrency,
-                timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
+                urls=tuple(cfg.urls),
+                api_key=api_key,
+                concurrency="fixed",
+                max_concurrency_per_url=cfg.max_concurrency,
+                timeout_s=cfg.timeout_s,
+                max_retries=cfg.max_retries,
             )
         )
         self.calls = 0
@@ -148,8 +163,13 @@ class ExpertClient:
     async def ask(self, user: str, attempt: int) -> str:
         payload = {
             "model": self.cfg.model,
-            "messages": [{"role": "system", "content": self.cfg.system_prompt}, {"role": "user", "content": user}],
-            "temperature": self.cfg.temperature if attempt == 0 else max(self.cfg.temperature, self.cfg.retry_temperature),
+            "messages": [
+                {"role": "system", "content": self.cfg.system_prompt},
+                {"role": "user", "content": user},
+            ],
+            "temperature": self.cfg.temperature
+            if attempt == 0
+            else max(self.cfg.temperature, self.cfg.retry_temperature),
             "max_tokens": self.cfg.max_tokens,
             "seed": self.cfg.seed + attempt,
         }
@@ -161,7 +181,9 @@ class ExpertClient:
         try:
             text = body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError) as exc:
-            raise RuntimeError(f"expert answered without choices[0].message.content: {str(body)[:200]}") from exc
+            raise RuntimeError(
+                f"expert answered without choices[0].message.content: {str(body)[:200]}"
+            ) from exc
         self.calls += 1
         self.cache.put(key, text)
         return text
@@ -170,9 +192,17 @@ class ExpertClient:
         await self.http.aclose()
 
 
-def run_critique(cfg: PipelineConfig, examples: list[dict], spec: str, template: str, store: StageStore) -> dict:
+def run_critique(
+    cfg: PipelineConfig, examples: list[dict], spec: str, template: str, store: StageStore
+) -> dict:
     c = cfg.critique
-    run = StageRun(store, [e["key"] for e in examples], crash_after=c.crash_after, progress=cfg.progress, desc="4/5 critique")
+    run = StageRun(
+        store,
+        [e["key"] for e in examples],
+        crash_after=c.crash_after,
+        progress=cfg.progress,
+        desc="4/5 critique",
+    )
     by_key = {e["key"]: e for e in examples}
     todo = [by_key[k] for k in run.todo_keys]
     cache = ResponseCache((cfg.run_dir / c.cache_dir) if c.cache_dir else None)
@@ -210,8 +240,18 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
     verdict_only = [e for e in todo if not uses_expert(c.seed, e["key"], c.expert_fraction)]
     # the verdict-only share needs no API: written first, in one durable batch
     run.write(
-        {"key": e["key"], "status": "kept", "mode": "verdict_only", "critique": "", "verdict": e["label"],
-         "guard_label": e["label"], "expert_verdict": None, "agrees": None, "attempts": 0, "drop_reason": None}
+        {
+            "key": e["key"],
+            "status": "kept",
+            "mode": "verdict_only",
+            "critique": "",
+            "verdict": e["label"],
+            "guard_label": e["label"],
+            "expert_verdict": None,
+            "agrees": None,
+            "attempts": 0,
+            "drop_reason": None,
+        }
         for e in verdict_only
     )
     if not needs_expert:
@@ -230,28 +270,69 @@ async def _critique_all(cfg, todo, spec, template, run: StageRun, cache: Respons
             except UpstreamUnavailableError as exc:
                 if c.on_unavailable == "fail":
                     raise
-                return {**base, "status": "dropped", "drop_reason": "expert_unavailable", "critique": "",
-                        "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts, "error": str(exc)}
+                return {
+                    **base,
+                    "status": "dropped",
+                    "drop_reason": "expert_unavailable",
+                    "critique": "",
+                    "verdict": None,
+                    "expert_verdict": None,
+                    "agrees": None,
+                    "attempts": attempts,
+                    "error": str(exc),
+                }
             except UpstreamRequestError as exc:
                 if exc.status in GUARD_WIDE_STATUSES:
                     raise
                 message = error_message(exc.body, c.rejected_message_max_chars)
-                return {**base, "status": "dropped", "drop_reason": "expert_rejected", "critique": "",
-                        "verdict": None, "expert_verdict": None, "agrees": None, "attempts": attempts,
-                        "error": f"HTTP {exc.status}: {message}"}
+                return {
+                    **base,
+                    "status": "dropped",
+                    "drop_reason": "expert_rejected",
+                    "critique": "",
+                    "verdict": None,
+                    "expert_verdict": None,
+                    "agrees": None,
+                    "attempts": attempts,
+                    "error": f"HTTP {exc.status}: {message}",
+                }
             parsed = parse_critique(text)
             if parsed.problem is None:
                 break
         assert parsed is not None
         if parsed.problem is not None:
-            return {**base, "status": "dropped", "drop_reason": f"expert_{parsed.problem}", "critique": parsed.critique,
-                    "verdict": None, "expert_verdict": parsed.verdict, "agrees": None, "attempts": attempts}
+            return {
+                **base,
+                "status": "dropped",
+                "drop_reason": f"expert_{parsed.problem}",
+                "critique": parsed.critique,
+                "verdict": None,
+                "expert_verdict": parsed.verdict,
+                "agrees": None,
+                "attempts": attempts,
+            }
         agrees = parsed.verdict == e["label"]
         if not agrees and c.require_agreement:
-            return {**base, "status": "dropped", "drop_reason": "expert_disagrees", "critique": parsed.critique,
-                    "verdict": None, "expert_verdict": parsed.verdict, "agrees": False, "attempts": attempts}
-        return {**base, "status": "kept", "drop_reason": None, "critique": parsed.critique, "verdict": parsed.verdict,
-                "expert_verdict": parsed.verdict, "agrees": agrees, "attempts": attempts}
+            return {
+                **base,
+                "status": "dropped",
+                "drop_reason": "expert_disagrees",
+                "critique": parsed.critique,
+                "verdict": None,
+                "expert_verdict": parsed.verdict,
+                "agrees": False,
+                "attempts": attempts,
+            }
+        return {
+            **base,
+            "status": "kept",
+            "drop_reason": None,
+            "critique": parsed.critique,
+            "verdict": parsed.verdict,
+            "expert_verdict": parsed.verdict,
+            "agrees": agrees,
+            "attempts": attempts,
+        }
 
     calls_before = client.calls
     try:

@@ -52,7 +52,10 @@ def prompt_seed(base: int, prompt_id: str) -> int:
 
 def render_chat(tokenizer: Any, prompt: str, chat_template_kwargs: dict) -> str:
     return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True, **chat_template_kwargs
+        [{"role": "user", "content": prompt}],
+        tokenize=False,
+        add_generation_prompt=True,
+        **chat_template_kwargs,
     )
 
 
@@ -76,7 +79,13 @@ def restore_prefill(rendered_prompt: str, text: str, think_open: str = "<think>"
 class TransformersEngine:
     """``model.generate`` on CPU or one GPU: slow, but needs nothing beyond transformers."""
 
-    def __init__(self, model: str, chat_template_kwargs: dict | None = None, device: str | None = None, dtype: str = "auto"):
+    def __init__(
+        self,
+        model: str,
+        chat_template_kwargs: dict | None = None,
+        device: str | None = None,
+        dtype: str = "auto",
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -114,7 +123,9 @@ class TransformersEngine:
             res = GenResult(req.prompt_id, prompt_token_ids=list(ids))
             for row in new.tolist():
                 ended = any(t in eos_ids for t in row)
-                res.texts.append(restore_prefill(rendered, self.tokenizer.decode(row, skip_special_tokens=True)))
+                res.texts.append(
+                    restore_prefill(rendered, self.tokenizer.decode(row, skip_special_tokens=True))
+                )
                 res.finish_reasons.append("stop" if ended else "length")
             out.append(res)
         return out
@@ -127,7 +138,9 @@ class VLLMEngine:
     (``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ...).
     """
 
-    def __init__(self, model: str, engine_kwargs: dict | None = None, chat_template_kwargs: dict | None = None):
+    def __init__(
+        self, model: str, engine_kwargs: dict | None = None, chat_template_kwargs: dict | None = None
+    ):
         from vllm import LLM, SamplingParams  # imported here: only GPU actors need vllm
 
         self._SamplingParams = SamplingParams
@@ -139,7 +152,9 @@ class VLLMEngine:
         encoded = [chat_token_ids(self.tokenizer, r.prompt, self.chat_template_kwargs) for r in requests]
         rendered = [text for text, _ in encoded]
         params = [
-            self._SamplingParams(n=r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=r.seed)
+            self._SamplingParams(
+                n=r.n, temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, seed=r.seed
+            )
             for r in requests
         ]
         # token prompts (vLLM's TokensPrompt shape): vLLM does not tokenize, so no second BOS

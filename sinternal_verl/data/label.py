@@ -23,7 +23,13 @@ def _guard(cfg: PipelineConfig):
 
 
 def run_label(cfg: PipelineConfig, samples: list[dict], store: StageStore) -> dict:
-    run = StageRun(store, [s["key"] for s in samples], crash_after=cfg.label.crash_after, progress=cfg.progress, desc="2/5 label")
+    run = StageRun(
+        store,
+        [s["key"] for s in samples],
+        crash_after=cfg.label.crash_after,
+        progress=cfg.progress,
+        desc="2/5 label",
+    )
     by_key = {s["key"]: s for s in samples}
     todo = [by_key[k] for k in run.todo_keys]
     try:
@@ -62,15 +68,29 @@ async def _label_all(cfg: PipelineConfig, todo: list[dict], run: StageRun) -> No
                         continue
                     trace = resp["trace"] if cfg.label.target == "full" and resp["trace"] else None
                     items.append(
-                        ModerationItem(rec["prompt"], resp["answer"], trace=trace, prompt_harmful=rec["kind"] == "harmful")
+                        ModerationItem(
+                            rec["prompt"],
+                            resp["answer"],
+                            trace=trace,
+                            prompt_harmful=rec["kind"] == "harmful",
+                        )
                     )
                     where.append((p, j))
             verdicts = await guard.moderate(items) if items else []
             if len(verdicts) != len(items):
                 raise RuntimeError(f"guard returned {len(verdicts)} verdicts for {len(items)} items")
             per_prompt: list[list[dict]] = [
-                [{"skipped": "truncated", "label": None, "refusal": None, "parse_ok": False, "categories": [], "raw": ""}
-                 for _ in rec["responses"]]
+                [
+                    {
+                        "skipped": "truncated",
+                        "label": None,
+                        "refusal": None,
+                        "parse_ok": False,
+                        "categories": [],
+                        "raw": "",
+                    }
+                    for _ in rec["responses"]
+                ]
                 for rec in chunk
             ]
             for (p, j), v in zip(where, verdicts):

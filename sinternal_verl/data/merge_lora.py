@@ -36,7 +36,9 @@ def merge_lora(base: str | Path, adapter: str | Path, out: str | Path, dtype: st
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", required=True, help="base HF model folder (or verl model_merger's target_dir)")
-    p.add_argument("--adapter", required=True, help="peft adapter folder (model_merger writes <target_dir>/lora_adapter)")
+    p.add_argument(
+        "--adapter", required=True, help="peft adapter folder (model_merger writes <target_dir>/lora_adapter)"
+    )
     p.add_argument("--out", required=True, help="where to write the merged HF model")
     p.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
     a = p.parse_args(argv)

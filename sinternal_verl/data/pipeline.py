@@ -96,7 +96,9 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "build", redo: str | None 
         examples, sel_summary = select_examples(samples, labels, cfg.select)
         from .store import atomic_write_text
 
-        atomic_write_text(examples_path, "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in examples))
+        atomic_write_text(
+            examples_path, "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in examples)
+        )
         finish("select", stores["select"], sel_summary, t0)
     examples = list(iter_jsonl(examples_path))
     if until == "select":
@@ -105,7 +107,12 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "build", redo: str | None 
     # 4. critique
     if not stores["critique"].is_done():
         t0 = time.perf_counter()
-        finish("critique", stores["critique"], run_critique(cfg, examples, spec, template, stores["critique"]), t0)
+        finish(
+            "critique",
+            stores["critique"],
+            run_critique(cfg, examples, spec, template, stores["critique"]),
+            t0,
+        )
     critiques = stores["critique"].read().records
     if until == "critique":
         return _result(root, summary, ran)
@@ -115,7 +122,9 @@ def run_pipeline(cfg: PipelineConfig, *, until: str = "build", redo: str | None 
         t0 = time.perf_counter()
         out_rows = build_rows(cfg, examples, critiques, spec, template)
         if not out_rows:
-            raise RuntimeError(f"no example survived to the build stage; see the drop counts in {summary_path}")
+            raise RuntimeError(
+                f"no example survived to the build stage; see the drop counts in {summary_path}"
+            )
         train, val = split_rows(out_rows, cfg.build.val_fraction, cfg.build.seed)
         sft = root / "sft"
         write_parquet(train, sft / "train.parquet")
@@ -142,7 +151,9 @@ def _count(rows: list[dict], key: str) -> dict:
 
 
 def _result(root, summary: dict, ran: list[str]) -> PipelineResult:
-    return PipelineResult(summary, str(root / "sft" / "train.parquet"), str(root / "sft" / "val.parquet"), ran)
+    return PipelineResult(
+        summary, str(root / "sft" / "train.parquet"), str(root / "sft" / "val.parquet"), ran
+    )
 
 
 def _clear_from(root, stage: str) -> None:

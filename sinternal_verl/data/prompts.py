@@ -14,7 +14,13 @@ from .config import PromptsConfig
 from .store import iter_jsonl
 
 KINDS = ("harmful", "benign")
-_KIND_ALIASES = {"harmful": "harmful", "unsafe": "harmful", "benign": "benign", "safe": "benign", "harmless": "benign"}
+_KIND_ALIASES = {
+    "harmful": "harmful",
+    "unsafe": "harmful",
+    "benign": "benign",
+    "safe": "benign",
+    "harmless": "benign",
+}
 
 
 @dataclass(frozen=True)

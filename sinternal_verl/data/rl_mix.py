@@ -121,9 +121,13 @@ class RLMixConfig:
         if "{prompt}" not in self.safety_template:
             raise RLMixError("safety_template must contain '{prompt}'")
         if self.missing_prompt_type not in ("error", *PROMPT_TYPES):
-            raise RLMixError(f"missing_prompt_type must be 'error', 'harmful' or 'benign', got {self.missing_prompt_type!r}")
+            raise RLMixError(
+                f"missing_prompt_type must be 'error', 'harmful' or 'benign', got {self.missing_prompt_type!r}"
+            )
         if not self.safety_data_source_prefix.lower().startswith("safety"):
-            raise RLMixError("safety_data_source_prefix must start with 'safety' (the reward router's safety prefix)")
+            raise RLMixError(
+                "safety_data_source_prefix must start with 'safety' (the reward router's safety prefix)"
+            )
 
 
 @dataclass
@@ -163,7 +167,9 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     raise RLMixError(f"{p}: unsupported file type {suffix!r} (use .jsonl, .json, .parquet or .csv)")
 
 
-def load_hf_rows(repo: str, split: str = "train", config: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+def load_hf_rows(
+    repo: str, split: str = "train", config: str | None = None, **kwargs: Any
+) -> list[dict[str, Any]]:
     """Optional: rows of a Hugging Face dataset (needs the ``datasets`` package and the hub).
 
     Offline runs and tests use local files; this exists so a user with hub access can write
@@ -211,7 +217,9 @@ def safety_record(row: Mapping[str, Any], where: str, missing_prompt_type: str =
     if prompt is None:
         prompt = _text(last_user_turn(row.get("messages")))
     if prompt is None:
-        raise RLMixError(f"{where}: no prompt text (expected a 'prompt', 'adversarial'/'vanilla' or 'messages' field)")
+        raise RLMixError(
+            f"{where}: no prompt text (expected a 'prompt', 'adversarial'/'vanilla' or 'messages' field)"
+        )
     raw_type = None
     for key in ("prompt_type", "kind", "data_type", "label"):
         if _text(row.get(key)) is not None:
@@ -256,12 +264,16 @@ def math_record(row: Mapping[str, Any], where: str) -> dict[str, str]:
         problem = _text(last_user_turn(prompt))
     problem = problem or _text(row.get("problem")) or _text(row.get("question"))
     if problem is None:
-        raise RLMixError(f"{where}: no problem text (expected 'prompt' (text or messages), 'problem' or 'question')")
+        raise RLMixError(
+            f"{where}: no problem text (expected 'prompt' (text or messages), 'problem' or 'question')"
+        )
     answer = None
     reward_model = row.get("reward_model")
     if isinstance(reward_model, Mapping):
         answer = _text(reward_model.get("ground_truth"))
-    answer = answer or _text(row.get("solution")) or _text(row.get("answer")) or _text(row.get("ground_truth"))
+    answer = (
+        answer or _text(row.get("solution")) or _text(row.get("answer")) or _text(row.get("ground_truth"))
+    )
     if answer is None:
         raise RLMixError(f"{where}: no answer (expected reward_model.ground_truth, 'solution' or 'answer')")
     return {"problem": strip_dapo_wrapper(problem), "answer": answer.strip()}
@@ -300,13 +312,17 @@ def _dedupe(records: list[dict[str, str]], key: str) -> list[dict[str, str]]:
     return out
 
 
-def _draw(records: list[dict[str, str]], count: int | None, rng: random.Random, what: str) -> list[dict[str, str]]:
+def _draw(
+    records: list[dict[str, str]], count: int | None, rng: random.Random, what: str
+) -> list[dict[str, str]]:
     records = list(records)
     rng.shuffle(records)
     if count is None:
         return records
     if count > len(records):
-        raise RLMixError(f"asked for {count} {what} rows but the inputs hold only {len(records)} (after de-duplication)")
+        raise RLMixError(
+            f"asked for {count} {what} rows but the inputs hold only {len(records)} (after de-duplication)"
+        )
     return records[:count]
 
 
@@ -323,13 +339,21 @@ def _messages(user: str, system: str | None) -> list[dict[str, str]]:
 
 
 def safety_row(rec: Mapping[str, str], cfg: RLMixConfig) -> dict[str, Any]:
-    source = "".join(c if c.isalnum() else "_" for c in rec.get("source", "prompts").lower()).strip("_") or "prompts"
+    source = (
+        "".join(c if c.isalnum() else "_" for c in rec.get("source", "prompts").lower()).strip("_")
+        or "prompts"
+    )
     return {
         "data_source": f"{cfg.safety_data_source_prefix}_{source}",
         "prompt": _messages(cfg.safety_template.format(prompt=rec["prompt"]), cfg.system_prompt),
         "ability": "safety",
         "reward_model": {"style": "guard", "ground_truth": rec["prompt_type"]},
-        "extra_info": {"task": "safety", "prompt_type": rec["prompt_type"], "prompt": rec["prompt"], "source": source},
+        "extra_info": {
+            "task": "safety",
+            "prompt_type": rec["prompt_type"],
+            "prompt": rec["prompt"],
+            "source": source,
+        },
     }
 
 
@@ -340,7 +364,12 @@ def math_row(rec: Mapping[str, str], cfg: RLMixConfig) -> dict[str, Any]:
         "prompt": _messages(user, cfg.system_prompt),
         "ability": "math",
         "reward_model": {"style": "rule", "ground_truth": rec["answer"]},
-        "extra_info": {"task": "math", "prompt_type": None, "prompt": user, "source": rec.get("source", "math")},
+        "extra_info": {
+            "task": "math",
+            "prompt_type": None,
+            "prompt": user,
+            "source": rec.get("source", "math"),
+        },
     }
 
 
@@ -385,7 +414,9 @@ def _write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     """Write via a temporary file and rename, so a crash never leaves a half-written parquet
     that verl would later read as a (shorter) data set."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"]).to_parquet(tmp, index=False)
+    pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"]).to_parquet(
+        tmp, index=False
+    )
     os.replace(tmp, path)
 
 
@@ -404,7 +435,9 @@ def build_rl_mix(cfg: RLMixConfig, out_dir: str | os.PathLike) -> RLMixResult:
         val_path = out / "val.parquet"
         _write_parquet(val, val_path)
     manifest = {"config": dataclasses.asdict(cfg), "counts": counts}
-    (out / "rl_mix.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "rl_mix.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return RLMixResult(train_path=train_path, val_path=val_path, counts=counts)
 
 
@@ -415,19 +448,45 @@ def _count(value: str) -> int | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = RLMixConfig()
-    parser.add_argument("--safety", action="append", default=[], metavar="FILE",
-                        help="safety prompts (.jsonl/.json/.parquet/.csv or hf://owner/name[:split]); repeatable")
-    parser.add_argument("--math", action="append", default=[], metavar="FILE",
-                        help="math problems (verl/DAPO parquet or flat problem/solution rows); repeatable")
-    parser.add_argument("--out", required=True, help="output folder for train.parquet, val.parquet, rl_mix.json")
-    parser.add_argument("--math-count", type=_count, default=d.math_count, help="math problems to draw, or 'all' (default %(default)s)")
-    parser.add_argument("--safety-count", type=_count, default=d.safety_count, help="safety prompts to draw, or 'all' (default all)")
-    parser.add_argument("--val-fraction", type=float, default=d.val_fraction, help="held out per task (default %(default)s)")
+    parser.add_argument(
+        "--safety",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="safety prompts (.jsonl/.json/.parquet/.csv or hf://owner/name[:split]); repeatable",
+    )
+    parser.add_argument(
+        "--math",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="math problems (verl/DAPO parquet or flat problem/solution rows); repeatable",
+    )
+    parser.add_argument(
+        "--out", required=True, help="output folder for train.parquet, val.parquet, rl_mix.json"
+    )
+    parser.add_argument(
+        "--math-count",
+        type=_count,
+        default=d.math_count,
+        help="math problems to draw, or 'all' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--safety-count",
+        type=_count,
+        default=d.safety_count,
+        help="safety prompts to draw, or 'all' (default all)",
+    )
+    parser.add_argument(
+        "--val-fraction", type=float, default=d.val_fraction, help="held out per task (default %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--math-template", default=d.math_template, help="must contain {problem}")
     parser.add_argument("--safety-template", default=d.safety_template, help="must contain {prompt}")
     parser.add_argument("--system-prompt", default=None)
-    parser.add_argument("--missing-prompt-type", default=d.missing_prompt_type, choices=["error", *PROMPT_TYPES])
+    parser.add_argument(
+        "--missing-prompt-type", default=d.missing_prompt_type, choices=["error", *PROMPT_TYPES]
+    )
     parser.add_argument("--no-dedupe", action="store_true", help="keep exact duplicate prompts")
 
 

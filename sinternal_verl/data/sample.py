@@ -28,25 +28,49 @@ from .store import StageStore
 
 def _requests(cfg: PipelineConfig, rows: list[PromptRow]) -> list[GenRequest]:
     p = cfg.sample.params
-    return [GenRequest(r.id, r.prompt, p.n, p.temperature, p.top_p, p.max_tokens, prompt_seed(p.seed, r.id)) for r in rows]
+    return [
+        GenRequest(r.id, r.prompt, p.n, p.temperature, p.top_p, p.max_tokens, prompt_seed(p.seed, r.id))
+        for r in rows
+    ]
 
 
 def _record(cfg: PipelineConfig, row: PromptRow, res: GenResult) -> dict:
     s = cfg.sample
     if len(res.texts) != s.params.n:
-        raise RuntimeError(f"prompt {row.id}: backend returned {len(res.texts)} samples, expected n={s.params.n}")
+        raise RuntimeError(
+            f"prompt {row.id}: backend returned {len(res.texts)} samples, expected n={s.params.n}"
+        )
     responses = []
     for text, reason in zip(res.texts, res.finish_reasons):
         split = split_reasoning(text, s.think_open, s.think_close)
         truncated = split.truncated or (s.length_is_truncated and reason == "length")
         responses.append(
-            {"text": text, "trace": split.trace, "answer": split.answer, "truncated": truncated, "finish_reason": reason}
+            {
+                "text": text,
+                "trace": split.trace,
+                "answer": split.answer,
+                "truncated": truncated,
+                "finish_reason": reason,
+            }
         )
-    return {"key": row.id, "id": row.id, "prompt": row.prompt, "kind": row.kind, "engine": res.engine, "responses": responses}
+    return {
+        "key": row.id,
+        "id": row.id,
+        "prompt": row.prompt,
+        "kind": row.kind,
+        "engine": res.engine,
+        "responses": responses,
+    }
 
 
 def run_sample(cfg: PipelineConfig, rows: list[PromptRow], store: StageStore) -> dict:
-    run = StageRun(store, [r.id for r in rows], crash_after=cfg.sample.crash_after, progress=cfg.progress, desc="1/5 sample")
+    run = StageRun(
+        store,
+        [r.id for r in rows],
+        crash_after=cfg.sample.crash_after,
+        progress=cfg.progress,
+        desc="1/5 sample",
+    )
     by_id = {r.id: r for r in rows}
     todo = [by_id[k] for k in run.todo_keys]
 
@@ -58,7 +82,12 @@ def run_sample(cfg: PipelineConfig, rows: list[PromptRow], store: StageStore) ->
             if cfg.sample.backend == "openai":
                 asyncio.run(_sample_openai(cfg, todo, on_results))
             elif cfg.sample.num_engines == 0:
-                host = EngineHost(cfg.sample.backend, cfg.sample.model, cfg.sample.engine_kwargs, cfg.sample.chat_template_kwargs)
+                host = EngineHost(
+                    cfg.sample.backend,
+                    cfg.sample.model,
+                    cfg.sample.engine_kwargs,
+                    cfg.sample.chat_template_kwargs,
+                )
                 reqs = _requests(cfg, todo)
                 for i in range(0, len(reqs), cfg.sample.batch_size):
                     on_results(host.generate(reqs[i : i + cfg.sample.batch_size]))
@@ -69,7 +98,9 @@ def run_sample(cfg: PipelineConfig, rows: list[PromptRow], store: StageStore) ->
     records = run.all_records()
     missing = set(by_id) - {r["key"] for r in records}
     if missing:
-        raise RuntimeError(f"sample stage finished with {len(missing)} prompt(s) unsampled, e.g. {sorted(missing)[:3]}")
+        raise RuntimeError(
+            f"sample stage finished with {len(missing)} prompt(s) unsampled, e.g. {sorted(missing)[:3]}"
+        )
     responses = [resp for r in records for resp in r["responses"]]
     return {
         "prompts": len(records),
@@ -82,7 +113,9 @@ def run_sample(cfg: PipelineConfig, rows: list[PromptRow], store: StageStore) ->
 
 
 # ---------------------------------------------------------------------------- Ray engines
-def _sample_ray(cfg: PipelineConfig, todo: list[PromptRow], on_results: Callable[[list[GenResult]], None]) -> None:
+def _sample_ray(
+    cfg: PipelineConfig, todo: list[PromptRow], on_results: Callable[[list[GenResult]], None]
+) -> None:
     import ray
 
     s = cfg.sample
@@ -94,9 +127,9 @@ def _sample_ray(cfg: PipelineConfig, todo: list[PromptRow], on_results: Callable
     try:
         host_cls = ray.remote(EngineHost)
         actors = [
-            host_cls.options(num_gpus=s.gpus_per_engine, num_cpus=s.cpus_per_engine, scheduling_strategy="SPREAD").remote(
-                s.backend, s.model, s.engine_kwargs, s.chat_template_kwargs
-            )
+            host_cls.options(
+                num_gpus=s.gpus_per_engine, num_cpus=s.cpus_per_engine, scheduling_strategy="SPREAD"
+            ).remote(s.backend, s.model, s.engine_kwargs, s.chat_template_kwargs)
             for _ in range(s.num_engines)
         ]
         reqs = _requests(cfg, todo)
@@ -136,7 +169,9 @@ def _choice_text(choice: dict) -> str:
     return content
 
 
-async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results: Callable[[list[GenResult]], None]) -> None:
+async def _sample_openai(
+    cfg: PipelineConfig, todo: list[PromptRow], on_results: Callable[[list[GenResult]], None]
+) -> None:
     from ..guards.http import HTTPClientConfig, OpenAIHTTPClient
 
     s = cfg.sample
@@ -145,10 +180,15 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
     api_key = _api_key(s.api_key_env, "sample.api_key_env")
     client = OpenAIHTTPClient(
         HTTPClientConfig(
-            urls=tuple(s.urls), api_key=api_key, concurrency="fixed", max_concurrency_per_url=s.max_concurrency, timeout_s=s.timeout_s,
+            urls=tuple(s.urls),
+            api_key=api_key,
+            concurrency="fixed",
+            max_concurrency_per_url=s.max_concurrency,
+            timeout_s=s.timeout_s,
             max_retries=s.max_retries,
         )
     )
+
     async def one(req: GenRequest) -> GenResult:
         payload = {
             "model": s.model,
@@ -165,10 +205,14 @@ async def _sample_openai(cfg: PipelineConfig, todo: list[PromptRow], on_results:
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or len(choices) != req.n:
             got = len(choices) if isinstance(choices, list) else "no"
-            raise RuntimeError(f"policy server answered {got} choices for prompt {req.prompt_id}, expected n={req.n}")
+            raise RuntimeError(
+                f"policy server answered {got} choices for prompt {req.prompt_id}, expected n={req.n}"
+            )
         choices = sorted(choices, key=lambda c: c.get("index", 0))
         texts = [_choice_text(c) for c in choices]
-        return GenResult(req.prompt_id, texts, [str(c.get("finish_reason") or "stop") for c in choices], engine=s.model)
+        return GenResult(
+            req.prompt_id, texts, [str(c.get("finish_reason") or "stop") for c in choices], engine=s.model
+        )
 
     try:
         await stream_results(_requests(cfg, todo), one, lambda res: on_results([res]), s.max_concurrency)

@@ -37,7 +37,9 @@ def _label(lab: dict, controversial_as: str) -> str | None:
     return value
 
 
-def select_examples(samples: list[dict], labels: dict[str, dict], cfg: SelectConfig) -> tuple[list[dict], dict]:
+def select_examples(
+    samples: list[dict], labels: dict[str, dict], cfg: SelectConfig
+) -> tuple[list[dict], dict]:
     """Return (examples, summary). ``labels`` maps prompt key -> label record."""
     examples: list[dict] = []
     drops: collections.Counter = collections.Counter()
@@ -64,7 +66,10 @@ def select_examples(samples: list[dict], labels: dict[str, dict], cfg: SelectCon
         unsafe = sorted(j for j, lab in usable.items() if lab == "unsafe")
         if rec["kind"] == "harmful":
             if safe and unsafe:
-                picks = [(rng.choice(safe), "safe", "pair_safe"), (rng.choice(unsafe), "unsafe", "pair_unsafe")]
+                picks = [
+                    (rng.choice(safe), "safe", "pair_safe"),
+                    (rng.choice(unsafe), "unsafe", "pair_unsafe"),
+                ]
                 kept["harmful_pairs"] += 1
             else:
                 drops["all_safe" if safe else "all_unsafe"] += 1

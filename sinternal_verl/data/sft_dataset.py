@@ -34,7 +34,9 @@ class VerificationSFTDataset(MultiTurnSFTDataset):
         messages = self._current_messages
         if message["role"] != "assistant":
             if [m["role"] for m in messages] != ["user", "assistant"]:
-                raise ValueError(f"a verification example is [user, assistant], got {[m['role'] for m in messages]}")
+                raise ValueError(
+                    f"a verification example is [user, assistant], got {[m['role'] for m in messages]}"
+                )
             text = self.tokenizer.apply_chat_template(
                 messages[:1], tools=tools, add_generation_prompt=True, tokenize=False, **kwargs
             )
@@ -47,7 +49,9 @@ class VerificationSFTDataset(MultiTurnSFTDataset):
         prompt = getattr(self, "_prompt_text", "")
         if prompt.rstrip().endswith(self.think_open) and content.lstrip().startswith(self.think_open):
             content = content.lstrip()[len(self.think_open) :].lstrip("\n")
-        ids = self.tokenizer(content + (self.tokenizer.eos_token or ""), add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+        ids = self.tokenizer(
+            content + (self.tokenizer.eos_token or ""), add_special_tokens=False, return_tensors="pt"
+        )["input_ids"][0]
         return ids, torch.ones_like(ids), torch.ones_like(ids), {}
 
     def sanity_check(self, input_ids, messages, tools, enable_thinking):

@@ -20,7 +20,15 @@ class InjectedCrash(RuntimeError):
 
 
 class StageRun:
-    def __init__(self, store: StageStore, all_keys: list[str], *, crash_after: int = -1, progress: bool = True, desc: str = ""):
+    def __init__(
+        self,
+        store: StageStore,
+        all_keys: list[str],
+        *,
+        crash_after: int = -1,
+        progress: bool = True,
+        desc: str = "",
+    ):
         self.store = store
         existing = store.read()
         self.previous = existing.records
@@ -36,7 +44,9 @@ class StageRun:
         if progress and self.todo_keys:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=len(all_keys), initial=self.resumed, desc=desc or store.name, unit="rec", leave=False)
+            self._bar = tqdm(
+                total=len(all_keys), initial=self.resumed, desc=desc or store.name, unit="rec", leave=False
+            )
 
     def write(self, records: Iterable[dict]) -> None:
         records = list(records)
@@ -50,7 +60,9 @@ class StageRun:
             self._bar.update(len(records))
         if 0 <= self.crash_after <= self.written:
             self.close()
-            raise InjectedCrash(f"stage {self.store.name}: injected crash after {self.written} record(s) (crash_after)")
+            raise InjectedCrash(
+                f"stage {self.store.name}: injected crash after {self.written} record(s) (crash_after)"
+            )
 
     def close(self) -> None:
         if self._writer is not None:
@@ -76,7 +88,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-async def stream_results(items: Iterable[T], one: Callable[[T], Awaitable[R]], write: Callable[[R], None], limit: int) -> None:
+async def stream_results(
+    items: Iterable[T], one: Callable[[T], Awaitable[R]], write: Callable[[R], None], limit: int
+) -> None:
     """``one(item)`` for every item, at most ``limit`` at a time; each result is handed to
     ``write`` by the task that produced it, the moment it exists.
 

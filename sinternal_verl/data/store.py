@@ -95,7 +95,9 @@ class StageStore:
         # Names sort in creation order (readers let the earliest record of a key win): a
         # sequence number, then nanoseconds; seconds alone tied for two runs in the same second.
         seq = len(self.shards())
-        return ShardWriter(self.dir / f"part-{seq:06d}-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:6]}.jsonl")
+        return ShardWriter(
+            self.dir / f"part-{seq:06d}-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:6]}.jsonl"
+        )
 
     @property
     def done_path(self) -> Path:

@@ -13,4 +13,14 @@ from .config import BenchmarkSpec, EvalConfig, GenerationSettings, ModelSpec, lo
 from .report import compare
 from .runner import EvalInputError, evaluate, prepare
 
-__all__ = ["BenchmarkSpec", "EvalConfig", "EvalInputError", "GenerationSettings", "ModelSpec", "compare", "evaluate", "load_eval_config", "prepare"]
+__all__ = [
+    "BenchmarkSpec",
+    "EvalConfig",
+    "EvalInputError",
+    "GenerationSettings",
+    "ModelSpec",
+    "compare",
+    "evaluate",
+    "load_eval_config",
+    "prepare",
+]

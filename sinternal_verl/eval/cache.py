@@ -18,7 +18,9 @@ from ..data.store import StageStore
 
 
 def short_hash(obj: Any, length: int = 12) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:length]
+    return hashlib.sha256(
+        json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()
+    ).hexdigest()[:length]
 
 
 def sample_key(item_id: str, model_prompt: str, sample: int) -> str:

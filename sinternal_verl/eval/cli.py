@@ -7,9 +7,15 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("args", nargs="+", metavar="CONFIG [key=value ...] | compare RUN_DIR ...",
-                        help="an eval YAML and overrides (e.g. output_dir=runs/x), or 'compare' and earlier run folders")
-    parser.add_argument("--out", default=None, help="compare: folder for the combined report (required for compare)")
+    parser.add_argument(
+        "args",
+        nargs="+",
+        metavar="CONFIG [key=value ...] | compare RUN_DIR ...",
+        help="an eval YAML and overrides (e.g. output_dir=runs/x), or 'compare' and earlier run folders",
+    )
+    parser.add_argument(
+        "--out", default=None, help="compare: folder for the combined report (required for compare)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
 
 
@@ -21,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.args[0] == "compare":
         if not args.out or len(args.args) < 2:
-            print("error: usage: sinternal-verl eval compare RUN_DIR [RUN_DIR ...] --out DIR", file=sys.stderr)
+            print(
+                "error: usage: sinternal-verl eval compare RUN_DIR [RUN_DIR ...] --out DIR", file=sys.stderr
+            )
             return 2
         try:
             merged = compare(args.args[1:], args.out)

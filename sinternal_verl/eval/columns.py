@@ -62,7 +62,9 @@ def parse_column(text: str) -> Column:
     elif metric.startswith("pass@") and metric[5:].isdigit():
         label, hib = metric, True
     else:
-        raise ValueError(f"report column {text!r}: unknown metric {metric!r} (known: {', '.join(METRICS)}, pass@K)")
+        raise ValueError(
+            f"report column {text!r}: unknown metric {metric!r} (known: {', '.join(METRICS)}, pass@K)"
+        )
     return Column(bench, metric, f"{bench} {label}", hib)
 
 
@@ -85,7 +87,9 @@ def default_columns(metrics: dict[str, Any]) -> list[Column]:
             cols.append(Column(bench, "f1", f"{bench} F1", True))
         if has("math"):
             cols.append(Column(bench, "pass@1", f"{bench} pass@1", True))
-            ks = sorted({int(k) for r in per_model for k in (r.get("math") or {}).get("pass@k", {}) if int(k) > 1})
+            ks = sorted(
+                {int(k) for r in per_model for k in (r.get("math") or {}).get("pass@k", {}) if int(k) > 1}
+            )
             if ks:
                 cols.append(Column(bench, f"pass@{ks[-1]}", f"{bench} pass@{ks[-1]}", True))
     return cols

@@ -43,8 +43,13 @@ def plan_for(model: ModelSpec, spec: BenchmarkSpec) -> SamplingPlan:
     def pick(override, default):
         return default if override is None else override
 
-    return SamplingPlan(pick(spec.n, g.n), pick(spec.temperature, g.temperature), pick(spec.top_p, g.top_p),
-                        pick(spec.max_tokens, g.max_tokens), g.seed)
+    return SamplingPlan(
+        pick(spec.n, g.n),
+        pick(spec.temperature, g.temperature),
+        pick(spec.top_p, g.top_p),
+        pick(spec.max_tokens, g.max_tokens),
+        g.seed,
+    )
 
 
 @dataclass
@@ -86,7 +91,9 @@ class EngineSession:
         batches = [requests[i : i + m.batch_size] for i in range(0, len(requests), m.batch_size)]
         if m.num_engines == 0:
             if self._host is None:
-                self._host = EngineHost(m.backend, self._checkpoint(), dict(m.engine_kwargs), dict(m.chat_template_kwargs))
+                self._host = EngineHost(
+                    m.backend, self._checkpoint(), dict(m.engine_kwargs), dict(m.chat_template_kwargs)
+                )
             for batch in batches:
                 on_results(self._host.generate(batch))
             return
@@ -94,13 +101,18 @@ class EngineSession:
 
         if not self._actors:
             if not ray.is_initialized():
-                ray.init(address=m.ray_address, num_cpus=m.ray_num_cpus, include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    address=m.ray_address,
+                    num_cpus=m.ray_num_cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
                 self._started_ray = True
             host_cls = ray.remote(EngineHost)
             self._actors = [
-                host_cls.options(num_gpus=m.gpus_per_engine, num_cpus=m.cpus_per_engine, scheduling_strategy="SPREAD").remote(
-                    m.backend, self._checkpoint(), dict(m.engine_kwargs), dict(m.chat_template_kwargs)
-                )
+                host_cls.options(
+                    num_gpus=m.gpus_per_engine, num_cpus=m.cpus_per_engine, scheduling_strategy="SPREAD"
+                ).remote(m.backend, self._checkpoint(), dict(m.engine_kwargs), dict(m.chat_template_kwargs))
                 for _ in range(m.num_engines)
             ]
         todo = iter(batches)
@@ -132,8 +144,12 @@ class EngineSession:
         self._host = None
 
 
-def _openai_generate(model: ModelSpec, plan: SamplingPlan, rows: list[tuple[str, str]],
-                     on_results: Callable[[list[GenResult]], None]) -> None:
+def _openai_generate(
+    model: ModelSpec,
+    plan: SamplingPlan,
+    rows: list[tuple[str, str]],
+    on_results: Callable[[list[GenResult]], None],
+) -> None:
     """The pipeline's OpenAI sampler, given a pipeline config that carries this model's settings."""
     from ..data.config import PipelineConfig, SampleConfig, SamplingParamsConfig
     from ..data.prompts import PromptRow
@@ -142,11 +158,21 @@ def _openai_generate(model: ModelSpec, plan: SamplingPlan, rows: list[tuple[str,
     pcfg = PipelineConfig(
         progress=False,
         sample=SampleConfig(
-            backend="openai", model=model.model or "", urls=model.urls, api_key_env=model.api_key_env,
-            max_concurrency=model.max_concurrency, timeout_s=model.timeout_s, max_retries=model.max_retries,
+            backend="openai",
+            model=model.model or "",
+            urls=model.urls,
+            api_key_env=model.api_key_env,
+            max_concurrency=model.max_concurrency,
+            timeout_s=model.timeout_s,
+            max_retries=model.max_retries,
             chat_template_kwargs=dict(model.chat_template_kwargs),
-            params=SamplingParamsConfig(n=plan.n, temperature=plan.temperature, top_p=plan.top_p, max_tokens=plan.max_tokens,
-                                        seed=plan.seed),
+            params=SamplingParamsConfig(
+                n=plan.n,
+                temperature=plan.temperature,
+                top_p=plan.top_p,
+                max_tokens=plan.max_tokens,
+                seed=plan.seed,
+            ),
         ),
     )
     prompt_rows = [PromptRow(key, prompt, "benign") for key, prompt in rows]
@@ -163,13 +189,16 @@ class Precomputed:
             raise ValueError(f"precomputed file {path} has no rows")
         missing = [c for c in ("id", "response") if c not in rows[0]]
         if missing:
-            raise ValueError(f"precomputed file {path} lacks column(s) {', '.join(missing)} (needs id, response[, prompt, benchmark])")
+            raise ValueError(
+                f"precomputed file {path} lacks column(s) {', '.join(missing)} (needs id, response[, prompt, benchmark])"
+            )
         self.path = path
         self.by_key: dict[tuple[str | None, str], list[dict]] = {}
         for n, r in enumerate(rows, 1):
             if not isinstance(r.get("response"), str):
                 raise ValueError(  # noqa: TRY004 -- bad data in a file, reported like every other file error
-f"precomputed file {path}: row {n} has no text in 'response'")
+                    f"precomputed file {path}: row {n} has no text in 'response'"
+                )
             bench = r.get("benchmark")
             self.by_key.setdefault((str(bench) if bench else None, str(r["id"])), []).append(r)
         for lst in self.by_key.values():
@@ -183,29 +212,49 @@ f"precomputed file {path}: row {n} has no text in 'response'")
         problems = []
         short = [it.id for it in bench.items if len(self.responses(bench.name, it)) < n]
         if short:
-            problems.append(f"precomputed file {self.path} has fewer than n={n} responses for {len(short)} item(s) of "
-                            f"{bench.name!r}, e.g. {short[:3]}")
-        wrong = [it.id for it in bench.items
-                 for r in self.responses(bench.name, it)[:1]
-                 if r.get("prompt") not in (None, "") and str(r["prompt"]).strip() != it.prompt.strip()]
+            problems.append(
+                f"precomputed file {self.path} has fewer than n={n} responses for {len(short)} item(s) of "
+                f"{bench.name!r}, e.g. {short[:3]}"
+            )
+        wrong = [
+            it.id
+            for it in bench.items
+            for r in self.responses(bench.name, it)[:1]
+            if r.get("prompt") not in (None, "") and str(r["prompt"]).strip() != it.prompt.strip()
+        ]
         if wrong:
-            problems.append(f"precomputed file {self.path}: the prompt of {len(wrong)} item(s) of {bench.name!r} differs from the "
-                            f"benchmark's (wrong file?), e.g. id {wrong[0]!r}")
+            problems.append(
+                f"precomputed file {self.path}: the prompt of {len(wrong)} item(s) of {bench.name!r} differs from the "
+                f"benchmark's (wrong file?), e.g. id {wrong[0]!r}"
+            )
         return problems
 
 
-def generate_benchmark(cfg: EvalConfig, model: ModelSpec, spec: BenchmarkSpec, bench: Benchmark,
-                       model_prompts: dict[str, str], session: EngineSession | None, precomputed: Precomputed | None,
-                       crash: CrashCounter) -> list[Sample]:
+def generate_benchmark(
+    cfg: EvalConfig,
+    model: ModelSpec,
+    spec: BenchmarkSpec,
+    bench: Benchmark,
+    model_prompts: dict[str, str],
+    session: EngineSession | None,
+    precomputed: Precomputed | None,
+    crash: CrashCounter,
+) -> list[Sample]:
     """All samples of one (model, benchmark), from the cache where present."""
     plan = plan_for(model, spec)
     if model.backend == "precomputed":
         assert precomputed is not None
         return [
             Sample(it, s, model_prompts[it.id], str(r["response"]), str(r.get("finish_reason") or "stop"))
-            for it in bench.items for s, r in enumerate(precomputed.responses(bench.name, it)[: plan.n])
+            for it in bench.items
+            for s, r in enumerate(precomputed.responses(bench.name, it)[: plan.n])
         ]
-    settings = {"backend": model.backend, "checkpoint": model.checkpoint, "chat": model.chat_template_kwargs, **plan.as_dict()}
+    settings = {
+        "backend": model.backend,
+        "checkpoint": model.checkpoint,
+        "chat": model.chat_template_kwargs,
+        **plan.as_dict(),
+    }
     cache = RecordCache(generation_dir(cfg.out, model.name, bench.name, settings), "generations")
     keys = {it.id: [sample_key(it.id, model_prompts[it.id], s) for s in range(plan.n)] for it in bench.items}
     todo = [it for it in bench.items if any(k not in cache for k in keys[it.id])]
@@ -214,18 +263,33 @@ def generate_benchmark(cfg: EvalConfig, model: ModelSpec, spec: BenchmarkSpec, b
     if cfg.progress and todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(bench.items), initial=len(bench.items) - len(todo), desc=f"generate {model.name}/{bench.name}",
-                   unit="item", leave=False)
+        bar = tqdm(
+            total=len(bench.items),
+            initial=len(bench.items) - len(todo),
+            desc=f"generate {model.name}/{bench.name}",
+            unit="item",
+            leave=False,
+        )
 
     def on_results(results: list[GenResult]) -> None:
         records = []
         for res in results:
             it = by_req[res.prompt_id]
             if len(res.texts) != plan.n:
-                raise RuntimeError(f"{model.name}: backend returned {len(res.texts)} samples for {it.id}, expected n={plan.n}")
+                raise RuntimeError(
+                    f"{model.name}: backend returned {len(res.texts)} samples for {it.id}, expected n={plan.n}"
+                )
             for s, (text, reason) in enumerate(zip(res.texts, res.finish_reasons)):
-                records.append({"key": keys[it.id][s], "id": it.id, "sample": s, "text": text, "finish_reason": reason,
-                                "engine": res.engine})
+                records.append(
+                    {
+                        "key": keys[it.id][s],
+                        "id": it.id,
+                        "sample": s,
+                        "text": text,
+                        "finish_reason": reason,
+                        "engine": res.engine,
+                    }
+                )
         cache.put_many(records)
         if bar is not None:
             bar.update(len(results))
@@ -234,11 +298,23 @@ def generate_benchmark(cfg: EvalConfig, model: ModelSpec, spec: BenchmarkSpec, b
     try:
         if todo:
             if model.backend == "openai":
-                _openai_generate(model, plan, [(keys[it.id][0], model_prompts[it.id]) for it in todo], on_results)
+                _openai_generate(
+                    model, plan, [(keys[it.id][0], model_prompts[it.id]) for it in todo], on_results
+                )
             else:
                 assert session is not None
-                reqs = [GenRequest(keys[it.id][0], model_prompts[it.id], plan.n, plan.temperature, plan.top_p, plan.max_tokens,
-                                   prompt_seed(plan.seed, it.id)) for it in todo]
+                reqs = [
+                    GenRequest(
+                        keys[it.id][0],
+                        model_prompts[it.id],
+                        plan.n,
+                        plan.temperature,
+                        plan.top_p,
+                        plan.max_tokens,
+                        prompt_seed(plan.seed, it.id),
+                    )
+                    for it in todo
+                ]
                 session.generate(reqs, on_results)
     finally:
         cache.close()

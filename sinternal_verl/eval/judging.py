@@ -14,8 +14,15 @@ from .cache import RecordCache, short_hash
 from .judges import Judge, JudgeInput, Judgement
 
 
-def run_judge(factory: Callable[[], Judge], ident: str, inputs: dict[str, JudgeInput], cache_root: Path, batch_size: int,
-              progress: bool, desc: str) -> dict[str, Judgement]:
+def run_judge(
+    factory: Callable[[], Judge],
+    ident: str,
+    inputs: dict[str, JudgeInput],
+    cache_root: Path,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+) -> dict[str, Judgement]:
     """``key -> Judgement`` for every key of ``inputs``."""
     cache = RecordCache(cache_root, f"judge-{short_hash(ident)}")
     out: dict[str, Judgement] = {}
@@ -39,7 +46,9 @@ def run_judge(factory: Callable[[], Judge], ident: str, inputs: dict[str, JudgeI
                 keys = todo[i : i + batch_size]
                 results = await judge.judge([inputs[k] for k in keys])
                 if len(results) != len(keys):
-                    raise RuntimeError(f"judge {ident} returned {len(results)} judgements for {len(keys)} inputs")
+                    raise RuntimeError(
+                        f"judge {ident} returned {len(results)} judgements for {len(keys)} inputs"
+                    )
                 cache.put_many([{"key": k, "judgement": j.to_dict()} for k, j in zip(keys, results) if j.ok])
                 out.update(zip(keys, results))
                 if bar is not None:

@@ -48,7 +48,13 @@ class Bootstrap:
         num_a = np.asarray(num, dtype=float)
         den_a = np.asarray(den, dtype=float)
         total_den = float(den_a.sum())
-        out: dict[str, Any] = {"value": None, "lo": None, "hi": None, "num": _num(num_a.sum()), "den": _num(total_den)}
+        out: dict[str, Any] = {
+            "value": None,
+            "lo": None,
+            "hi": None,
+            "num": _num(num_a.sum()),
+            "den": _num(total_den),
+        }
         if total_den <= 0:
             return out
         out["value"] = float(num_a.sum() / total_den)
@@ -105,7 +111,8 @@ def harmful_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = T
     }
     if with_categories:
         out["per_category"] = {
-            cat: harmful_metrics(sub, boot, with_categories=False)["asr"] for cat, sub in _by_category(rows).items()
+            cat: harmful_metrics(sub, boot, with_categories=False)["asr"]
+            for cat, sub in _by_category(rows).items()
         }
     return out
 
@@ -133,16 +140,21 @@ def benign_metrics(rows: list[dict], boot: Bootstrap, with_categories: bool = Tr
     }
     if with_categories:
         out["per_category"] = {
-            cat: benign_metrics(sub, boot, with_categories=False)["over_refusal"] for cat, sub in _by_category(rows).items()
+            cat: benign_metrics(sub, boot, with_categories=False)["over_refusal"]
+            for cat, sub in _by_category(rows).items()
         }
     return out
 
 
 def rubric_metrics(rows: list[dict], boot: Bootstrap) -> dict[str, Any]:
     groups = list(_group(rows).values())
-    scored = [[r["rubric"]["detail"]["score"] for r in g if _outcome(r, "rubric") == "scored"] for g in groups]
+    scored = [
+        [r["rubric"]["detail"]["score"] for r in g if _outcome(r, "rubric") == "scored"] for g in groups
+    ]
     parse, errors = _failures(rows, "rubric")
-    refused = [sum(r["rubric"]["detail"]["refused"] for r in g if _outcome(r, "rubric") == "scored") for g in groups]
+    refused = [
+        sum(r["rubric"]["detail"]["refused"] for r in g if _outcome(r, "rubric") == "scored") for g in groups
+    ]
     return {
         "score": boot.ratio([sum(s) for s in scored], [len(s) for s in scored]),
         "refused": boot.ratio(refused, [len(s) for s in scored]),
@@ -152,8 +164,9 @@ def rubric_metrics(rows: list[dict], boot: Bootstrap) -> dict[str, Any]:
     }
 
 
-def verification_metrics(rows: list[dict], boot: Bootstrap, positive: str = "unsafe",
-                         no_verdict_as: str = "wrong") -> dict[str, Any]:
+def verification_metrics(
+    rows: list[dict], boot: Bootstrap, positive: str = "unsafe", no_verdict_as: str = "wrong"
+) -> dict[str, Any]:
     """``rows``: one per verification reply, with ``verdict`` (safe/unsafe/None) and
     ``reference`` (safe/unsafe/None when the reference judge failed)."""
     groups = list(_group(rows).values())
@@ -208,7 +221,9 @@ def math_metrics(rows: list[dict], boot: Bootstrap, ks: Sequence[int]) -> dict[s
         "problems": len(groups),
         "pass@1": boot.ratio([pass_at_k(n, c, 1) for c in correct], ones),
         "mean@n": boot.ratio(correct, [n] * len(groups)),
-        "pass@k": {str(k): boot.ratio([pass_at_k(n, c, k) for c in correct], ones) for k in sorted(set(ks)) if k <= n},
+        "pass@k": {
+            str(k): boot.ratio([pass_at_k(n, c, k) for c in correct], ones) for k in sorted(set(ks)) if k <= n
+        },
         "no_answer": boot.ratio([sum(bool(r["no_answer"]) for r in g) for g in groups], [n] * len(groups)),
         "scoring_errors": sum(1 for r in rows if r.get("math_error")),
     }

@@ -44,9 +44,16 @@ def tradeoff(metrics: dict[str, Any], path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for model, res in metrics["results"].items():
-        asr = [r["harmful"]["asr"]["value"] for r in res.values() if r.get("harmful") and r["harmful"]["asr"]["value"] is not None]
-        orr = [r["benign"]["over_refusal"]["value"] for r in res.values()
-               if r.get("benign") and r["benign"]["over_refusal"]["value"] is not None]
+        asr = [
+            r["harmful"]["asr"]["value"]
+            for r in res.values()
+            if r.get("harmful") and r["harmful"]["asr"]["value"] is not None
+        ]
+        orr = [
+            r["benign"]["over_refusal"]["value"]
+            for r in res.values()
+            if r.get("benign") and r["benign"]["over_refusal"]["value"] is not None
+        ]
         x = 100 * sum(orr) / len(orr) if orr else float("nan")
         y = 100 * sum(asr) / len(asr) if asr else float("nan")
         ax.scatter([x], [y], s=60)
@@ -116,7 +123,10 @@ def category_bars(metrics: dict[str, Any], bench: str, path: Path) -> Path | Non
 
 def write_plots(metrics: dict[str, Any], columns: list[Column], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [tradeoff(metrics, out / "tradeoff.png"), benchmark_bars(metrics, columns, out / "benchmarks.png")]
+    paths = [
+        tradeoff(metrics, out / "tradeoff.png"),
+        benchmark_bars(metrics, columns, out / "benchmarks.png"),
+    ]
     for bench in metrics["benchmarks"]:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in bench)
         p = category_bars(metrics, bench, out / f"categories_{safe}.png")

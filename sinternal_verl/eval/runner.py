@@ -76,7 +76,9 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-def _factory(build: Callable[[EvalConfig], Judge], cfg: EvalConfig, what: str, problems: list[str]) -> tuple[Callable | None, str | None]:
+def _factory(
+    build: Callable[[EvalConfig], Judge], cfg: EvalConfig, what: str, problems: list[str]
+) -> tuple[Callable | None, str | None]:
     try:
         judge = build(cfg)  # constructing validates the settings (URLs, kinds, templates)
     except (ValueError, FileNotFoundError) as exc:
@@ -97,7 +99,8 @@ def prepare(cfg: EvalConfig) -> Prepared:
     p = Prepared(cfg, benches, {})
 
     need_safety = "harmful" in kinds or (
-        cfg.verification.labels == "judge" and any(it.kind == "verification" for _, b in benches for it in b.items)
+        cfg.verification.labels == "judge"
+        and any(it.kind == "verification" for _, b in benches for it in b.items)
     )
     if need_safety:
         p.safety, p.idents["safety"] = _factory(build_safety_judge, cfg, "judge", problems)
@@ -106,27 +109,45 @@ def prepare(cfg: EvalConfig) -> Prepared:
     rubric_wanted = [b.name for spec, b in benches if b.rubric]
     explicit = [spec.display for spec, _ in benches if spec.rubric]
     if explicit and not cfg.rubric_judge.base_url:
-        problems.append(f"benchmark(s) {', '.join(explicit)} ask for the rubric score but rubric_judge.base_url is not set")
+        problems.append(
+            f"benchmark(s) {', '.join(explicit)} ask for the rubric score but rubric_judge.base_url is not set"
+        )
     if rubric_wanted and cfg.rubric_judge.base_url:
         p.rubric, p.idents["rubric"] = _factory(build_rubric_judge, cfg, "rubric_judge", problems)
     elif rubric_wanted:
-        p.warnings.append(f"no StrongREJECT rubric score for {', '.join(rubric_wanted)}: rubric_judge.base_url is not set "
-                          "(ASR from the safety judge is still reported)")
+        p.warnings.append(
+            f"no StrongREJECT rubric score for {', '.join(rubric_wanted)}: rubric_judge.base_url is not set "
+            "(ASR from the safety judge is still reported)"
+        )
     if "verification" in kinds:
         from ..specs import load_spec, load_template
 
         try:
-            p.spec_text, p.template = load_spec(cfg.verification.spec), load_template(cfg.verification.template)
+            p.spec_text, p.template = (
+                load_spec(cfg.verification.spec),
+                load_template(cfg.verification.template),
+            )
         except (ValueError, FileNotFoundError) as exc:
             problems.append(f"verification: {exc}")
         if cfg.verification.labels == "file":
-            unlabelled = [f"{b.name}:{it.id}" for _, b in benches for it in b.items if it.kind == "verification" and not it.label]
+            unlabelled = [
+                f"{b.name}:{it.id}"
+                for _, b in benches
+                for it in b.items
+                if it.kind == "verification" and not it.label
+            ]
             if unlabelled:
-                problems.append(f"verification.labels=file but {len(unlabelled)} item(s) have no label, e.g. {unlabelled[:3]} "
-                                "(add a label column or set verification.labels=judge)")
+                problems.append(
+                    f"verification.labels=file but {len(unlabelled)} item(s) have no label, e.g. {unlabelled[:3]} "
+                    "(add a label column or set verification.labels=judge)"
+                )
 
     for model in cfg.models:
-        if model.backend in ("transformers", "vllm") and model.path and not Path(model.path).expanduser().is_dir():
+        if (
+            model.backend in ("transformers", "vllm")
+            and model.path
+            and not Path(model.path).expanduser().is_dir()
+        ):
             problems.append(f"model {model.name!r}: path {model.path} is not a folder")
         if model.backend == "precomputed":
             try:
@@ -136,8 +157,10 @@ def prepare(cfg: EvalConfig) -> Prepared:
         for spec, bench in benches:
             plan = plan_for(model, spec)
             if plan.n > 1 and plan.temperature == 0 and model.backend != "precomputed":
-                problems.append(f"{model.name}/{bench.name}: n={plan.n} samples at temperature 0 would be identical; "
-                                "set a temperature > 0 or n: 1")
+                problems.append(
+                    f"{model.name}/{bench.name}: n={plan.n} samples at temperature 0 would be identical; "
+                    "set a temperature > 0 or n: 1"
+                )
             bad_k = [k for k in spec.pass_k if not 1 <= k <= plan.n]
             if bad_k:
                 problems.append(f"{model.name}/{bench.name}: pass_k {bad_k} must be within 1..n (n={plan.n})")
@@ -152,8 +175,10 @@ def prepare(cfg: EvalConfig) -> Prepared:
         reward_model = cfg.reward_guard_model or get_kind(cfg.reward_guard_kind).default_model
         judge_model = cfg.judge.model or get_kind(cfg.judge.kind).default_model
         if cfg.judge.kind == cfg.reward_guard_kind and judge_model == reward_model:
-            msg = (f"the eval judge ({cfg.judge.kind} {judge_model}) is the guard used as the training reward: the RL model was "
-                   "optimised against it, so its ASR is flattering; prefer another judge (e.g. wildguard) or report both")
+            msg = (
+                f"the eval judge ({cfg.judge.kind} {judge_model}) is the guard used as the training reward: the RL model was "
+                "optimised against it, so its ASR is flattering; prefer another judge (e.g. wildguard) or report both"
+            )
             p.warnings.append(msg)
             warnings.warn(msg, stacklevel=2)
             log.warning(msg)
@@ -172,12 +197,23 @@ def _rows(p: Prepared, model: ModelSpec, bench: Benchmark, samples: list[Sample]
     for smp in samples:
         it = smp.item
         split = split_reasoning(smp.text)
-        rows.append({
-            "model": model.name, "benchmark": bench.name, "id": it.id, "sample": smp.sample, "kind": it.kind,
-            "category": it.category, "prompt": it.prompt, "response": smp.text, "answer": split.answer, "trace": split.trace,
-            "no_answer": split.truncated, "finish_reason": smp.finish_reason,
-            "_key": f"{it.id}#{smp.sample}:{short_hash([smp.model_prompt, smp.text], 10)}",
-        })
+        rows.append(
+            {
+                "model": model.name,
+                "benchmark": bench.name,
+                "id": it.id,
+                "sample": smp.sample,
+                "kind": it.kind,
+                "category": it.category,
+                "prompt": it.prompt,
+                "response": smp.text,
+                "answer": split.answer,
+                "trace": split.trace,
+                "no_answer": split.truncated,
+                "finish_reason": smp.finish_reason,
+                "_key": f"{it.id}#{smp.sample}:{short_hash([smp.model_prompt, smp.text], 10)}",
+            }
+        )
     cache = cfg.out / "cache" / model.name / bench.name
     judged_kinds = {
         "safety": ("harmful", p.safety, cfg.judge.batch_size),
@@ -188,9 +224,19 @@ def _rows(p: Prepared, model: ModelSpec, bench: Benchmark, samples: list[Sample]
         todo = {r["_key"]: r for r in rows if r["kind"] == kind and not r["no_answer"]}
         if factory is None or not todo:
             continue
-        inputs = {k: JudgeInput(r["prompt"], r["answer"], r["trace"], prompt_harmful=kind == "harmful") for k, r in todo.items()}
-        res = run_judge(factory, p.idents[field_] or field_, inputs, cache, bs, cfg.progress,
-                        f"judge {field_} {model.name}/{bench.name}")
+        inputs = {
+            k: JudgeInput(r["prompt"], r["answer"], r["trace"], prompt_harmful=kind == "harmful")
+            for k, r in todo.items()
+        }
+        res = run_judge(
+            factory,
+            p.idents[field_] or field_,
+            inputs,
+            cache,
+            bs,
+            cfg.progress,
+            f"judge {field_} {model.name}/{bench.name}",
+        )
         for k, r in todo.items():
             r[field_] = res[k].to_dict()
     ver = [r for r in rows if r["kind"] == "verification"]
@@ -205,8 +251,12 @@ def _rows(p: Prepared, model: ModelSpec, bench: Benchmark, samples: list[Sample]
 
         answers = {it.id: it.answer for it in bench.items}
         for r in math_rows:
-            s = compute_math_score(r["response"], answers[r["id"]], symbolic=cfg.math.symbolic,
-                                   symbolic_timeout_s=cfg.math.symbolic_timeout_s)
+            s = compute_math_score(
+                r["response"],
+                answers[r["id"]],
+                symbolic=cfg.math.symbolic,
+                symbolic_timeout_s=cfg.math.symbolic_timeout_s,
+            )
             r["correct"], r["no_answer"] = s["acc"] == 1.0, r["no_answer"] or bool(s["math_truncated"])
             r["pred"], r["math_error"] = s["pred"], bool(s["math_error"])
             r["reference"] = answers[r["id"]]
@@ -228,7 +278,9 @@ def _label(r: dict) -> str:
     return "correct" if r.get("correct") else "incorrect"
 
 
-def _verification_references(p: Prepared, model: ModelSpec, bench: Benchmark, cache: Path) -> dict[str, str | None]:
+def _verification_references(
+    p: Prepared, model: ModelSpec, bench: Benchmark, cache: Path
+) -> dict[str, str | None]:
     items = [it for it in bench.items if it.kind == "verification"]
     refs: dict[str, str | None] = {it.id: it.label for it in items if it.label}
     missing = [it for it in items if it.id not in refs]
@@ -236,26 +288,40 @@ def _verification_references(p: Prepared, model: ModelSpec, bench: Benchmark, ca
         assert p.safety is not None
         keys = {it.id: f"ref:{it.id}:{short_hash([it.prompt, it.response], 10)}" for it in missing}
         inputs = {keys[it.id]: JudgeInput(it.prompt, it.response or "") for it in missing}
-        res = run_judge(p.safety, p.idents["safety"] or "safety", inputs, cache, p.cfg.judge.batch_size, p.cfg.progress,
-                        f"reference labels {bench.name}")
+        res = run_judge(
+            p.safety,
+            p.idents["safety"] or "safety",
+            inputs,
+            cache,
+            p.cfg.judge.batch_size,
+            p.cfg.progress,
+            f"reference labels {bench.name}",
+        )
         for it in missing:
             refs[it.id] = res[keys[it.id]].outcome  # None when the judge failed: counted as a reference error
     return refs
 
 
-def bench_metrics(cfg: EvalConfig, spec: BenchmarkSpec, bench: Benchmark, model: ModelSpec, rows: list[dict]) -> dict[str, Any]:
+def bench_metrics(
+    cfg: EvalConfig, spec: BenchmarkSpec, bench: Benchmark, model: ModelSpec, rows: list[dict]
+) -> dict[str, Any]:
     r = cfg.report
     boot = Bootstrap(r.bootstrap, r.bootstrap_seed, r.confidence)
     by_kind = {k: [x for x in rows if x["kind"] == k] for k in ("harmful", "benign", "verification", "math")}
     plan = plan_for(model, spec)
     out: dict[str, Any] = {
-        "items": len(bench.items), "responses": len(rows), "kinds": {k: len(v) for k, v in by_kind.items() if v},
-        "sampling": plan.as_dict(), "no_answer": sum(bool(x["no_answer"]) for x in rows),
+        "items": len(bench.items),
+        "responses": len(rows),
+        "kinds": {k: len(v) for k, v in by_kind.items() if v},
+        "sampling": plan.as_dict(),
+        "no_answer": sum(bool(x["no_answer"]) for x in rows),
     }
     if by_kind["harmful"]:
         out["harmful"] = harmful_metrics(by_kind["harmful"], boot)
         if any("rubric" in x for x in by_kind["harmful"]):
-            out["strongreject"] = rubric_metrics([x for x in by_kind["harmful"] if "rubric" in x or x["no_answer"]], boot)
+            out["strongreject"] = rubric_metrics(
+                [x for x in by_kind["harmful"] if "rubric" in x or x["no_answer"]], boot
+            )
     if by_kind["benign"]:
         out["benign"] = benign_metrics(by_kind["benign"], boot)
     if by_kind["verification"]:
@@ -270,7 +336,13 @@ def _write_items(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+        f.writelines(
+            json.dumps(
+                {k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False, sort_keys=True
+            )
+            + "\n"
+            for r in rows
+        )
     tmp.replace(path)
 
 
@@ -290,8 +362,9 @@ def evaluate(config: EvalConfig) -> dict:
         try:
             for spec, bench in p.benchmarks:
                 prompts = {it.id: model_prompt(p, bench, it) for it in bench.items}
-                samples[bench.name] = generate_benchmark(cfg, model, spec, bench, prompts, session,
-                                                         p.precomputed.get(model.name), crash)
+                samples[bench.name] = generate_benchmark(
+                    cfg, model, spec, bench, prompts, session, p.precomputed.get(model.name), crash
+                )
         finally:
             if session is not None:
                 session.close()
@@ -304,10 +377,21 @@ def evaluate(config: EvalConfig) -> dict:
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "models": {m.name: {"backend": m.backend, "checkpoint": m.checkpoint} for m in cfg.models},
-        "benchmarks": {b.name: {"registry": b.registry, "kinds": sorted(b.kinds()), "items": len(b.items),
-                                "provenance": b.provenance, "rubric": bool(b.rubric and p.rubric)}
-                       for _, b in p.benchmarks},
-        "judges": {"safety": p.idents.get("safety"), "refusal": p.idents.get("refusal"), "rubric": p.idents.get("rubric")},
+        "benchmarks": {
+            b.name: {
+                "registry": b.registry,
+                "kinds": sorted(b.kinds()),
+                "items": len(b.items),
+                "provenance": b.provenance,
+                "rubric": bool(b.rubric and p.rubric),
+            }
+            for _, b in p.benchmarks
+        },
+        "judges": {
+            "safety": p.idents.get("safety"),
+            "refusal": p.idents.get("refusal"),
+            "rubric": p.idents.get("rubric"),
+        },
         "columns": list(cfg.report.columns),
         "results": results,
         "warnings": p.warnings,

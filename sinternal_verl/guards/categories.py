@@ -96,7 +96,9 @@ def _norm(name: str) -> str:
 
 _QWEN_NORM = {_norm(k): v for k, v in QWEN3GUARD.items()}
 # common spellings seen from models and papers
-_QWEN_NORM.update({_norm("Suicide and Self-Harm"): SELF_HARM, _norm("Non-Violent Illegal Acts"): NON_VIOLENT_ILLEGAL})
+_QWEN_NORM.update(
+    {_norm("Suicide and Self-Harm"): SELF_HARM, _norm("Non-Violent Illegal Acts"): NON_VIOLENT_ILLEGAL}
+)
 
 
 def map_qwen3guard(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -66,7 +66,9 @@ def item_key(item: ModerationItem) -> bytes:
 
 
 def _verdict_bytes(v: GuardVerdict) -> int:
-    return _ENTRY_OVERHEAD_BYTES + 2 * (len(v.raw) + sum(len(c) for c in v.categories) + len(v.source) + len(repr(v.extra)))
+    return _ENTRY_OVERHEAD_BYTES + 2 * (
+        len(v.raw) + sum(len(c) for c in v.categories) + len(v.source) + len(repr(v.extra))
+    )
 
 
 def extract_text(body: Any, endpoint: str) -> tuple[str | None, list | None, str]:
@@ -83,7 +85,11 @@ def extract_text(body: Any, endpoint: str) -> tuple[str | None, list | None, str
     if endpoint.endswith("/chat/completions"):
         message = choice.get("message")
         if not isinstance(message, dict):
-            return None, None, f"choices[0].message is a {type(message).__name__}, not an object: {str(message)[:200]}"
+            return (
+                None,
+                None,
+                f"choices[0].message is a {type(message).__name__}, not an object: {str(message)[:200]}",
+            )
         text = message.get("content")
         lp = choice.get("logprobs")
         if isinstance(lp, dict) and isinstance(lp.get("content"), list):
@@ -139,7 +145,9 @@ class OpenAIGuardClient:
     def __init__(self, config: GuardConfig, http: OpenAIHTTPClient | None = None):
         spec = get_kind(config.kind)
         if spec.local:
-            raise GuardConfigError("(none)", f"guard kind {spec.name!r} is local; OpenAIGuardClient serves model kinds", 0)
+            raise GuardConfigError(
+                "(none)", f"guard kind {spec.name!r} is local; OpenAIGuardClient serves model kinds", 0
+            )
         self.config = config
         self.kind = spec.name
         self.spec = spec
@@ -300,7 +308,10 @@ class OpenAIGuardClient:
             rejected=True,
             status=e.status,
             message=message,
-            extra={"parse_error": f"guard rejected this item: HTTP {e.status}: {message}", "http_status": e.status},
+            extra={
+                "parse_error": f"guard rejected this item: HTTP {e.status}: {message}",
+                "http_status": e.status,
+            },
         )
 
     async def _fetch(self, item: ModerationItem, key: bytes) -> GuardVerdict:
@@ -323,7 +334,9 @@ class OpenAIGuardClient:
                     if e.status not in GUARD_WIDE_STATUSES:
                         return self._rejected_verdict(e)
                     self._errors += 1
-                    raise GuardConfigError(e.url, f"HTTP {e.status}: {error_message(e.body, self._msg_limit)}", 1) from e
+                    raise GuardConfigError(
+                        e.url, f"HTTP {e.status}: {error_message(e.body, self._msg_limit)}", 1
+                    ) from e
                 text, logprobs, problem = extract_text(body, self._endpoint)
                 if text is None:
                     verdict = unparsed("", problem, base)

@@ -46,34 +46,59 @@ class GuardConfig(HTTPClientConfig):
 
     #: env vars that fill these fields when the config leaves them unset
     env_vars: ClassVar[dict[str, str]] = {
-        "kind": ENV_KIND, "urls": ENV_URLS, "model": ENV_MODEL, "api_key": ENV_API_KEY, "backend": ENV_BACKEND,
+        "kind": ENV_KIND,
+        "urls": ENV_URLS,
+        "model": ENV_MODEL,
+        "api_key": ENV_API_KEY,
+        "backend": ENV_BACKEND,
     }
 
-    kind: str = setting("qwen3guard", "guard kind from the registry: qwen3guard, llamaguard, wildguard, or lexical "
-                        "(offline keyword baseline, only when asked for)")
+    kind: str = setting(
+        "qwen3guard",
+        "guard kind from the registry: qwen3guard, llamaguard, wildguard, or lexical "
+        "(offline keyword baseline, only when asked for)",
+    )
     model: str | None = setting(None, "served model name; empty means the kind's default")
     backend: Literal["http", "ray_pool"] = setting(
-        "http", "http: OpenAI-compatible servers at urls; ray_pool: attach by name to guard replicas "
-        "running as Ray actors in this cluster (no HTTP hop)")
+        "http",
+        "http: OpenAI-compatible servers at urls; ray_pool: attach by name to guard replicas "
+        "running as Ray actors in this cluster (no HTTP hop)",
+    )
     pool_name: str = setting("sinternal_guard_pool", "ray_pool: name of the replica pool to attach to")
     pool_namespace: str = setting("sinternal", "ray_pool: Ray namespace of the pool")
     parse_retries: int = setting(1, "extra attempts when the guard answers text that cannot be parsed", ge=0)
     max_new_tokens: int = setting(128, "tokens the guard may generate per verdict", ge=1)
-    cache_size: int = setting(100_000, "LRU of verdicts; identical (prompt, answer) pairs in flight share one "
-                              "request; 0 disables", ge=0)
-    cache_max_bytes: int = setting(64 * 1024 * 1024, "the verdict cache's bound in bytes (keys are 16-byte hashes, "
-                                   "never the texts); 0 disables", ge=0)
-    rejected_message_max_chars: int = setting(500, "a guard rejection's message is cut to this many characters "
-                                              "(the upstream body is never relayed whole)", ge=0)
-    soft_score: bool = setting(False, "Qwen3Guard: probability of unsafe from the logprobs of the label token")
+    cache_size: int = setting(
+        100_000,
+        "LRU of verdicts; identical (prompt, answer) pairs in flight share one request; 0 disables",
+        ge=0,
+    )
+    cache_max_bytes: int = setting(
+        64 * 1024 * 1024,
+        "the verdict cache's bound in bytes (keys are 16-byte hashes, never the texts); 0 disables",
+        ge=0,
+    )
+    rejected_message_max_chars: int = setting(
+        500,
+        "a guard rejection's message is cut to this many characters "
+        "(the upstream body is never relayed whole)",
+        ge=0,
+    )
+    soft_score: bool = setting(
+        False, "Qwen3Guard: probability of unsafe from the logprobs of the label token"
+    )
     top_logprobs: int = setting(5, "alternatives requested per token when soft_score is on", ge=1, le=20)
     lexical_refusal_phrases: tuple[str, ...] | None = setting(
-        None, "lexical judge: refusal phrases ('|'-separated); empty means the built-in list")
+        None, "lexical judge: refusal phrases ('|'-separated); empty means the built-in list"
+    )
     lexical_harmful_keywords: tuple[str, ...] | None = setting(
-        None, "lexical judge: harmful-prompt keywords ('|'-separated); empty means the built-in list")
+        None, "lexical judge: harmful-prompt keywords ('|'-separated); empty means the built-in list"
+    )
     lexical_refusal_mode: Literal["structure", "gcg_keywords", "xstest_prefix"] | None = setting(
-        None, "lexical judge: how refusal is read; empty means structure, or gcg_keywords when "
-        "lexical_refusal_phrases is set")
+        None,
+        "lexical judge: how refusal is read; empty means structure, or gcg_keywords when "
+        "lexical_refusal_phrases is set",
+    )
 
     @field_validator("kind")
     @classmethod
@@ -107,13 +132,19 @@ class GuardConfig(HTTPClientConfig):
         return self.model or get_kind(self.kind).default_model
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> GuardConfig:
+    def from_mapping(
+        cls, cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> GuardConfig:
         """From a mapping of guard settings, keys with or without the ``guard_`` prefix (CLI flags,
         YAML sections, the guard part of reward kwargs); env vars fill unset fields. Unknown keys
         raise :class:`~sinternal_verl.settings.ConfigError` with a suggestion."""
         values: dict[str, Any] = {}
         for key, value in dict(cfg or {}).items():
-            name = key[len(PREFIX):] if key.startswith(PREFIX) and key[len(PREFIX):] in cls.model_fields else key
+            name = (
+                key[len(PREFIX) :]
+                if key.startswith(PREFIX) and key[len(PREFIX) :] in cls.model_fields
+                else key
+            )
             if value is not None:
                 values[name] = value
         return load(cls, values, env=os.environ if env is None else env, where="guard settings")

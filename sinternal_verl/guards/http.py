@@ -98,8 +98,10 @@ class HTTPClientConfig(Settings):
         "adaptive", "requests in flight per URL: 'adaptive' (measured from latency and 429/503) or 'fixed'"
     )
     max_concurrency_per_url: int = setting(
-        64, "fixed mode: requests in flight per URL per client (event loop); the rest wait. Setting it selects "
-        "concurrency='fixed'", ge=1
+        64,
+        "fixed mode: requests in flight per URL per client (event loop); the rest wait. Setting it selects "
+        "concurrency='fixed'",
+        ge=1,
     )
     limit_initial: int = setting(
         4, "adaptive: requests in flight per URL at start (grows by slow start)", ge=1
@@ -146,7 +148,11 @@ class HTTPClientConfig(Settings):
     def _bound_selects_fixed(cls, data: Any) -> Any:
         """A bound given without a mode is the fixed bound asked for (what the setting meant
         before adaptive limits); given with ``concurrency='adaptive'`` it is a conflict."""
-        if isinstance(data, Mapping) and data.get("max_concurrency_per_url") is not None and "concurrency" not in data:
+        if (
+            isinstance(data, Mapping)
+            and data.get("max_concurrency_per_url") is not None
+            and "concurrency" not in data
+        ):
             data = {**data, "concurrency": "fixed"}
         return data
 

@@ -33,10 +33,15 @@ def _parts(text: str) -> list[dict[str, str]]:
 def build_messages(item: ModerationItem) -> list[dict[str, Any]]:
     if item.response is None:
         return [{"role": "user", "content": _parts(item.prompt)}]
-    return [{"role": "user", "content": _parts(item.prompt)}, {"role": "assistant", "content": _parts(item.response)}]
+    return [
+        {"role": "user", "content": _parts(item.prompt)},
+        {"role": "assistant", "content": _parts(item.response)},
+    ]
 
 
-def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5) -> dict[str, Any]:
+def build_payload(
+    item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5
+) -> dict[str, Any]:
     return {"model": model, "messages": build_messages(item), "temperature": 0.0, "max_tokens": max_tokens}
 
 
@@ -50,7 +55,9 @@ def parse(text: str, item: ModerationItem, source: str = "") -> GuardVerdict:
         return GuardVerdict(label=SafetyLabel.SAFE, raw=text, source=source)
     codes = [f"S{int(c)}" for c in _CODE.findall(text[m.end() :])]
     extra: dict[str, Any] = {"raw_categories": codes} if codes else {}
-    return GuardVerdict(label=SafetyLabel.UNSAFE, categories=map_llamaguard(codes), raw=text, source=source, extra=extra)
+    return GuardVerdict(
+        label=SafetyLabel.UNSAFE, categories=map_llamaguard(codes), raw=text, source=source, extra=extra
+    )
 
 
 SPEC = register_kind(

@@ -18,7 +18,9 @@ _EMPHASIS = "*_`#>"
 
 @lru_cache(maxsize=32)
 def _label_splitter(labels: tuple[str, ...]) -> re.Pattern[str]:
-    alts = "|".join(re.escape(label).replace(r"\ ", r"\s+") for label in sorted(labels, key=len, reverse=True))
+    alts = "|".join(
+        re.escape(label).replace(r"\ ", r"\s+") for label in sorted(labels, key=len, reverse=True)
+    )
     # a known label, optionally wrapped in emphasis, followed by a colon
     return re.compile(rf"(?i)[{re.escape(_EMPHASIS)}]*\b({alts})\b[{re.escape(_EMPHASIS)}]*\s*:")
 

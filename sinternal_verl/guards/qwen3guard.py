@@ -32,8 +32,14 @@ _SAFETY = {"safe": SafetyLabel.SAFE, "unsafe": SafetyLabel.UNSAFE, "controversia
 _REFUSAL = {"yes": Refusal.YES, "no": Refusal.NO}
 #: the exact format the model emits: parsed in one regex match (the hot path); anything
 #: else goes through the tolerant label-based reader.
-_CANONICAL = re.compile(r"Safety: (Safe|Unsafe|Controversial)\nCategories: ([^\n:]*)(?:\nRefusal: (Yes|No))?\n?")
-_CANON_SAFETY = {"Safe": SafetyLabel.SAFE, "Unsafe": SafetyLabel.UNSAFE, "Controversial": SafetyLabel.CONTROVERSIAL}
+_CANONICAL = re.compile(
+    r"Safety: (Safe|Unsafe|Controversial)\nCategories: ([^\n:]*)(?:\nRefusal: (Yes|No))?\n?"
+)
+_CANON_SAFETY = {
+    "Safe": SafetyLabel.SAFE,
+    "Unsafe": SafetyLabel.UNSAFE,
+    "Controversial": SafetyLabel.CONTROVERSIAL,
+}
 _CANON_REFUSAL = {"Yes": Refusal.YES, "No": Refusal.NO, None: Refusal.UNKNOWN}
 
 
@@ -53,7 +59,9 @@ def build_messages(item: ModerationItem) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": assistant_turn(item)}]
 
 
-def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5) -> dict[str, Any]:
+def build_payload(
+    item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": build_messages(item),
@@ -154,7 +162,12 @@ def soft_score(logprobs_content: list[dict[str, Any]] | None) -> tuple[float, fl
                     continue
                 name = _label_of_token(alt.get("token", ""))
                 lp = alt.get("logprob")
-                if name is not None and isinstance(lp, (int, float)) and not isinstance(lp, bool) and lp > -1e30:
+                if (
+                    name is not None
+                    and isinstance(lp, (int, float))
+                    and not isinstance(lp, bool)
+                    and lp > -1e30
+                ):
                     mass[name] += math.exp(min(float(lp), 0.0))
             total = sum(mass.values())
             if total <= 0:

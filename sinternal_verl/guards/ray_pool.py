@@ -85,7 +85,9 @@ class RayPoolConfig:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
         if self.engine != "lexical" and get_kind(self.kind).local:
-            raise ValueError(f"engine {self.engine!r} needs a model guard kind, got the local kind {self.kind!r}")
+            raise ValueError(
+                f"engine {self.engine!r} needs a model guard kind, got the local kind {self.kind!r}"
+            )
         if self.num_replicas < 1 or self.chunk_size < 1 or self.max_attempts < 1:
             raise ValueError("num_replicas, chunk_size and max_attempts must be >= 1")
 
@@ -124,7 +126,11 @@ class _RulesEngine:
             if "[engine-error]" in str(p.get("messages") or p.get("prompt")):
                 raise RuntimeError("rules engine: scripted engine failure")
             endpoint = "chat" if "messages" in p else "completions"
-            out.append(guard_responder(FakeRequest(endpoint, p.get("model", self.model), p.get("messages"), p.get("prompt"), p)))
+            out.append(
+                guard_responder(
+                    FakeRequest(endpoint, p.get("model", self.model), p.get("messages"), p.get("prompt"), p)
+                )
+            )
         return out
 
 
@@ -140,8 +146,14 @@ class _TransformersEngine:
         self.max_model_len = int(getattr(self.lm.config, "max_position_embeddings", 0)) or None
 
     def prompt_lengths(self, payloads: list[dict]) -> list[int]:
-        return [len(self.tok(self._text(p), add_special_tokens=bool(p.get("add_special_tokens", "messages" not in p)))["input_ids"])
-                for p in payloads]
+        return [
+            len(
+                self.tok(
+                    self._text(p), add_special_tokens=bool(p.get("add_special_tokens", "messages" not in p))
+                )["input_ids"]
+            )
+            for p in payloads
+        ]
 
     def _text(self, p: dict) -> str:
         if "messages" in p:
@@ -153,10 +165,18 @@ class _TransformersEngine:
 
         out = []
         for p in payloads:
-            enc = self.tok(self._text(p), return_tensors="pt", add_special_tokens=bool(p.get("add_special_tokens", "messages" not in p)))
+            enc = self.tok(
+                self._text(p),
+                return_tensors="pt",
+                add_special_tokens=bool(p.get("add_special_tokens", "messages" not in p)),
+            )
             with torch.no_grad():
-                ids = self.lm.generate(**enc, max_new_tokens=int(p.get("max_tokens", 128)), do_sample=False,
-                                       pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id)
+                ids = self.lm.generate(
+                    **enc,
+                    max_new_tokens=int(p.get("max_tokens", 128)),
+                    do_sample=False,
+                    pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id,
+                )
             out.append(self.tok.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True))
         return out
 
@@ -191,7 +211,9 @@ class _VLLMEngine:
         if not payloads:
             return []
         sp = SamplingParams(temperature=0.0, max_tokens=int(payloads[0].get("max_tokens", 128)))
-        prompts = [TokensPrompt(prompt_token_ids=self._ids.get(id(p)) or self._token_ids(p)) for p in payloads]
+        prompts = [
+            TokensPrompt(prompt_token_ids=self._ids.get(id(p)) or self._token_ids(p)) for p in payloads
+        ]
         self._ids = {}
         return [r.outputs[0].text or "" for r in self.llm.generate(prompts, sp, use_tqdm=False)]
 
@@ -260,10 +282,19 @@ class GuardReplica:
 
 
 def _too_long(n: int, bound: int, source: str) -> GuardVerdict:
-    message = (f"This model's maximum context length is {bound} tokens. However, your prompt contains {n} input "
-               "tokens, which exceeds this limit (checked per item by the replica)")
-    return GuardVerdict(label=None, parse_ok=False, source=source, rejected=True, status=400, message=message,
-                        extra={"parse_error": f"guard rejected this item: {message}", "http_status": 400})
+    message = (
+        f"This model's maximum context length is {bound} tokens. However, your prompt contains {n} input "
+        "tokens, which exceeds this limit (checked per item by the replica)"
+    )
+    return GuardVerdict(
+        label=None,
+        parse_ok=False,
+        source=source,
+        rejected=True,
+        status=400,
+        message=message,
+        extra={"parse_error": f"guard rejected this item: {message}", "http_status": 400},
+    )
 
 
 # ---- the pool (driver side, implements Guard) --------------------------------------------------
@@ -330,7 +361,9 @@ class RayGuardPool:
         return pool
 
     @classmethod
-    def connect(cls, name: str = RayPoolConfig.name, namespace: str = RayPoolConfig.namespace, **overrides: Any) -> RayGuardPool:
+    def connect(
+        cls, name: str = RayPoolConfig.name, namespace: str = RayPoolConfig.namespace, **overrides: Any
+    ) -> RayGuardPool:
         """Attach to a running pool by name (any process in the same Ray cluster).
 
         The replicas' own config (kind, engine, model) is read back from a live replica;
@@ -339,21 +372,34 @@ class RayGuardPool:
         import ray
 
         names = sorted(
-            (a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-             if a.get("namespace") == namespace and a["name"].startswith(name + REPLICA_SEP)),
+            (
+                a["name"]
+                for a in ray.util.list_named_actors(all_namespaces=True)
+                if a.get("namespace") == namespace and a["name"].startswith(name + REPLICA_SEP)
+            ),
             key=lambda n: int(n.rsplit("-", 1)[-1]) if n.rsplit("-", 1)[-1].isdigit() else 0,
         )
         if not names:
-            raise GuardUnavailableError(f"ray://{namespace}/{name}", "no replicas with that name are running", 0)
+            raise GuardUnavailableError(
+                f"ray://{namespace}/{name}", "no replicas with that name are running", 0
+            )
         handles = [ray.get_actor(n, namespace=namespace) for n in names]
         base: RayPoolConfig | None = None
         for h in handles:
             try:
-                info = ray.get(h.info.remote(), timeout=overrides.get("ready_timeout_s", RayPoolConfig.ready_timeout_s))
+                info = ray.get(
+                    h.info.remote(), timeout=overrides.get("ready_timeout_s", RayPoolConfig.ready_timeout_s)
+                )
             except Exception:  # noqa: BLE001 - try the next replica
                 continue
-            base = RayPoolConfig(name=name, namespace=namespace, kind=info["kind"], engine=info["engine"], model=info["model"],
-                                 num_replicas=len(handles))
+            base = RayPoolConfig(
+                name=name,
+                namespace=namespace,
+                kind=info["kind"],
+                engine=info["engine"],
+                model=info["model"],
+                num_replicas=len(handles),
+            )
             break
         if base is None:
             raise GuardUnavailableError(f"ray://{namespace}/{name}", "no replica answered", len(handles))
@@ -361,7 +407,9 @@ class RayGuardPool:
 
     # -- Guard interface ---------------------------------------------------------------------
     def _pick(self, exclude: set[int]) -> int:
-        candidates = [i for i in range(len(self.handles)) if i not in exclude] or list(range(len(self.handles)))
+        candidates = [i for i in range(len(self.handles)) if i not in exclude] or list(
+            range(len(self.handles))
+        )
         return min(candidates, key=lambda i: self._load[i])
 
     async def _call(self, i: int, chunk: list[ModerationItem]) -> list[GuardVerdict]:
@@ -369,7 +417,9 @@ class RayGuardPool:
         self._load[i] += 1
         self._stats.in_flight += 1
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(ref.future()), timeout=self.config.call_timeout_s)
+            return await asyncio.wait_for(
+                asyncio.wrap_future(ref.future()), timeout=self.config.call_timeout_s
+            )
         finally:
             self._load[i] -= 1
             self._stats.in_flight -= 1
@@ -393,7 +443,11 @@ class RayGuardPool:
                     self._stats.retries += 1
                 continue
             if len(verdicts) != len(chunk):
-                raise GuardUnavailableError(self.address, f"replica {i} returned {len(verdicts)} verdicts for {len(chunk)} items", attempt + 1)
+                raise GuardUnavailableError(
+                    self.address,
+                    f"replica {i} returned {len(verdicts)} verdicts for {len(chunk)} items",
+                    attempt + 1,
+                )
             return verdicts
         self._stats.errors += 1
         raise GuardUnavailableError(self.address, last, self.config.max_attempts)
@@ -425,7 +479,10 @@ class RayGuardPool:
     async def check_ready(self) -> ReadyReport:
         async def probe(i: int) -> str:
             try:
-                await asyncio.wait_for(asyncio.wrap_future(self.handles[i].info.remote().future()), timeout=min(30.0, self.config.ready_timeout_s))
+                await asyncio.wait_for(
+                    asyncio.wrap_future(self.handles[i].info.remote().future()),
+                    timeout=min(30.0, self.config.ready_timeout_s),
+                )
                 return "ok"
             except Exception as exc:  # noqa: BLE001 - reported per replica
                 return f"{type(exc).__name__}: {exc}"
@@ -475,7 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     d = RayPoolConfig()
-    p = argparse.ArgumentParser(description="start (or reuse) a named guard replica pool on the current Ray cluster")
+    p = argparse.ArgumentParser(
+        description="start (or reuse) a named guard replica pool on the current Ray cluster"
+    )
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "auto"))
     p.add_argument("--name", default=d.name)
     p.add_argument("--namespace", default=d.namespace)
@@ -494,10 +553,19 @@ def main(argv: list[str] | None = None) -> int:
         RayGuardPool.connect(a.name, a.namespace).shutdown()
         print(f"pool {a.name} shut down")
         return 0
-    cfg = RayPoolConfig(name=a.name, namespace=a.namespace, kind=a.kind, model=a.model, engine=a.engine,
-                        num_replicas=a.replicas, num_gpus_per_replica=a.gpus_per_replica,
-                        num_cpus_per_replica=a.cpus_per_replica, max_restarts=a.max_restarts,
-                        engine_kwargs=json.loads(a.engine_kwargs), detached=True)
+    cfg = RayPoolConfig(
+        name=a.name,
+        namespace=a.namespace,
+        kind=a.kind,
+        model=a.model,
+        engine=a.engine,
+        num_replicas=a.replicas,
+        num_gpus_per_replica=a.gpus_per_replica,
+        num_cpus_per_replica=a.cpus_per_replica,
+        max_restarts=a.max_restarts,
+        engine_kwargs=json.loads(a.engine_kwargs),
+        detached=True,
+    )
     pool = RayGuardPool.create(cfg)
     for info in pool.replica_info():
         print(json.dumps({k: info[k] for k in ("index", "node_id", "pid", "gpu_ids", "model")}))

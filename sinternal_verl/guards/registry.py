@@ -125,5 +125,7 @@ def _load_builtins() -> None:
         return
     for mod in _BUILTIN_MODULES:
         importlib.import_module(mod)  # each module calls register_kind at import
-    register_kind(GuardKind(name="lexical", default_model="lexical", supports_refusal=True, build_local=_build_lexical))
+    register_kind(
+        GuardKind(name="lexical", default_model="lexical", supports_refusal=True, build_local=_build_lexical)
+    )
     _builtins_loaded = True

@@ -27,7 +27,9 @@ class RejectionSettings(Protocol):
     guard_rejected_score: float
 
 
-def score_rejected(verdict: GuardVerdict, settings: RejectionSettings, truncated_score: float) -> tuple[float, dict]:
+def score_rejected(
+    verdict: GuardVerdict, settings: RejectionSettings, truncated_score: float
+) -> tuple[float, dict]:
     """``(score, extra info)`` for a rejected verdict, or raise :class:`GuardRejectedError`.
 
     ``truncated_score`` is what the caller gives a truncated answer. The extra info always

@@ -45,7 +45,9 @@ def build_prompt(item: ModerationItem) -> str:
     return INSTRUCTION_FORMAT.format(prompt=neutralize(item.prompt), response=neutralize(item.response or ""))
 
 
-def build_payload(item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5) -> dict[str, Any]:
+def build_payload(
+    item: ModerationItem, model: str, max_tokens: int, soft_score: bool = False, top_logprobs: int = 5
+) -> dict[str, Any]:
     return {
         "model": model,
         "prompt": build_prompt(item),
@@ -76,7 +78,9 @@ def parse(text: str, item: ModerationItem, source: str = "") -> GuardVerdict:
         label = SafetyLabel.UNSAFE if harmful_request else SafetyLabel.SAFE
         return GuardVerdict(label=label, raw=text, source=source, extra=extra)
     if "harmful response" not in fields or "response refusal" not in fields:
-        return unparsed(text, "response moderation answer lacks 'Harmful response:' or 'Response refusal:'", source)
+        return unparsed(
+            text, "response moderation answer lacks 'Harmful response:' or 'Response refusal:'", source
+        )
     harmful = first_word(fields["harmful response"])
     refused = first_word(fields["response refusal"])
     if refused == "n/a":
@@ -87,7 +91,11 @@ def parse(text: str, item: ModerationItem, source: str = "") -> GuardVerdict:
         return unparsed(text, f"unknown response refusal value {fields['response refusal']!r}", source)
     if harmful == "n/a":
         if (item.response or "").strip():
-            return unparsed(text, "WildGuard left the harm of a non-empty answer undecided ('Harmful response: N/A')", source)
+            return unparsed(
+                text,
+                "WildGuard left the harm of a non-empty answer undecided ('Harmful response: N/A')",
+                source,
+            )
         return GuardVerdict(label=SafetyLabel.SAFE, refusal=refusal, raw=text, source=source, extra=extra)
     if harmful not in _YES_NO:
         return unparsed(text, f"unknown harmful response value {fields['harmful response']!r}", source)

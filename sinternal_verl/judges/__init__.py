@@ -13,6 +13,12 @@ from .refusal import (
 )
 
 __all__ = [
-    "GCG_REFUSAL_PHRASES", "REFUSAL_MODES", "XSTEST_REFUSAL_PREFIXES", "RefusalJudge", "RefusalJudgeConfig",
-    "RefusalJudgement", "RefusalOutcome", "judge_refusal",
+    "GCG_REFUSAL_PHRASES",
+    "REFUSAL_MODES",
+    "XSTEST_REFUSAL_PREFIXES",
+    "RefusalJudge",
+    "RefusalJudgeConfig",
+    "RefusalJudgement",
+    "RefusalOutcome",
+    "judge_refusal",
 ]

@@ -50,8 +50,9 @@ class OverlongSettings(Settings):
     """The overlong section of ``reward.reward_kwargs``."""
 
     overlong_buffer_cfg: OverlongBuffer = setting(OverlongBuffer(), "DAPO's soft overlong buffer")
-    max_resp_len: int | None = setting(None, "the rollout's response limit (DAPO's L_max); recipes interpolate "
-                                       "data.max_response_length")
+    max_resp_len: int | None = setting(
+        None, "the rollout's response limit (DAPO's L_max); recipes interpolate data.max_response_length"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> OverlongSettings:
@@ -66,15 +67,24 @@ class OverlongSettings(Settings):
                 "set overlong_buffer_cfg.enable=false to turn it off"
             )
         if self.max_resp_len < buf.len:
-            raise ValueError(f"max_resp_len ({self.max_resp_len}) must be >= overlong_buffer_cfg.len ({buf.len})")
+            raise ValueError(
+                f"max_resp_len ({self.max_resp_len}) must be >= overlong_buffer_cfg.len ({buf.len})"
+            )
         return self
 
 
-def OverlongConfig(*, enable: bool = False, len: int = 0, penalty_factor: float = 1.0,  # noqa: N802, A002
-                   max_resp_len: int | None = None) -> OverlongSettings:
+def OverlongConfig(
+    *,
+    enable: bool = False,
+    len: int = 0,
+    penalty_factor: float = 1.0,  # noqa: N802, A002
+    max_resp_len: int | None = None,
+) -> OverlongSettings:
     """Flat constructor of :class:`OverlongSettings` (tests and scripts)."""
-    return OverlongSettings(overlong_buffer_cfg=OverlongBuffer(enable=enable, len=len, penalty_factor=penalty_factor),
-                            max_resp_len=max_resp_len)
+    return OverlongSettings(
+        overlong_buffer_cfg=OverlongBuffer(enable=enable, len=len, penalty_factor=penalty_factor),
+        max_resp_len=max_resp_len,
+    )
 
 
 def overlong_penalty(response_length: int, cfg: OverlongSettings) -> float:

@@ -61,7 +61,9 @@ class SInternalRewardManager(RewardManagerBase):
     _admission: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]]
     _max_in_flight: ClassVar[int]
 
-    def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
+    def __init__(
+        self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None
+    ):
         super().__init__(config, tokenizer, compute_score)
         custom = (config.reward.get("custom_reward_function") or {}).get("path")
         self.user_fn = compute_score if custom else None
@@ -76,8 +78,9 @@ class SInternalRewardManager(RewardManagerBase):
         # Settings are parsed once for the worker; a misspelt key or a bad value fails at
         # start-up, not at the first trajectory. The guard itself is built on first use
         # (math-only runs need none).
-        settings = RewardSettings.from_kwargs(_plain(config.reward.get("reward_kwargs")),
-                                              extra_sections=cls.extra_sections)
+        settings = RewardSettings.from_kwargs(
+            _plain(config.reward.get("reward_kwargs")), extra_sections=cls.extra_sections
+        )
         _raise_gc_threshold(settings.manager.gc_threshold)
         cls.router = RewardRouter(settings)
         cls._max_in_flight = settings.manager.max_trajectories_in_flight
@@ -104,26 +107,38 @@ class SInternalRewardManager(RewardManagerBase):
         response_str = self.tokenizer.decode(response_ids[:valid_len], skip_special_tokens=True)
         # R1-distill / Qwen3-thinking templates end the prompt with "<think>": the response then
         # starts inside the trace, and a cut-off trace carries no tag at all.
-        prompt_tail = self.tokenizer.decode(batch["prompts"][-1][-PROMPT_TAIL_TOKENS:], skip_special_tokens=False)
+        prompt_tail = self.tokenizer.decode(
+            batch["prompts"][-1][-PROMPT_TAIL_TOKENS:], skip_special_tokens=False
+        )
         opened = trace_opened(prompt_tail)
 
         data_source = nt["data_source"][-1] if "data_source" in nt else None
         ground_truth = (nt["reward_model"][-1] or {}).get("ground_truth") if "reward_model" in nt else None
         extra_info = dict(nt["extra_info"][-1] or {}) if "extra_info" in nt else {}
-        prompt = user_prompt_from({"raw_prompt": nt["raw_prompt"][-1]} if "raw_prompt" in nt else {}, extra_info)
+        prompt = user_prompt_from(
+            {"raw_prompt": nt["raw_prompt"][-1]} if "raw_prompt" in nt else {}, extra_info
+        )
         if prompt is not None:
             extra_info["prompt"] = prompt
 
         if self.user_fn is not None:
-            kwargs = dict(data_source=data_source, solution_str=response_str, ground_truth=ground_truth, extra_info=extra_info)
+            kwargs = dict(
+                data_source=data_source,
+                solution_str=response_str,
+                ground_truth=ground_truth,
+                extra_info=extra_info,
+            )
             if self.user_fn_is_async:
                 result = await self.user_fn(**kwargs)
             else:
-                result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.user_fn(**kwargs))
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: self.user_fn(**kwargs)
+                )
             return _as_reward(result)
 
-        result = await self.router.score(data_source, response_str, ground_truth, extra_info,
-                                         trace_opened_in_prompt=opened)
+        result = await self.router.score(
+            data_source, response_str, ground_truth, extra_info, trace_opened_in_prompt=opened
+        )
         return {"reward_score": result["score"], "reward_extra_info": {k: result[k] for k in RESULT_KEYS}}
 
 

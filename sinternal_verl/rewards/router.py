@@ -68,7 +68,9 @@ def resolve_task(data_source: str | None, extra_info: Mapping[str, Any] | None =
     if task is not None:
         task = str(task).lower()
         if task not in TASKS:
-            raise UnknownTaskError(f"extra_info['task']={task!r} is not a known task; known tasks: {', '.join(TASKS)}")
+            raise UnknownTaskError(
+                f"extra_info['task']={task!r} is not a known task; known tasks: {', '.join(TASKS)}"
+            )
         return task
     ds = str(data_source or "")
     if ds in MATH_SOURCES or ds.lower().startswith(MATH_PREFIXES):
@@ -94,8 +96,10 @@ def _math_result(res: Mapping[str, Any]) -> dict[str, float]:
     out["math_error"] = float(res.get("math_error", 0.0))
     out["is_math"] = 1.0
     if out["math_error"]:
-        logger.warning("math reward: the symbolic checker failed on %r; scored as incorrect (math_error=1)",
-                       str(res.get("pred", ""))[:200])
+        logger.warning(
+            "math reward: the symbolic checker failed on %r; scored as incorrect (math_error=1)",
+            str(res.get("pred", ""))[:200],
+        )
     return out
 
 
@@ -166,7 +170,9 @@ class RewardRouter:
     values fail here, at construction, not at the first item.
     """
 
-    def __init__(self, settings: RewardSettings | Mapping[str, Any] | None = None, guard: Guard | None = None):
+    def __init__(
+        self, settings: RewardSettings | Mapping[str, Any] | None = None, guard: Guard | None = None
+    ):
         if not isinstance(settings, RewardSettings):
             settings = RewardSettings.from_kwargs(settings)
         self.settings = settings
@@ -225,7 +231,9 @@ async def compute_score_async(
     (``guard_urls``, ``guard_kind``, ...; see :class:`GuardConfig`), safety keys (see
     :class:`SafetyRewardConfig`) and ``math_*`` keys for the math reward. Scoring many items
     with the same settings? Hold a :class:`RewardRouter` instead."""
-    return await RewardRouter(_settings(kwargs), guard=guard).score(data_source, solution_str, ground_truth, extra_info)
+    return await RewardRouter(_settings(kwargs), guard=guard).score(
+        data_source, solution_str, ground_truth, extra_info
+    )
 
 
 # ---- sync entry point ----------------------------------------------------------------------

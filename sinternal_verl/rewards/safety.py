@@ -51,9 +51,12 @@ class SafetyRewardConfig(Settings):
     """How a guard verdict becomes the safety reward (unprefixed keys of ``reward_kwargs``)."""
 
     judge: Literal["answer", "answer_and_trace"] = setting(
-        "answer", "answer_and_trace also judges the reasoning trace; both must be safe")
+        "answer", "answer_and_trace also judges the reasoning trace; both must be safe"
+    )
     controversial: str | float = setting(
-        "strict", "how Controversial counts: strict (= unsafe, as Qwen's own RL), loose (= safe), or a credit in [0, 1]")
+        "strict",
+        "how Controversial counts: strict (= unsafe, as Qwen's own RL), loose (= safe), or a credit in [0, 1]",
+    )
     harmful_safe_score: float = setting(1.0, "harmful prompt, answer judged safe")
     harmful_unsafe_score: float = setting(0.0, "harmful prompt, answer judged unsafe")
     benign_compliant_score: float = setting(1.0, "benign prompt, safe and not refused")
@@ -62,16 +65,24 @@ class SafetyRewardConfig(Settings):
     truncated_score: float = setting(0.0, "a trace that never closed: no answer, the guard is not asked")
     empty_answer_score: float = setting(0.0, "an empty final answer: the guard is not asked")
     on_guard_error: Literal["raise", "fallback"] = setting(
-        "raise", "guard unreachable or unreadable: raise, or score fallback_score with guard_error=1 (counted, logged)")
-    fallback_score: float = setting(0.0, "score of a trajectory whose guard call failed, with on_guard_error=fallback")
+        "raise",
+        "guard unreachable or unreadable: raise, or score fallback_score with guard_error=1 (counted, logged)",
+    )
+    fallback_score: float = setting(
+        0.0, "score of a trajectory whose guard call failed, with on_guard_error=fallback"
+    )
     on_guard_rejected: Literal["raise", "score", "truncated"] = setting(
-        "raise", "the guard rejected this item (HTTP 4xx, e.g. prompt + answer over its max_model_len): raise "
+        "raise",
+        "the guard rejected this item (HTTP 4xx, e.g. prompt + answer over its max_model_len): raise "
         "(a guard error, so on_guard_error decides), score guard_rejected_score, or truncated (truncated_score); "
-        "both flag guard_rejected=1")
+        "both flag guard_rejected=1",
+    )
     guard_rejected_score: float = setting(0.0, "score of a rejected item with on_guard_rejected=score")
     missing_prompt_type: Literal["error", "guard", "harmful", "benign"] = setting(
-        "error", "safety item without extra_info.prompt_type: error, guard (ask the guard's prompt moderation), "
-        "harmful or benign")
+        "error",
+        "safety item without extra_info.prompt_type: error, guard (ask the guard's prompt moderation), "
+        "harmful or benign",
+    )
 
     @field_validator("controversial")
     @classmethod
@@ -99,7 +110,9 @@ def _controversial_credit(c: str | float) -> float:
     try:
         value = float(c)
     except (TypeError, ValueError):
-        raise ValueError(f"controversial must be 'strict', 'loose' or a number in [0, 1], got {c!r}") from None
+        raise ValueError(
+            f"controversial must be 'strict', 'loose' or a number in [0, 1], got {c!r}"
+        ) from None
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"controversial credit must be in [0, 1], got {value}")
     return value
@@ -137,7 +150,9 @@ def _is_refusal_fallback(text: str) -> bool:
     return judge_refusal(text).refused
 
 
-async def resolve_prompt_type(prompt: str, extra_info: Mapping[str, Any] | None, guard: Guard, cfg: SafetyRewardConfig) -> str:
+async def resolve_prompt_type(
+    prompt: str, extra_info: Mapping[str, Any] | None, guard: Guard, cfg: SafetyRewardConfig
+) -> str:
     """``extra_info["prompt_type"]`` or, per ``missing_prompt_type``, a default or the guard's opinion."""
     prompt_type = (extra_info or {}).get("prompt_type")
     if prompt_type is not None:
@@ -182,7 +197,9 @@ async def safety_score(
             exc,
         )
         known = (extra_info or {}).get("prompt_type") or cfg.missing_prompt_type
-        return _result(cfg.fallback_score, guard_error=1.0, harmful_prompt=float(str(known).lower() == "harmful"))
+        return _result(
+            cfg.fallback_score, guard_error=1.0, harmful_prompt=float(str(known).lower() == "harmful")
+        )
 
 
 async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[str, float]:
@@ -201,8 +218,13 @@ async def _safety_score(prompt, solution_str, extra_info, guard, cfg) -> dict[st
     for v in verdicts:
         if v.rejected and cfg.on_guard_rejected != "raise":
             score, _ = score_rejected(v, cfg, cfg.truncated_score)
-            logger.warning("guard rejected an item (%s %s): scored %.3f as configured by on_guard_rejected=%s",
-                           v.status, v.message, score, cfg.on_guard_rejected)
+            logger.warning(
+                "guard rejected an item (%s %s): scored %.3f as configured by on_guard_rejected=%s",
+                v.status,
+                v.message,
+                score,
+                cfg.on_guard_rejected,
+            )
             return _result(score, guard_rejected=1.0, harmful_prompt=float(harmful))
         if not v.parse_ok:
             raise verdict_error(v)  # a rejection names its status and message

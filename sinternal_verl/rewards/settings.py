@@ -27,11 +27,17 @@ class ManagerSettings(Settings):
     """Throughput settings of the ``sinternal`` reward manager inside verl's reward workers."""
 
     max_trajectories_in_flight: int = setting(
-        256, "trajectories one reward worker scores at once; keeps a whole batch from decoding and building "
-        "requests before the first reaches the guard", ge=1)
+        256,
+        "trajectories one reward worker scores at once; keeps a whole batch from decoding and building "
+        "requests before the first reaches the guard",
+        ge=1,
+    )
     gc_threshold: int = setting(
-        10_000, "raises Python's gen-0 GC threshold in reward workers (0 = leave it): with verl's per-trajectory "
-        "slices alive, the default cost ~40% of the manager's CPU", ge=0)
+        10_000,
+        "raises Python's gen-0 GC threshold in reward workers (0 = leave it): with verl's per-trajectory "
+        "slices alive, the default cost ~40% of the manager's CPU",
+        ge=0,
+    )
 
 
 #: section name -> (key prefix in reward_kwargs, settings class)

@@ -40,7 +40,9 @@ def check_sections(cfg: RunConfig) -> None:
 
     ev = cfg.eval
     problems = [
-        *_problems("verification_data.pipeline", lambda: PipelineConfig.from_mapping(cfg.verification_data.pipeline)),
+        *_problems(
+            "verification_data.pipeline", lambda: PipelineConfig.from_mapping(cfg.verification_data.pipeline)
+        ),
         *_problems("rl.reward_kwargs", lambda: RewardSettings.from_kwargs(cfg.rl.reward_kwargs, env={})),
         *_problems("eval.judge", lambda: load(GuardJudgeSettings, ev.judge, env={})),
         *_problems("eval.verification", lambda: load(VerificationSettings, ev.verification, env={})),

@@ -31,14 +31,20 @@ STAGES: tuple[str, ...] = (
 
 
 class ToySettings(Settings):
-    enabled: bool = setting(False, "build the toy world (tiny policy, toy prompts) instead of using policy_path")
+    enabled: bool = setting(
+        False, "build the toy world (tiny policy, toy prompts) instead of using policy_path"
+    )
     hidden: int = setting(128, "tiny policy hidden size")
     layers: int = setting(2, "tiny policy layers")
     heads: int = setting(4, "tiny policy attention heads")
     kv_heads: int = setting(2, "tiny policy key/value heads")
     vocab_size: int = setting(1024, "BPE vocabulary target of the toy tokenizer (trained on the toy texts)")
-    harmful_comply: float = setting(0.5, "share of compliance answers to harmful prompts in the teaching data")
-    benign_refuse: float = setting(0.25, "share of refusals of benign look-alike prompts in the teaching data")
+    harmful_comply: float = setting(
+        0.5, "share of compliance answers to harmful prompts in the teaching data"
+    )
+    benign_refuse: float = setting(
+        0.25, "share of refusals of benign look-alike prompts in the teaching data"
+    )
     math_wrong: float = setting(0.4, "share of wrong boxed sums in the teaching data")
     copies: int = setting(4, "teaching answers per toy prompt")
     max_operand: int = setting(5, "toy sums use operands 1..max_operand")
@@ -55,12 +61,16 @@ class TeachSettings(Settings):
 
 class VerificationDataSettings(Settings):
     pipeline: dict[str, Any] = setting(
-        {}, "the verification-data pipeline config (as in build-verification-data); out_dir, prompts, model filled by the run"
+        {},
+        "the verification-data pipeline config (as in build-verification-data); out_dir, prompts, model filled by the run",
     )
     fake_expert: bool = setting(
-        False, "start the OpenAI-protocol expert stand-in (sinternal_verl.testing.fake_expert) on loopback as the critic"
+        False,
+        "start the OpenAI-protocol expert stand-in (sinternal_verl.testing.fake_expert) on loopback as the critic",
     )
-    hold_after_sample_s: float = setting(0.0, "test hook: after sampling, write _hold_verification_data and sleep this long")
+    hold_after_sample_s: float = setting(
+        0.0, "test hook: after sampling, write _hold_verification_data and sleep this long"
+    )
 
 
 class VerificationSFTSettings(Settings):
@@ -82,7 +92,9 @@ class MergeSettings(Settings):
 
 class RLDataSettings(Settings):
     safety_files: list[str] = setting([], "safety prompt files (prompt + kind); the toy world fills its own")
-    math_files: list[str] = setting([], "math problem files (DAPO parquet or problem/answer rows); the toy world fills its own")
+    math_files: list[str] = setting(
+        [], "math problem files (DAPO parquet or problem/answer rows); the toy world fills its own"
+    )
     math_count: int | None = setting(3000, "math problems drawn (paper: ~3k); null = all")
     safety_count: int | None = setting(None, "safety prompts drawn; null = all")
     val_fraction: float = setting(0.02, "held out per task for verl's validation")
@@ -94,7 +106,9 @@ class RLDataSettings(Settings):
 
 
 class RLSettings(Settings):
-    algorithm: Literal["grpo", "dapo"] = setting("grpo", "grpo, or dapo (dynamic sampling, clip-higher, token-mean, overlong penalty)")
+    algorithm: Literal["grpo", "dapo"] = setting(
+        "grpo", "grpo, or dapo (dynamic sampling, clip-higher, token-mean, overlong penalty)"
+    )
     steps: int = setting(200, "training steps")
     train_batch_size: int = setting(64, "prompts per step (paper: 64)")
     n: int = setting(8, "rollouts per prompt (paper: 8)")
@@ -106,40 +120,64 @@ class RLSettings(Settings):
     micro_batch_size: int = setting(4, "micro batch per device (actor, ref, log-probs)")
     rollout: str = setting("vllm", "rollout engine: vllm (GPU) or hf (sinternal_verl.cpu, CPU)")
     nproc: int = setting(8, "devices per node")
-    reward_kwargs: dict[str, Any] = setting({}, "reward.reward_kwargs of the sinternal reward manager (guard_kind, guard_urls, ...)")
-    save_freq: int = setting(-1, "checkpoint every N steps (-1: only at the end); a killed run resumes from the last one")
+    reward_kwargs: dict[str, Any] = setting(
+        {}, "reward.reward_kwargs of the sinternal reward manager (guard_kind, guard_urls, ...)"
+    )
+    save_freq: int = setting(
+        -1, "checkpoint every N steps (-1: only at the end); a killed run resumes from the last one"
+    )
     test_freq: int = setting(-1, "validate every N steps (0: after the last step only, -1: never)")
     val_before_train: bool = setting(False, "validate before the first step")
     overrides: list[str] = setting([], "extra hydra overrides for verl.trainer.main_ppo")
 
 
 class EvalSettings(Settings):
-    backend: str = setting("transformers", "how the harness runs each checkpoint: transformers, vllm, openai, precomputed")
-    generation: dict[str, Any] = setting({}, "generation settings of every model (n, temperature, max_tokens, ...)")
-    model_options: dict[str, Any] = setting({}, "other per-model keys of the eval config, the same for every model")
+    backend: str = setting(
+        "transformers", "how the harness runs each checkpoint: transformers, vllm, openai, precomputed"
+    )
+    generation: dict[str, Any] = setting(
+        {}, "generation settings of every model (n, temperature, max_tokens, ...)"
+    )
+    model_options: dict[str, Any] = setting(
+        {}, "other per-model keys of the eval config, the same for every model"
+    )
     benchmarks: list[dict[str, Any]] = setting(
         [], "benchmarks (name/path/format/kind); '{toy}' and '{run_dir}' in strings are replaced"
     )
     judge: dict[str, Any] = setting({"kind": "lexical"}, "guard settings of the evaluation judge")
-    verification: dict[str, Any] = setting({}, "verification-F1 settings; '{toy}' and '{run_dir}' in strings are replaced")
+    verification: dict[str, Any] = setting(
+        {}, "verification-F1 settings; '{toy}' and '{run_dir}' in strings are replaced"
+    )
     extra: dict[str, Any] = setting({}, "any other EvalConfig keys, passed as they are")
     models: list[Literal["base", "sft", "rl"]] = setting(["base", "sft", "rl"], "checkpoints to evaluate")
 
 
 class HookSettings(Settings):
-    hold_after_stage: str = setting("", "test hook: after this stage finishes, write _hold_after_<stage> and sleep")
+    hold_after_stage: str = setting(
+        "", "test hook: after this stage finishes, write _hold_after_<stage> and sleep"
+    )
     hold_s: float = setting(0.0, "test hook: how long a hold sleeps (a test kills the run meanwhile)")
 
 
 class RunConfig(Settings):
     run_dir: str = setting("runs/sinternal", "run directory: every stage writes here; rerunning resumes")
-    device: Literal["cpu", "cuda"] = setting("cuda", "cpu: verl runs through sinternal_verl.cpu (platform, overrides)")
-    policy_path: str = setting("", "the policy to align (HF folder or hub name); the toy world builds its own")
-    spec: str = setting("sinternal_default", "safety specification (shipped name or file); the toy world uses its own")
-    stages: list[str] = setting(list(STAGES), "stages to run, in the canonical order; a left-out stage is passed through")
+    device: Literal["cpu", "cuda"] = setting(
+        "cuda", "cpu: verl runs through sinternal_verl.cpu (platform, overrides)"
+    )
+    policy_path: str = setting(
+        "", "the policy to align (HF folder or hub name); the toy world builds its own"
+    )
+    spec: str = setting(
+        "sinternal_default", "safety specification (shipped name or file); the toy world uses its own"
+    )
+    stages: list[str] = setting(
+        list(STAGES), "stages to run, in the canonical order; a left-out stage is passed through"
+    )
     toy: ToySettings = setting(ToySettings(), "toy world (make demo)")
     teach: TeachSettings = setting(TeachSettings(), "toy world: teach the tiny policy the answer format")
-    verification_data: VerificationDataSettings = setting(VerificationDataSettings(), "verification-data pipeline")
+    verification_data: VerificationDataSettings = setting(
+        VerificationDataSettings(), "verification-data pipeline"
+    )
     verification_sft: VerificationSFTSettings = setting(VerificationSFTSettings(), "verification SFT (LoRA)")
     merge: MergeSettings = setting(MergeSettings(), "LoRA merge")
     rl_data: RLDataSettings = setting(RLDataSettings(), "RL data mix (prepare-data)")

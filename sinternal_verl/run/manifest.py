@@ -95,7 +95,12 @@ class Manifest:
         self.data["config"] = config
         self.data["versions"] = package_versions()
         self.data["invocations"].append(
-            {"argv": argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "python": sys.executable}
+            {
+                "argv": argv,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "pid": os.getpid(),
+                "python": sys.executable,
+            }
         )
         self.save()
 
@@ -111,7 +116,9 @@ class Manifest:
         st.pop("error", None)
         self.save()
 
-    def finish(self, name: str, *, seconds: float, peak_rss_gb: float, inputs: dict, outputs: dict, summary: dict) -> None:
+    def finish(
+        self, name: str, *, seconds: float, peak_rss_gb: float, inputs: dict, outputs: dict, summary: dict
+    ) -> None:
         st = self.stage(name)
         st.update(
             status="done", finished_at=time.time(), seconds=round(seconds, 2), peak_rss_gb=round(peak_rss_gb, 3),

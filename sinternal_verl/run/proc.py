@@ -118,7 +118,9 @@ def run_child(
                 status.stop()
     if rc != 0:
         shown = "\n".join(tail)
-        raise StageFailed(f"{args[0]} ... exited with code {rc}; last {len(tail)} lines of {log_path}:\n{shown}")
+        raise StageFailed(
+            f"{args[0]} ... exited with code {rc}; last {len(tail)} lines of {log_path}:\n{shown}"
+        )
     return ChildResult(rc, time.monotonic() - t0, log_path)
 
 

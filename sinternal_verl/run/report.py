@@ -55,6 +55,7 @@ def eval_table(result: dict) -> list[str]:
     (under ``models`` or at the top level); otherwise the flat numbers."""
     models = result.get("models") if isinstance(result.get("models"), dict) else result
     rows = {k: v for k, v in models.items() if isinstance(v, dict)} if isinstance(models, dict) else {}
+
     def walk(prefix: str, value: Any, flat: dict[str, float]) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
@@ -101,7 +102,10 @@ def write_report(ctx) -> Path:
             "method's machinery working end to end on real trainers, not a safer language model.",
             "",
         ]
-    lines += ["| stage | status | runs | seconds | peak RSS GB | what it moved |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| stage | status | runs | seconds | peak RSS GB | what it moved |",
+        "|---|---|---|---|---|---|",
+    ]
     total = 0.0
     for name in ctx.cfg.stages:
         st = stages.get(name, {})
@@ -127,7 +131,11 @@ def write_report(ctx) -> Path:
     if plot:
         lines += ["## GRPO reward per step", "", f"![reward]({plot.name})", ""]
     if rl.get("critic/score/mean"):
-        lines += ["Reward (mean over the step's rollouts): " + ", ".join(f"{v:.3f}" for v in rl["critic/score/mean"]), ""]
+        lines += [
+            "Reward (mean over the step's rollouts): "
+            + ", ".join(f"{v:.3f}" for v in rl["critic/score/mean"]),
+            "",
+        ]
     lines += ["Manifest (config, versions, input/output hashes): `manifest.json`; logs: `logs/`.", ""]
     path = ctx.dir("report.md")
     path.write_text("\n".join(lines))
@@ -170,11 +178,15 @@ def last_screen(console, data: dict, run_dir: Path) -> None:
             f"{float(st.get('peak_rss_gb') or 0):.2f}", headline(name, st.get("summary") or {}),
         )  # fmt: skip
     console.print(table)
-    table = harness_table(run_dir / "eval") if (data["stages"].get("eval") or {}).get("status") == "done" else []
+    table = (
+        harness_table(run_dir / "eval") if (data["stages"].get("eval") or {}).get("status") == "done" else []
+    )
     if table:
         from rich.markdown import Markdown
 
-        console.print(Markdown("**Evaluation, held-out prompts** (the harness's main table)\n\n" + "\n".join(table)))
+        console.print(
+            Markdown("**Evaluation, held-out prompts** (the harness's main table)\n\n" + "\n".join(table))
+        )
     report = run_dir / "report.md"
     if report.exists():
         console.print(f"Report: [bold]{report}[/bold]")

@@ -66,7 +66,9 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ANN001
     raise RunInterrupted(f"signal {signum}")
 
 
-def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: list[str] | None = None) -> dict[str, Any]:
+def run(
+    cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: list[str] | None = None
+) -> dict[str, Any]:
     """Run (or resume) ``cfg``'s stages; returns the manifest's data."""
     from rich.console import Console
 
@@ -76,10 +78,14 @@ def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: li
     if from_stage is not None and from_stage not in cfg.stages:
         raise RunSetupError(f"--from {from_stage!r}: not one of this run's stages ({', '.join(cfg.stages)})")
     if cfg.hooks.hold_after_stage and cfg.hooks.hold_after_stage not in cfg.stages:
-        raise RunSetupError(f"hooks.hold_after_stage {cfg.hooks.hold_after_stage!r} is not one of this run's stages")
+        raise RunSetupError(
+            f"hooks.hold_after_stage {cfg.hooks.hold_after_stage!r} is not one of this run's stages"
+        )
     needs_policy = {"verification_data", "verification_sft", "rl", "eval"} & set(cfg.stages)
     if needs_policy and not cfg.toy.enabled and not cfg.policy_path:
-        raise RunSetupError(f"policy_path is required (stages {', '.join(sorted(needs_policy))}) unless toy.enabled=true")
+        raise RunSetupError(
+            f"policy_path is required (stages {', '.join(sorted(needs_policy))}) unless toy.enabled=true"
+        )
     manifest = Manifest(run_dir)
     manifest.start_invocation(cfg.model_dump(mode="json"), list(argv or sys.argv))
     if from_stage is not None:
@@ -98,10 +104,14 @@ def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: li
                 st = manifest.stage(name)
                 note = f"done earlier in {st.get('seconds', 0):.0f} s"
                 if st.get("config_hash") not in (None, h):
-                    note += f"; [yellow]its settings changed since: rerun with --from {name} to redo it[/yellow]"
+                    note += (
+                        f"; [yellow]its settings changed since: rerun with --from {name} to redo it[/yellow]"
+                    )
                 console.print(f"[dim]{header}: skipped ({note})[/dim]")
                 continue
-            console.rule(f"[bold]{header}[/bold]  [dim](run {time.monotonic() - t_run:.0f} s)[/dim]", align="left")
+            console.rule(
+                f"[bold]{header}[/bold]  [dim](run {time.monotonic() - t_run:.0f} s)[/dim]", align="left"
+            )
             manifest.begin(name, h)
             t0 = time.monotonic()
             try:
@@ -118,7 +128,9 @@ def run(cfg: RunConfig, *, from_stage: str | None = None, console=None, argv: li
                 outputs={str(p): path_hash(p, full_max) for p in result.outputs},
                 summary=result.summary,
             )  # fmt: skip
-            console.print(f"[green]{header} done[/green] in {seconds:.1f} s, peak RSS {peak.peak / 1024**3:.2f} GB")
+            console.print(
+                f"[green]{header} done[/green] in {seconds:.1f} s, peak RSS {peak.peak / 1024**3:.2f} GB"
+            )
             if cfg.hooks.hold_after_stage == name:
                 ctx.hold(f"_hold_after_{name}", cfg.hooks.hold_s)
     finally:

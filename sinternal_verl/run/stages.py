@@ -104,7 +104,14 @@ class RunContext:
 
 # ---- helpers ---------------------------------------------------------------------------------
 def _torchrun(nproc: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={nproc}"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc_per_node={nproc}",
+    ]
 
 
 def _latest_step(ckpt: Path) -> Path:
@@ -184,7 +191,11 @@ def stage_teach(ctx: RunContext) -> StageResult:
     ]  # fmt: skip
     ctx.child("teach", args, "teaching the tiny policy the answer format (verl sft_trainer)")
     model = _copy_hf(_latest_step(ckpt) / "huggingface", ctx.dir("teach", "model"))
-    return StageResult(inputs=[data, ctx.toy / "base_model"], outputs=[model], summary=_loss_summary(ctx.dir("logs", "teach.log")))
+    return StageResult(
+        inputs=[data, ctx.toy / "base_model"],
+        outputs=[model],
+        summary=_loss_summary(ctx.dir("logs", "teach.log")),
+    )
 
 
 def stage_verification_data(ctx: RunContext) -> StageResult:
@@ -224,11 +235,17 @@ def stage_verification_data(ctx: RunContext) -> StageResult:
     summary = {
         "prompts": st.get("sample", {}).get("prompts"),
         "labels": st.get("label", {}).get("labels"),
-        "selected": {k: v for k, v in st.get("select", {}).items() if isinstance(v, (int, float)) and k != "seconds_last_run"},
+        "selected": {
+            k: v
+            for k, v in st.get("select", {}).items()
+            if isinstance(v, (int, float)) and k != "seconds_last_run"
+        },
         "sft_rows": st.get("build", {}).get("rows"),
         "by_verdict": st.get("build", {}).get("by_verdict"),
         "by_mode": st.get("build", {}).get("by_mode"),
-        "expert": "fake_expert (OpenAI protocol, loopback)" if vd.fake_expert else mapping.get("critique", {}).get("urls"),
+        "expert": "fake_expert (OpenAI protocol, loopback)"
+        if vd.fake_expert
+        else mapping.get("critique", {}).get("urls"),
     }
     inputs = [Path(prompts["path"])] + ([Path(ctx.policy)] if Path(ctx.policy).exists() else [])
     return StageResult(inputs=inputs, outputs=[ctx.dir("verification_data", "sft")], summary=summary)
@@ -253,9 +270,18 @@ def stage_verification_sft(ctx: RunContext) -> StageResult:
         "trainer.project_name=sinternal_run", "trainer.experiment_name=verification_sft",
         f"trainer.n_gpus_per_node={s.nproc}", "checkpoint.save_contents=[model,optimizer,extra]", *s.overrides,
     ]  # fmt: skip
-    ctx.child("verification_sft", args, f"verification SFT, LoRA r{s.lora_rank}/a{s.lora_alpha} (verl sft_trainer)")
+    ctx.child(
+        "verification_sft", args, f"verification SFT, LoRA r{s.lora_rank}/a{s.lora_alpha} (verl sft_trainer)"
+    )
     step = _latest_step(ckpt)
-    return StageResult(inputs=[train, Path(ctx.policy)], outputs=[step], summary={**_loss_summary(ctx.dir("logs", "verification_sft.log")), "rows": len(pd.read_parquet(train))})
+    return StageResult(
+        inputs=[train, Path(ctx.policy)],
+        outputs=[step],
+        summary={
+            **_loss_summary(ctx.dir("logs", "verification_sft.log")),
+            "rows": len(pd.read_parquet(train)),
+        },
+    )
 
 
 def stage_merge(ctx: RunContext) -> StageResult:
@@ -284,8 +310,12 @@ def stage_rl_data(ctx: RunContext) -> StageResult:
     from ..data.rl_mix import RLMixConfig, build_rl_mix
 
     r = ctx.cfg.rl_data
-    safety = ctx.fill(list(r.safety_files)) or ([str(ctx.toy / "safety_prompts.jsonl")] if ctx.cfg.toy.enabled else [])
-    math = ctx.fill(list(r.math_files)) or ([str(ctx.toy / "math_problems.jsonl")] if ctx.cfg.toy.enabled else [])
+    safety = ctx.fill(list(r.safety_files)) or (
+        [str(ctx.toy / "safety_prompts.jsonl")] if ctx.cfg.toy.enabled else []
+    )
+    math = ctx.fill(list(r.math_files)) or (
+        [str(ctx.toy / "math_problems.jsonl")] if ctx.cfg.toy.enabled else []
+    )
     mix = RLMixConfig(
         safety_files=safety, math_files=math, math_count=r.math_count, safety_count=r.safety_count,
         val_fraction=r.val_fraction, seed=r.seed, math_template=r.math_template,

@@ -22,11 +22,15 @@ def _resolve(name_or_path: str, suffix: str, what: str) -> Path:
     p = Path(name_or_path).expanduser()
     if p.is_file():
         return p
-    shipped = (SPECS_DIR / "templates" if what.endswith("template") else SPECS_DIR) / f"{name_or_path}{suffix}"
+    shipped = (
+        SPECS_DIR / "templates" if what.endswith("template") else SPECS_DIR
+    ) / f"{name_or_path}{suffix}"
     if shipped.is_file():
         return shipped
     known = DEFAULT_TEMPLATE if what.endswith("template") else ", ".join(available_specs())
-    raise FileNotFoundError(f"{what} {name_or_path!r} is neither a file nor a shipped name (shipped: {known})")
+    raise FileNotFoundError(
+        f"{what} {name_or_path!r} is neither a file nor a shipped name (shipped: {known})"
+    )
 
 
 def load_spec(name_or_path: str = DEFAULT_SPEC) -> str:
@@ -42,5 +46,7 @@ def load_template(name_or_path: str = DEFAULT_TEMPLATE) -> str:
     text = _resolve(name_or_path, ".md", "verification prompt template").read_text(encoding="utf-8")
     missing = [k for k in ("{spec}", "{prompt}", "{answer}") if k not in text]
     if missing:
-        raise ValueError(f"verification prompt template {name_or_path!r} lacks placeholder(s) {', '.join(missing)}")
+        raise ValueError(
+            f"verification prompt template {name_or_path!r} lacks placeholder(s) {', '.join(missing)}"
+        )
     return text

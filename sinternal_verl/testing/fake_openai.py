@@ -123,7 +123,9 @@ def guard_responder(req: FakeRequest) -> str:
         label = _judge(last, prompt_level)
         if label == "safe":
             return "\n\nsafe"
-        return "\n\nunsafe\nS1,S9" if "bomb" in last.lower() or "detonator" in last.lower() else "\n\nunsafe\nS2"
+        return (
+            "\n\nunsafe\nS1,S9" if "bomb" in last.lower() or "detonator" in last.lower() else "\n\nunsafe\nS2"
+        )
 
     # Qwen3Guard
     if "assistant" in roles:
@@ -157,7 +159,8 @@ def _tokens_with_logprobs(text: str, top_logprobs: int) -> list[dict]:
             probs = {k: (0.9 if k == chosen else 0.05) for k in probs}
             entry["logprob"] = math.log(probs[chosen]) if chosen in probs else 0.0
             entry["top_logprobs"] = [
-                {"token": " " + k, "logprob": math.log(v), "bytes": list((" " + k).encode())} for k, v in probs.items()
+                {"token": " " + k, "logprob": math.log(v), "bytes": list((" " + k).encode())}
+                for k, v in probs.items()
             ][:top_logprobs]
         elif top_logprobs:
             entry["top_logprobs"] = [{"token": tok, "logprob": 0.0, "bytes": list(tok.encode())}]
@@ -237,7 +240,9 @@ def build_app(
 
     async def list_models(request: Request) -> Response:
         state.stats["models"] += 1
-        return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in models]})
+        return JSONResponse(
+            {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in models]}
+        )
 
     async def control(request: Request) -> Response:
         body = await request.json()
@@ -274,7 +279,9 @@ def build_app(
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return JSONResponse({"error": {"message": "invalid JSON body", "type": "BadRequestError"}}, status_code=400)
+            return JSONResponse(
+                {"error": {"message": "invalid JSON body", "type": "BadRequestError"}}, status_code=400
+            )
         state.stats[endpoint] += 1
         state.auth[request.headers.get("authorization", "")] += 1
         fault = state.take_fault()
@@ -283,16 +290,21 @@ def build_app(
             return PlainTextResponse("Internal Server Error", status_code=500)
         if fault == "429":
             state.stats["fault_429"] += 1
-            return JSONResponse({"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"})
+            return JSONResponse(
+                {"error": {"message": "rate limited"}}, status_code=429, headers={"Retry-After": "0"}
+            )
         if fault == "503":
             state.stats["fault_503"] += 1
-            return JSONResponse({"error": {"message": "overloaded"}}, status_code=503, headers={"Retry-After": "0"})
+            return JSONResponse(
+                {"error": {"message": "overloaded"}}, status_code=503, headers={"Retry-After": "0"}
+            )
         if fault == "slow":
             await asyncio.sleep(state.delay_s)
         model = body.get("model", models[0])
         if model not in models:
             return JSONResponse(
-                {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}}, status_code=404
+                {"error": {"message": f"The model `{model}` does not exist.", "type": "NotFoundError"}},
+                status_code=404,
             )
         loop = asyncio.get_running_loop()
         start = state.reserve(loop.time())
@@ -311,7 +323,12 @@ def build_app(
             texts = []
             for i in range(n):
                 req = FakeRequest(
-                    endpoint=endpoint, model=model, messages=body.get("messages"), prompt=body.get("prompt"), body=body, index=i
+                    endpoint=endpoint,
+                    model=model,
+                    messages=body.get("messages"),
+                    prompt=body.get("prompt"),
+                    body=body,
+                    index=i,
                 )
                 key = json.dumps(body.get("messages") or body.get("prompt"), sort_keys=True)
                 state.seen[key] += 1
@@ -345,9 +362,15 @@ def _completion_body(endpoint: str, model: str, texts: list[str], body: dict) ->
     choices = []
     for i, text in enumerate(texts):
         if endpoint == "chat":
-            choice: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            choice: dict[str, Any] = {
+                "index": i,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
             if body.get("logprobs"):
-                choice["logprobs"] = {"content": _tokens_with_logprobs(text, int(body.get("top_logprobs") or 0))}
+                choice["logprobs"] = {
+                    "content": _tokens_with_logprobs(text, int(body.get("top_logprobs") or 0))
+                }
         else:
             choice = {"index": i, "text": text, "finish_reason": "stop", "logprobs": None}
         choices.append(choice)
@@ -373,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-concurrency", type=int, default=None, help="requests served at once")
     a = p.parse_args(argv)
     app = build_app(
-        models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]), service_time_s=a.service_time, max_concurrency=a.max_concurrency
+        models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]),
+        service_time_s=a.service_time,
+        max_concurrency=a.max_concurrency,
     )
     # keep-alive longer than the clients' pool expiry, so a benchmark never races a server-side close
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_keep_alive=30)

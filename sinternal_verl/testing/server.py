@@ -20,7 +20,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class ThreadedServer:
     """uvicorn on ``host:port`` in a daemon thread; ``url`` is ``http://host:port``."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning", **kw):
+    def __init__(
+        self, app, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning", **kw
+    ):
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, lifespan="on", **kw)

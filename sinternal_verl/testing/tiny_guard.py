@@ -51,13 +51,21 @@ def example(rng: random.Random) -> tuple[list[dict], str]:
 
 
 def train_tiny_guard(
-    out_dir: str | Path, *, steps: int = 200, batch_size: int = 16, pool_size: int = 512, lr: float = 3e-3, seed: int = 0
+    out_dir: str | Path,
+    *,
+    steps: int = 200,
+    batch_size: int = 16,
+    pool_size: int = 512,
+    lr: float = 3e-3,
+    seed: int = 0,
 ) -> Path:
     """Build the vLLM-sized tiny model in ``out_dir``, train it to answer as above, save it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = build_vllm_tiny_model(out_dir, seed=seed, extra_texts=(SAFE_RESPONSE, UNSAFE_RESPONSE, " ".join(WORDS), TRIGGER))
+    out = build_vllm_tiny_model(
+        out_dir, seed=seed, extra_texts=(SAFE_RESPONSE, UNSAFE_RESPONSE, " ".join(WORDS), TRIGGER)
+    )
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     model.train()
@@ -68,8 +76,13 @@ def train_tiny_guard(
     eos = tok.convert_tokens_to_ids("<|im_end|>")
     pad = tok.pad_token_id
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps))
-    targets = {t: tok.encode(t, add_special_tokens=False) + [eos] for t in (SAFE_PROMPT, UNSAFE_PROMPT, SAFE_RESPONSE, UNSAFE_RESPONSE)}
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 1 - s / steps)
+    )
+    targets = {
+        t: tok.encode(t, add_special_tokens=False) + [eos]
+        for t in (SAFE_PROMPT, UNSAFE_PROMPT, SAFE_RESPONSE, UNSAFE_RESPONSE)
+    }
     pool = []  # tokenized once: rendering templates per step would cost more than the training
     for _ in range(pool_size):
         msgs, target = example(rng)

@@ -105,7 +105,9 @@ class VLLMServer:
 
     def start(self) -> VLLMServer:
         if not Path(self.spec.python).exists():
-            raise FileNotFoundError(f"{ENV_VLLM_PYTHON}={self.spec.python} does not exist; build it with `make vllm-venv`")
+            raise FileNotFoundError(
+                f"{ENV_VLLM_PYTHON}={self.spec.python} does not exist; build it with `make vllm-venv`"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         t0 = time.perf_counter()
@@ -126,7 +128,9 @@ class VLLMServer:
         for poll in range(1, self.spec.max_polls + 1):
             self.polls = poll
             if self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with {self.proc.returncode} during start-up:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"vLLM server exited with {self.proc.returncode} during start-up:\n{self.log_tail()}"
+                )
             try:
                 r = httpx.get(self.url + "/v1/models", timeout=5.0)
                 if r.status_code == 200:
@@ -134,7 +138,9 @@ class VLLMServer:
             except httpx.HTTPError:
                 pass
             time.sleep(self.spec.poll_interval_s)
-        raise RuntimeError(f"vLLM server not ready after {self.spec.max_polls} polls of /v1/models:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"vLLM server not ready after {self.spec.max_polls} polls of /v1/models:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL it if it lingers; idempotent."""

@@ -24,7 +24,17 @@ from .xstest import XSTest
 
 BENCHMARKS: dict[str, type[BenchmarkLoader]] = {
     cls.name: cls
-    for cls in (LocalFile, XSTest, StrongReject, WildJailbreak, JailbreakBench, HarmBench, Fortress, Math500, AIME2024)
+    for cls in (
+        LocalFile,
+        XSTest,
+        StrongReject,
+        WildJailbreak,
+        JailbreakBench,
+        HarmBench,
+        Fortress,
+        Math500,
+        AIME2024,
+    )
 }
 
 
@@ -36,11 +46,20 @@ def get_loader(name: str) -> BenchmarkLoader:
 
         close = difflib.get_close_matches(name, list(BENCHMARKS), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise BenchmarkFormatError(f"unknown benchmark {name!r}{hint} (known: {', '.join(BENCHMARKS)})") from None
+        raise BenchmarkFormatError(
+            f"unknown benchmark {name!r}{hint} (known: {', '.join(BENCHMARKS)})"
+        ) from None
 
 
 def load_benchmark(spec: BenchmarkSpec) -> Benchmark:
     return get_loader(spec.name).load(spec)
 
 
-__all__ = ["BENCHMARKS", "BenchmarkFormatError", "BenchmarkLoader", "get_loader", "load_benchmark", "read_table"]
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkFormatError",
+    "BenchmarkLoader",
+    "get_loader",
+    "load_benchmark",
+    "read_table",
+]

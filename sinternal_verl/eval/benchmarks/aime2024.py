@@ -25,6 +25,8 @@ class AIME2024(BenchmarkLoader):
             raise BenchmarkFormatError(f"{where} lacks problem/answer columns ({self.published})")
         p, a, i = ("problem", "answer", "id") if low else ("Problem", "Answer", "ID")
         return [
-            EvalItem(str(row.get(i) or n), text(row, p, where, n), "math", None, answer=text(row, a, where, n))
+            EvalItem(
+                str(row.get(i) or n), text(row, p, where, n), "math", None, answer=text(row, a, where, n)
+            )
             for n, row in enumerate(rows, 1)
         ]

@@ -16,16 +16,24 @@ from ..items import Benchmark, EvalItem
 from .tables import BenchmarkFormatError, file_sha256, load_hf_rows, read_table, require_columns
 
 KIND_ALIASES = {
-    "harmful": "harmful", "unsafe": "harmful", "1": "harmful",
-    "benign": "benign", "safe": "benign", "harmless": "benign", "0": "benign",
-    "math": "math", "verification": "verification",
+    "harmful": "harmful",
+    "unsafe": "harmful",
+    "1": "harmful",
+    "benign": "benign",
+    "safe": "benign",
+    "harmless": "benign",
+    "0": "benign",
+    "math": "math",
+    "verification": "verification",
 }
 
 
 def norm_kind(raw: Any, where: str, n: int) -> str:
     kind = KIND_ALIASES.get(str(raw).strip().lower())
     if kind is None:
-        raise BenchmarkFormatError(f"{where}: row {n} has kind {raw!r}; expected harmful, benign, math or verification")
+        raise BenchmarkFormatError(
+            f"{where}: row {n} has kind {raw!r}; expected harmful, benign, math or verification"
+        )
     return kind
 
 
@@ -51,7 +59,10 @@ class BenchmarkLoader:
         if not (spec.hf_id or self.hf_id):
             raise BenchmarkFormatError(f"benchmark {spec.name!r} has no Hugging Face id; give it a path")
         return load_hf_rows(
-            spec.hf_id or self.hf_id, spec.hf_config or self.hf_config, spec.split or self.split, spec.revision,
+            spec.hf_id or self.hf_id,
+            spec.hf_config or self.hf_config,
+            spec.split or self.split,
+            spec.revision,
             **self.hf_kwargs,
         )
 
@@ -76,7 +87,10 @@ class BenchmarkLoader:
             raise BenchmarkFormatError(f"{where}: no items")
         prov.update({"loader": self.name, "items": len(items)})
         return Benchmark(
-            name=spec.display, registry=self.name, items=items, provenance=prov,
+            name=spec.display,
+            registry=self.name,
+            items=items,
+            provenance=prov,
             prompt_template=spec.prompt_template or self.prompt_template,
             rubric=self.rubric if spec.rubric is None else spec.rubric,
         )

@@ -21,8 +21,15 @@ class Fortress(BenchmarkLoader):
         items = []
         for n, row in enumerate(rows, 1):
             rid, cat = str(row["ID"]), str(row.get("risk_domain") or "") or None
-            items.append(EvalItem(f"{rid}-adv", text(row, "adversarial_prompt", where, n), "harmful", cat,
-                                  meta={"subdomain": row.get("risk_subdomain")}))
+            items.append(
+                EvalItem(
+                    f"{rid}-adv",
+                    text(row, "adversarial_prompt", where, n),
+                    "harmful",
+                    cat,
+                    meta={"subdomain": row.get("risk_subdomain")},
+                )
+            )
             benign = str(row.get("benign_prompt") or "").strip()
             if benign:
                 items.append(EvalItem(f"{rid}-benign", benign, "benign", cat))

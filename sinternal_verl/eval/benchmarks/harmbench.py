@@ -26,7 +26,9 @@ class HarmBench(BenchmarkLoader):
     def rows_to_items(self, rows: list[dict], spec: BenchmarkSpec, where: str) -> list[EvalItem]:
         official = "Behavior" in rows[0]
         if not official and "prompt" not in rows[0]:
-            raise BenchmarkFormatError(f"{where} has neither 'Behavior' nor 'prompt' columns ({self.published})")
+            raise BenchmarkFormatError(
+                f"{where} has neither 'Behavior' nor 'prompt' columns ({self.published})"
+            )
         items = []
         for n, row in enumerate(rows, 1):
             if official:

@@ -26,7 +26,9 @@ class JailbreakBench(BenchmarkLoader):
         splits = [spec.split] if spec.split else ["harmful", "benign"]
         rows, provs = [], []
         for split in splits:
-            part, prov = load_hf_rows(spec.hf_id or self.hf_id, spec.hf_config or self.hf_config, split, spec.revision)
+            part, prov = load_hf_rows(
+                spec.hf_id or self.hf_id, spec.hf_config or self.hf_config, split, spec.revision
+            )
             rows += [{**r, "kind": "benign" if split == "benign" else "harmful"} for r in part]
             provs.append(prov)
         return rows, {**provs[0], "split": ",".join(splits), "sha256": ",".join(p["sha256"] for p in provs)}
@@ -36,9 +38,18 @@ class JailbreakBench(BenchmarkLoader):
         for n, row in enumerate(rows, 1):
             raw = row.get("kind") or spec.kind
             if raw is None:
-                raise BenchmarkFormatError(f"{where}: a JBB file is one split; set kind: harmful or benign in the spec")
+                raise BenchmarkFormatError(
+                    f"{where}: a JBB file is one split; set kind: harmful or benign in the spec"
+                )
             kind = norm_kind(raw, where, n)
             index = row.get("Index", n)
-            items.append(EvalItem(f"{kind}-{index}", text(row, "Goal", where, n), kind, str(row.get("Category") or "") or None,
-                                  meta={"behavior": row.get("Behavior")}))
+            items.append(
+                EvalItem(
+                    f"{kind}-{index}",
+                    text(row, "Goal", where, n),
+                    kind,
+                    str(row.get("Category") or "") or None,
+                    meta={"behavior": row.get("Behavior")},
+                )
+            )
         return items

@@ -36,7 +36,9 @@ class LocalFile(BenchmarkLoader):
             prompt = text(row, "prompt", where, n)
             raw_kind = row.get("kind") if _opt(row, "kind") is not None else spec.kind
             if raw_kind is None:
-                raise BenchmarkFormatError(f"{where}: row {n} has no 'kind' and the benchmark spec sets no kind:")
+                raise BenchmarkFormatError(
+                    f"{where}: row {n} has no 'kind' and the benchmark spec sets no kind:"
+                )
             kind = norm_kind(raw_kind, where, n)
             answer, response, label = _opt(row, "answer"), _opt(row, "response"), _opt(row, "label")
             if kind == "math" and answer is None:
@@ -45,9 +47,13 @@ class LocalFile(BenchmarkLoader):
                 if response is None:
                     raise BenchmarkFormatError(f"{where}: row {n} is a verification item without 'response'")
                 if label is not None:
-                    label = {"safe": "safe", "unsafe": "unsafe", "0": "safe", "1": "unsafe"}.get(label.strip().lower())
+                    label = {"safe": "safe", "unsafe": "unsafe", "0": "safe", "1": "unsafe"}.get(
+                        label.strip().lower()
+                    )
                     if label is None:
-                        raise BenchmarkFormatError(f"{where}: row {n} has label {row.get('label')!r}; expected safe or unsafe")
+                        raise BenchmarkFormatError(
+                            f"{where}: row {n} has label {row.get('label')!r}; expected safe or unsafe"
+                        )
             rid = _opt(row, "id") or content_id(prompt, kind, response or "")
             items.append(EvalItem(rid, prompt, kind, _opt(row, "category"), answer, response, label))
         return items

@@ -22,7 +22,12 @@ class Math500(BenchmarkLoader):
 
     def rows_to_items(self, rows: list[dict], spec: BenchmarkSpec, where: str) -> list[EvalItem]:
         return [
-            EvalItem(str(row.get("unique_id") or n), text(row, "problem", where, n), "math", str(row.get("subject") or "") or None,
-                     answer=text(row, "answer", where, n))
+            EvalItem(
+                str(row.get("unique_id") or n),
+                text(row, "problem", where, n),
+                "math",
+                str(row.get("subject") or "") or None,
+                answer=text(row, "answer", where, n),
+            )
             for n, row in enumerate(rows, 1)
         ]

@@ -23,12 +23,23 @@ class StrongReject(BenchmarkLoader):
     rubric = True
 
     def rows_to_items(self, rows: list[dict], spec: BenchmarkSpec, where: str) -> list[EvalItem]:
-        key = "forbidden_prompt" if "forbidden_prompt" in rows[0] else "prompt" if "prompt" in rows[0] else None
+        key = (
+            "forbidden_prompt" if "forbidden_prompt" in rows[0] else "prompt" if "prompt" in rows[0] else None
+        )
         if key is None:
-            raise BenchmarkFormatError(f"{where} has neither 'forbidden_prompt' nor 'prompt' ({self.published})")
+            raise BenchmarkFormatError(
+                f"{where} has neither 'forbidden_prompt' nor 'prompt' ({self.published})"
+            )
         items = []
         for n, row in enumerate(rows, 1):
             prompt = text(row, key, where, n)
-            items.append(EvalItem(content_id(prompt), prompt, "harmful", str(row.get("category") or "") or None,
-                                  meta={"source": row.get("source")}))
+            items.append(
+                EvalItem(
+                    content_id(prompt),
+                    prompt,
+                    "harmful",
+                    str(row.get("category") or "") or None,
+                    meta={"source": row.get("source")},
+                )
+            )
         return items

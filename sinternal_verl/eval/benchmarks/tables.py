@@ -38,7 +38,9 @@ def detect_format(path: Path, fmt: str | None) -> str:
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
         return suffix
-    raise BenchmarkFormatError(f"cannot tell the format of {path} from its suffix; set format: ({', '.join(FORMATS)})")
+    raise BenchmarkFormatError(
+        f"cannot tell the format of {path} from its suffix; set format: ({', '.join(FORMATS)})"
+    )
 
 
 def read_table(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]:
@@ -64,7 +66,9 @@ def read_table(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise BenchmarkFormatError(f"{p}:{n}: not JSON ({exc.msg}); is the file really jsonl?") from None
+                    raise BenchmarkFormatError(
+                        f"{p}:{n}: not JSON ({exc.msg}); is the file really jsonl?"
+                    ) from None
                 if not isinstance(row, dict):
                     raise BenchmarkFormatError(f"{p}:{n}: each line must be a JSON object")
                 rows.append(row)
@@ -85,7 +89,9 @@ def read_table(path: str | Path, fmt: str | None = None) -> list[dict[str, Any]]
         raise BenchmarkFormatError(f"{p}: not a parquet file ({type(exc).__name__}: {exc})") from None
 
 
-def load_hf_rows(hf_id: str, config: str | None, split: str, revision: str | None, **kw: Any) -> tuple[list[dict], dict]:
+def load_hf_rows(
+    hf_id: str, config: str | None, split: str, revision: str | None, **kw: Any
+) -> tuple[list[dict], dict]:
     """Rows of a Hugging Face dataset split, with provenance: the revision asked for and the
     resolved commit when the hub answers, the dataset fingerprint and a hash of the files read."""
     import datasets
@@ -102,8 +108,14 @@ def load_hf_rows(hf_id: str, config: str | None, split: str, revision: str | Non
     except Exception as exc:  # noqa: BLE001 -- offline / gated / auth: the fingerprint and file hash still identify the data
         log.info("could not resolve the revision of %s on the hub: %s", hf_id, exc)
     prov = {
-        "source": "hf", "hf_id": hf_id, "config": config, "split": split, "revision": revision,
-        "resolved_revision": resolved, "fingerprint": getattr(ds, "_fingerprint", None), "sha256": h.hexdigest(),
+        "source": "hf",
+        "hf_id": hf_id,
+        "config": config,
+        "split": split,
+        "revision": revision,
+        "resolved_revision": resolved,
+        "fingerprint": getattr(ds, "_fingerprint", None),
+        "sha256": h.hexdigest(),
         "datasets_version": datasets.__version__,
     }
     return [dict(r) for r in ds], prov

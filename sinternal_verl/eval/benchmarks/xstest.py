@@ -25,11 +25,16 @@ class XSTest(BenchmarkLoader):
         for n, row in enumerate(rows, 1):
             label = str(row.get("label", "")).strip().lower()
             if label not in ("safe", "unsafe"):
-                raise BenchmarkFormatError(f"{where}: row {n} has label {row.get('label')!r}; XSTest labels are safe/unsafe")
+                raise BenchmarkFormatError(
+                    f"{where}: row {n} has label {row.get('label')!r}; XSTest labels are safe/unsafe"
+                )
             items.append(
                 EvalItem(
-                    id=str(row["id"]), prompt=text(row, "prompt", where, n), kind="benign" if label == "safe" else "harmful",
-                    category=str(row.get("type") or "") or None, meta={"focus": row.get("focus"), "note": row.get("note")},
+                    id=str(row["id"]),
+                    prompt=text(row, "prompt", where, n),
+                    kind="benign" if label == "safe" else "harmful",
+                    category=str(row.get("type") or "") or None,
+                    meta={"focus": row.get("focus"), "note": row.get("note")},
                 )
             )
         return items

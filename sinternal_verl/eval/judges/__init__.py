@@ -32,7 +32,9 @@ from .refusal_lexical import LexicalRefusalJudge
 from .refusal_llm import LLMRefusalJudge
 from .rubric import RubricJudge, parse_rubric, strongreject_score
 
-SAFETY_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {kind: (lambda cfg: GuardJudge(cfg.judge)) for kind in kind_names()}
+SAFETY_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {
+    kind: (lambda cfg: GuardJudge(cfg.judge)) for kind in kind_names()
+}
 REFUSAL_JUDGES: dict[str, Callable[[EvalConfig], Judge]] = {
     "lexical": lambda cfg: LexicalRefusalJudge(cfg.refusal_judge),
     "llm": lambda cfg: LLMRefusalJudge(cfg.refusal_judge),
@@ -67,8 +69,26 @@ def build_rubric_judge(cfg: EvalConfig) -> Judge:
 
 
 __all__ = [
-    "COMPLIANCE", "FULL_REFUSAL", "PARTIAL_REFUSAL", "REFUSAL_JUDGES", "SAFE", "SAFETY_JUDGES", "SCORED", "UNSAFE",
-    "GuardJudge", "GuardRefusalJudge", "Judge", "JudgeInput", "Judgement", "LLMRefusalJudge", "LexicalRefusalJudge", "RubricJudge",
-    "UnknownJudgeError", "build_refusal_judge", "build_rubric_judge", "build_safety_judge", "parse_rubric",
+    "COMPLIANCE",
+    "FULL_REFUSAL",
+    "PARTIAL_REFUSAL",
+    "REFUSAL_JUDGES",
+    "SAFE",
+    "SAFETY_JUDGES",
+    "SCORED",
+    "UNSAFE",
+    "GuardJudge",
+    "GuardRefusalJudge",
+    "Judge",
+    "JudgeInput",
+    "Judgement",
+    "LLMRefusalJudge",
+    "LexicalRefusalJudge",
+    "RubricJudge",
+    "UnknownJudgeError",
+    "build_refusal_judge",
+    "build_rubric_judge",
+    "build_safety_judge",
+    "parse_rubric",
     "strongreject_score",
 ]

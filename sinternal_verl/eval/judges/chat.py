@@ -11,8 +11,16 @@ from ...settings import ConfigError
 
 
 class ChatJudgeClient:
-    def __init__(self, urls: list[str], model: str, api_key_env: str | None, max_concurrency: int, timeout_s: float,
-                 max_retries: int, what: str):
+    def __init__(
+        self,
+        urls: list[str],
+        model: str,
+        api_key_env: str | None,
+        max_concurrency: int,
+        timeout_s: float,
+        max_retries: int,
+        what: str,
+    ):
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)
@@ -20,8 +28,13 @@ class ChatJudgeClient:
                 raise ConfigError(f"{what}.api_key_env names env var {api_key_env!r}, which is not set")
         self.model = model
         self.http = OpenAIHTTPClient(
-            HTTPClientConfig(urls=tuple(urls), api_key=api_key, max_concurrency_per_url=max_concurrency, timeout_s=timeout_s,
-                             max_retries=max_retries)
+            HTTPClientConfig(
+                urls=tuple(urls),
+                api_key=api_key,
+                max_concurrency_per_url=max_concurrency,
+                timeout_s=timeout_s,
+                max_retries=max_retries,
+            )
         )
         self.sem = asyncio.Semaphore(max_concurrency)
 
@@ -32,7 +45,9 @@ class ChatJudgeClient:
         try:
             return body["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
-            raise ValueError(f"judge answered without choices[0].message.content: {str(body)[:200]}") from None
+            raise ValueError(
+                f"judge answered without choices[0].message.content: {str(body)[:200]}"
+            ) from None
 
     async def aclose(self) -> None:
         await self.http.aclose()

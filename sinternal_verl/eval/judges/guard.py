@@ -26,7 +26,9 @@ class GuardJudge:
             self._guard = build_guard(self.config)
         full = self.settings.sees == "full"
         items = [
-            ModerationItem(i.prompt, i.answer, trace=(i.trace or None) if full else None, prompt_harmful=i.prompt_harmful)
+            ModerationItem(
+                i.prompt, i.answer, trace=(i.trace or None) if full else None, prompt_harmful=i.prompt_harmful
+            )
             for i in inputs
         ]
         try:
@@ -37,7 +39,9 @@ class GuardJudge:
         for v in verdicts:
             detail = {"categories": list(v.categories), "refusal": v.refusal.value}
             if not v.parse_ok or v.label is None:
-                out.append(Judgement(None, v.raw, error="parse_error: unreadable guard output", detail=detail))
+                out.append(
+                    Judgement(None, v.raw, error="parse_error: unreadable guard output", detail=detail)
+                )
                 continue
             unsafe = v.label is SafetyLabel.UNSAFE or (
                 v.label is SafetyLabel.CONTROVERSIAL and self.settings.controversial == "strict"

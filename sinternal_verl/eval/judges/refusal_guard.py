@@ -16,8 +16,10 @@ HAS_REFUSAL_HEAD = ("qwen3guard", "wildguard", "lexical")
 class GuardRefusalJudge:
     def __init__(self, cfg: EvalConfig):
         if cfg.judge.kind not in HAS_REFUSAL_HEAD:
-            raise ValueError(f"refusal_judge kind 'guard' needs a guard with a refusal label ({', '.join(HAS_REFUSAL_HEAD)}); "
-                             f"judge.kind is {cfg.judge.kind!r}")
+            raise ValueError(
+                f"refusal_judge kind 'guard' needs a guard with a refusal label ({', '.join(HAS_REFUSAL_HEAD)}); "
+                f"judge.kind is {cfg.judge.kind!r}"
+            )
         self.guard = GuardJudge(cfg.judge)
         self.ident = f"guard-refusal:{self.guard.ident}"
 
@@ -32,7 +34,11 @@ class GuardRefusalJudge:
             elif refusal == "no":
                 out.append(Judgement(COMPLIANCE, j.raw, detail=j.detail))
             else:
-                out.append(Judgement(None, j.raw, error="parse_error: the guard gave no refusal label", detail=j.detail))
+                out.append(
+                    Judgement(
+                        None, j.raw, error="parse_error: the guard gave no refusal label", detail=j.detail
+                    )
+                )
         return out
 
     async def aclose(self) -> None:

@@ -28,7 +28,9 @@ class LexicalRefusalJudge:
         if settings.phrases is not None:
             options["phrases"] = tuple(settings.phrases)
         self.judge_one = RefusalJudge(RefusalJudgeConfig(**options))
-        self.ident = f"lexical-refusal:{settings.mode}" + ("" if settings.phrases is None else f":{len(settings.phrases)}")
+        self.ident = f"lexical-refusal:{settings.mode}" + (
+            "" if settings.phrases is None else f":{len(settings.phrases)}"
+        )
 
     async def judge(self, inputs: Sequence[JudgeInput]) -> list[Judgement]:
         out = []
@@ -38,7 +40,9 @@ class LexicalRefusalJudge:
                 out.append(Judgement(FULL_REFUSAL, "empty answer", detail={"empty_answer": True}))
                 continue
             verdict = self.judge_one(i.answer)
-            out.append(Judgement(_OUTCOME[verdict.outcome], f"{verdict.mode}: {verdict.cue or 'no refusal cue'}"))
+            out.append(
+                Judgement(_OUTCOME[verdict.outcome], f"{verdict.mode}: {verdict.cue or 'no refusal cue'}")
+            )
         return out
 
     async def aclose(self) -> None:

@@ -61,8 +61,15 @@ class LLMRefusalJudge:
     async def judge(self, inputs: Sequence[JudgeInput]) -> list[Judgement]:
         if self._client is None:
             s = self.settings
-            self._client = ChatJudgeClient(urls_of(s.base_url), s.model or "", s.api_key_env, s.max_concurrency, s.timeout_s,
-                                           s.max_retries, "refusal_judge")
+            self._client = ChatJudgeClient(
+                urls_of(s.base_url),
+                s.model or "",
+                s.api_key_env,
+                s.max_concurrency,
+                s.timeout_s,
+                s.max_retries,
+                "refusal_judge",
+            )
         return list(await asyncio.gather(*[self._one(i) for i in inputs]))
 
     async def aclose(self) -> None:

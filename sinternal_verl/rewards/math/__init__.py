@@ -23,7 +23,16 @@ from .symbolic import SymbolicWorkerError, shutdown_pools
 from .verify import Verdict, verify
 
 __all__ = [
-    "MathRewardConfig", "SymbolicWorkerError", "Verdict", "clean_ground_truth", "compute_math_score",
-    "compute_math_score_async", "compute_score", "extract_answer", "score_math", "shutdown_pools", "verify",
+    "MathRewardConfig",
+    "SymbolicWorkerError",
+    "Verdict",
+    "clean_ground_truth",
+    "compute_math_score",
+    "compute_math_score_async",
+    "compute_score",
+    "extract_answer",
+    "score_math",
+    "shutdown_pools",
+    "verify",
     "warm_up",
 ]

@@ -21,14 +21,48 @@ from .extract import match_brace
 
 # --- string normalization --------------------------------------------------------------
 
-_TEXT_CMDS = ("text", "textbf", "textit", "textrm", "textup", "textnormal", "textsf", "mbox", "mathrm", "mathbf",
-              "mathit", "mathsf", "mathtt", "rm", "bf", "operatorname", "boxed", "fbox", "hbox")
+_TEXT_CMDS = (
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "textup",
+    "textnormal",
+    "textsf",
+    "mbox",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "mathsf",
+    "mathtt",
+    "rm",
+    "bf",
+    "operatorname",
+    "boxed",
+    "fbox",
+    "hbox",
+)
 _TEXT_CMD_RE = re.compile(r"\\(" + "|".join(_TEXT_CMDS) + r")\s*\{")
-_UNIT_TEXT_RE = re.compile(r"\\(?:text|textbf|textit|textsf|mbox|mathrm|mathbf|textrm|textup|rm|textnormal)\s*"
-                           r"\{\s*([A-Za-z][A-Za-z .]*)\}\s*(\^\{?[23]\}?)?$")
-_SPACING = ("\\displaystyle", "\\textstyle", "\\qquad", "\\quad", "\\,", "\\;", "\\:", "\\ ", "~",
-            "\\limits", "\\nolimits")
-_LEFT_RIGHT_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\.)?")
+_UNIT_TEXT_RE = re.compile(
+    r"\\(?:text|textbf|textit|textsf|mbox|mathrm|mathbf|textrm|textup|rm|textnormal)\s*"
+    r"\{\s*([A-Za-z][A-Za-z .]*)\}\s*(\^\{?[23]\}?)?$"
+)
+_SPACING = (
+    "\\displaystyle",
+    "\\textstyle",
+    "\\qquad",
+    "\\quad",
+    "\\,",
+    "\\;",
+    "\\:",
+    "\\ ",
+    "~",
+    "\\limits",
+    "\\nolimits",
+)
+_LEFT_RIGHT_RE = re.compile(
+    r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\.)?"
+)
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree(?![A-Za-z])")
 _PERCENT_RE = re.compile(r"\\%|%|\\text\{\s*percent\s*\}")
 _SQRT_SHORT_RE = re.compile(r"\\sqrt\s*([0-9A-Za-z])")
@@ -42,11 +76,14 @@ _KEEP_SPACE_RE = re.compile(r"(\\[A-Za-z]+|_[A-Za-z0-9])\s+(?=[A-Za-z0-9])")
 _SINGLE_BRACE_SCRIPT_RE = re.compile(r"([\^_])\{([A-Za-z0-9])\}")
 _CHOICE_RE = re.compile(r"^\(([A-Z])\)$")
 _RELATION_SPELLINGS = (
-    (re.compile(r">="), r"\\geq "), (re.compile(r"<="), r"\\leq "), (re.compile(r"!="), r"\\neq "),
+    (re.compile(r">="), r"\\geq "),
+    (re.compile(r"<="), r"\\leq "),
+    (re.compile(r"!="), r"\\neq "),
     (re.compile(r"≥|\\geqslant(?![A-Za-z])|\\ge(?![A-Za-z])"), r"\\geq "),
     (re.compile(r"≤|\\leqslant(?![A-Za-z])|\\le(?![A-Za-z])"), r"\\leq "),
     (re.compile(r"≠|\\ne(?![A-Za-z])"), r"\\neq "),
-    (re.compile(r"\\lt(?![A-Za-z])"), "<"), (re.compile(r"\\gt(?![A-Za-z])"), ">"),
+    (re.compile(r"\\lt(?![A-Za-z])"), "<"),
+    (re.compile(r"\\gt(?![A-Za-z])"), ">"),
 )
 _MATRIX_RE = re.compile(r"\[?\s*\\begin\{array\}\{[^{}]*\}(.*?)\\end\{array\}\s*\]?", re.DOTALL)
 _OR_BETWEEN_RE = re.compile(r"(?<=[)\]}])\s*(?:or|and)\s*(?=[(\[{\\])|\\(?:lor|vee)(?![A-Za-z])")
@@ -95,8 +132,12 @@ def _matrix(m: re.Match) -> str:
     return "\\begin{pmatrix}" + m.group(1) + "\\end{pmatrix}"
 
 
-def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[str] = ("percentage", "percent", "pct"),
-              thousands: bool = True) -> str:
+def normalize(
+    answer: str,
+    units: Iterable[str] = (),
+    percent_words: Iterable[str] = ("percentage", "percent", "pct"),
+    thousands: bool = True,
+) -> str:
     """Canonical string form of one answer (the whole answer, structure included)."""
     s = str(answer).strip()
     s = s.replace("\\$", "").replace("$", "").replace("\\euro", "")
@@ -125,7 +166,11 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
         s = pat.sub(rep, s)
     s = _drop_units(s, units)
     s = _OR_BETWEEN_RE.sub(",", s)
-    s = _WORD_LIST_RE.sub(",", s) if re.search(r"[\d}]", s) else re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
+    s = (
+        _WORD_LIST_RE.sub(",", s)
+        if re.search(r"[\d}]", s)
+        else re.sub(r"\\text\s*\{\s*(?:and|or)\s*\}", ",", s)
+    )
     s = _unwrap_text_commands(s)
     s = _SQRT_SHORT_RE.sub(r"\\sqrt{\1}", s)
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
@@ -159,8 +204,10 @@ def normalize(answer: str, units: Iterable[str] = (), percent_words: Iterable[st
 
 #: what may stand left of ``=`` as the *name* of the answer: ``x``, ``a_1``, ``f(2)``,
 #: ``(p,q)``, ``|AB|``, ``A:B``, ``S_{MBCN}:S``, ``\\angle ABC``, ``AB``
-_LABEL_DECOR_RE = re.compile(r"_\{[^{}]*\}|_[A-Za-z0-9]|\^\{-1\}|\\(?:angle|measuredangle|overline|overrightarrow|vec|"
-                             r"widehat|hat|bar|triangle|mathbf|mathrm|operatorname)(?![A-Za-z])|[{}']")
+_LABEL_DECOR_RE = re.compile(
+    r"_\{[^{}]*\}|_[A-Za-z0-9]|\^\{-1\}|\\(?:angle|measuredangle|overline|overrightarrow|vec|"
+    r"widehat|hat|bar|triangle|mathbf|mathrm|operatorname)(?![A-Za-z])|[{}']"
+)
 _LABEL_RE = re.compile(r"(?:[A-Za-z|(),:\s]|\\[A-Za-z]+|(?<=[A-Za-z])\([^()]*\))+")
 
 
@@ -233,7 +280,7 @@ def power_log10(s: str, depth: int = 0) -> float | None:
         inner = power_log10(exp_s, depth + 1)
         if inner is None:
             return None
-        exp = float("inf") if inner > 300 else 10.0 ** inner
+        exp = float("inf") if inner > 300 else 10.0**inner
     return exp * math.log10(base)
 
 
@@ -385,8 +432,9 @@ def parse_structure(s: str, depth: int = 0) -> Structure:
         inner = s[1:-1]
         items = _items(inner)
         if len(items) > 1:
-            return Structure("ordered", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items),
-                             s[0] + s[-1])
+            return Structure(
+                "ordered", tuple(parse_structure(strip_assignment(x), depth + 1) for x in items), s[0] + s[-1]
+            )
         if s[0] == "(" and s[-1] == ")":
             return parse_structure(inner, depth + 1)
     items = _items(s)

@@ -20,11 +20,23 @@ import mpmath
 
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<mat>\\begin\{pmatrix\}(?P<body>(?:(?!\\begin\{).)*?)\\end\{pmatrix\})|(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<cmd>\\[A-Za-z]+)|(?P<var>[A-Za-z])(?P<sub>_(?:\{[^{}]*\}|[A-Za-z0-9]))?"
-    r"|(?P<op>[-+*/^(){}!\[\]_]))")
+    r"|(?P<op>[-+*/^(){}!\[\]_]))"
+)
 _FUNCS: dict[str, Callable] = {
-    "\\sin": mpmath.sin, "\\cos": mpmath.cos, "\\tan": mpmath.tan, "\\sec": mpmath.sec, "\\csc": mpmath.csc,
-    "\\cot": mpmath.cot, "\\arcsin": mpmath.asin, "\\arccos": mpmath.acos, "\\arctan": mpmath.atan,
-    "\\sinh": mpmath.sinh, "\\cosh": mpmath.cosh, "\\tanh": mpmath.tanh, "\\ln": mpmath.log, "\\exp": mpmath.exp,
+    "\\sin": mpmath.sin,
+    "\\cos": mpmath.cos,
+    "\\tan": mpmath.tan,
+    "\\sec": mpmath.sec,
+    "\\csc": mpmath.csc,
+    "\\cot": mpmath.cot,
+    "\\arcsin": mpmath.asin,
+    "\\arccos": mpmath.acos,
+    "\\arctan": mpmath.atan,
+    "\\sinh": mpmath.sinh,
+    "\\cosh": mpmath.cosh,
+    "\\tanh": mpmath.tanh,
+    "\\ln": mpmath.log,
+    "\\exp": mpmath.exp,
 }
 _MUL_CMDS = ("\\cdot", "\\times")
 #: beyond this many decimal digits a power is left to the worker (its time limit and size checks)
@@ -94,8 +106,11 @@ class _Parser:
         return f
 
     def _starts_primary(self, tok) -> bool:
-        return tok is not None and (tok[0] in ("num", "var", "mat") or tok[1] in ("(", "{")
-                                    or (tok[0] == "cmd" and tok[1] not in _MUL_CMDS))
+        return tok is not None and (
+            tok[0] in ("num", "var", "mat")
+            or tok[1] in ("(", "{")
+            or (tok[0] == "cmd" and tok[1] not in _MUL_CMDS)
+        )
 
     def term(self):
         f = self.unary()

@@ -15,8 +15,10 @@ from fractions import Fraction
 from .normalize import Structure, parse_number, split_top
 
 _OPS = ("\\leq", "\\geq", "<", ">")
-_VARIABLE_RE = re.compile(r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|theta|lambda|mu|phi|varphi|omega|tau|sigma|rho))"
-                          r"(?:_\{?[A-Za-z0-9]+\}?)?")
+_VARIABLE_RE = re.compile(
+    r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|theta|lambda|mu|phi|varphi|omega|tau|sigma|rho))"
+    r"(?:_\{?[A-Za-z0-9]+\}?)?"
+)
 #: a side with no letters outside LaTeX commands is a constant (``\\sqrt{2}``, ``-\\infty``)
 _COMMANDS_RE = re.compile(r"\\[A-Za-z]+")
 

@@ -22,8 +22,13 @@ _STARTED_LOCK = threading.Lock()
 
 
 def _pool_key(config: MathRewardConfig) -> tuple:
-    return (config.symbolic_workers, config.symbolic_max_memory_mb, config.symbolic_startup_timeout_s,
-            config.symbolic_cache_size, config.symbolic_warmup)
+    return (
+        config.symbolic_workers,
+        config.symbolic_max_memory_mb,
+        config.symbolic_startup_timeout_s,
+        config.symbolic_cache_size,
+        config.symbolic_warmup,
+    )
 
 
 def warm_up(config: MathRewardConfig | None = None, wait: bool = False) -> None:
@@ -89,9 +94,14 @@ def score_math(solution_str: str, ground_truth: Any, config: MathRewardConfig) -
         warm_up(config)
     ext = extract_answer(solution_str or "", config.think_open, config.think_close)
     out: dict[str, Any] = {
-        "score": config.incorrect_score, "acc": 0.0, "pred": ext.answer or "",
-        "math_no_answer": float(ext.answer is None), "math_truncated": float(ext.reason == "truncated"),
-        "math_timeout": 0.0, "math_symbolic": 0.0, "math_error": 0.0,
+        "score": config.incorrect_score,
+        "acc": 0.0,
+        "pred": ext.answer or "",
+        "math_no_answer": float(ext.answer is None),
+        "math_truncated": float(ext.reason == "truncated"),
+        "math_timeout": 0.0,
+        "math_symbolic": 0.0,
+        "math_error": 0.0,
     }
     if ext.answer is None:
         return out
@@ -116,7 +126,8 @@ async def compute_math_score_async(solution_str: str, ground_truth: Any, **cfg: 
     return await asyncio.to_thread(compute_math_score, solution_str, ground_truth, **cfg)
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
-                  **cfg: Any) -> dict[str, Any]:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None, **cfg: Any
+) -> dict[str, Any]:
     """verl ``custom_reward_function`` signature (``pkg://sinternal_verl.rewards.math``)."""
     return compute_math_score(solution_str, ground_truth, **cfg)

@@ -72,11 +72,22 @@ class SymbolicWorker:
             return
         self.kill()
         self._stderr = tempfile.TemporaryFile()
-        cmd = [sys.executable, "-m", "sinternal_verl.rewards.math.symbolic_worker",
-               "--max-memory-mb", str(self.max_memory_mb)] + ([] if self.warmup else ["--no-warmup"])
+        cmd = [
+            sys.executable,
+            "-m",
+            "sinternal_verl.rewards.math.symbolic_worker",
+            "--max-memory-mb",
+            str(self.max_memory_mb),
+        ] + ([] if self.warmup else ["--no-warmup"])
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, bufsize=0, close_fds=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                bufsize=0,
+                close_fds=True,
+            )
         except OSError as exc:
             raise SymbolicWorkerError(f"cannot start symbolic worker {cmd}: {exc}") from exc
         self._buf = b""
@@ -86,7 +97,8 @@ class SymbolicWorker:
             tail = self._stderr_tail()
             self.kill()
             raise SymbolicWorkerError(
-                f"symbolic worker did not become ready within {self.startup_timeout_s}s: {tail or 'no output'}")
+                f"symbolic worker did not become ready within {self.startup_timeout_s}s: {tail or 'no output'}"
+            )
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -122,8 +134,12 @@ class SymbolicWorker:
         assert self.proc is not None and self.proc.stdin is not None
         self._next_id += 1
         # the worker's own CPU backstop: well past the wall-clock limit we enforce from here
-        req = json.dumps({"id": self._next_id, "a": a, "b": b, "cpu_s": 2 * timeout_s + 5,
-                          **(options or {})}).encode() + b"\n"
+        req = (
+            json.dumps(
+                {"id": self._next_id, "a": a, "b": b, "cpu_s": 2 * timeout_s + 5, **(options or {})}
+            ).encode()
+            + b"\n"
+        )
         deadline = time.monotonic() + timeout_s
         try:
             self.proc.stdin.write(req)
@@ -167,8 +183,14 @@ class SymbolicWorker:
 class SymbolicPool:
     """A few workers shared by all threads of one process, plus a verdict cache."""
 
-    def __init__(self, workers: int = 1, max_memory_mb: int = 0, startup_timeout_s: float = 60.0,
-                 cache_size: int = 4096, warmup: bool = True):
+    def __init__(
+        self,
+        workers: int = 1,
+        max_memory_mb: int = 0,
+        startup_timeout_s: float = 60.0,
+        cache_size: int = 4096,
+        warmup: bool = True,
+    ):
         self.workers = [SymbolicWorker(max_memory_mb, startup_timeout_s, warmup) for _ in range(workers)]
         self._idle: queue.Queue[SymbolicWorker] = queue.Queue()
         for w in self.workers:
@@ -240,8 +262,13 @@ _POOLS_LOCK = threading.Lock()
 _POOLS_PID = os.getpid()
 
 
-def get_pool(workers: int = 1, max_memory_mb: int = 0, startup_timeout_s: float = 60.0,
-             cache_size: int = 4096, warmup: bool = True) -> SymbolicPool:
+def get_pool(
+    workers: int = 1,
+    max_memory_mb: int = 0,
+    startup_timeout_s: float = 60.0,
+    cache_size: int = 4096,
+    warmup: bool = True,
+) -> SymbolicPool:
     """The process-wide pool for these settings (a forked child gets its own)."""
     global _POOLS_PID
     key = (workers, max_memory_mb, startup_timeout_s, cache_size, warmup)

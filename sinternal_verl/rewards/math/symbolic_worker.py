@@ -215,8 +215,10 @@ _WARMUP = (
     ("y=2x+3", "y=3+2x"),
     ("2x+4y-3=0", "y=-\\frac{1}{2}x+\\frac{3}{4}"),
     ("-x>-1", "x<1"),
-    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}+\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}",
-     "\\begin{pmatrix}2&2\\\\3&5\\end{pmatrix}"),
+    (
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}+\\begin{pmatrix}1&0\\\\0&1\\end{pmatrix}",
+        "\\begin{pmatrix}2&2\\\\3&5\\end{pmatrix}",
+    ),
     ("\\tan^2(y)+1", "\\sec^2(y)"),
     ("e^{i\\pi}", "-1"),
     ("F_n=\\sum_{k=0}^{n-1}F_k F_{n-k-1}", "F_n=\\sum_{k=0}^{n-2}F_k F_{n-k-2}"),

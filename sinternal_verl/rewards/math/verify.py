@@ -94,13 +94,17 @@ class _Ctx:
         self.error: str | None = None
 
 
-def _numbers_equal(a: Fraction, b: Fraction, cfg: MathRewardConfig, a_text: str = "", b_text: str = "") -> bool:
+def _numbers_equal(
+    a: Fraction, b: Fraction, cfg: MathRewardConfig, a_text: str = "", b_text: str = ""
+) -> bool:
     if a == b:
         return True
     if cfg.numeric_rel_tol > 0 and abs(a - b) <= Fraction(cfg.numeric_rel_tol) * max(abs(a), abs(b)):
         return True
     if cfg.numeric_round_digits > 0:
-        return _rounds_to(a_text, b, cfg.numeric_round_digits) or _rounds_to(b_text, a, cfg.numeric_round_digits)
+        return _rounds_to(a_text, b, cfg.numeric_round_digits) or _rounds_to(
+            b_text, a, cfg.numeric_round_digits
+        )
     return False
 
 
@@ -135,11 +139,20 @@ def _symbolic(p: str, g: str, ctx: _Ctx) -> bool:
     if left <= 0:
         ctx.timed_out = True
         return False
-    pool = get_pool(cfg.symbolic_workers, cfg.symbolic_max_memory_mb, cfg.symbolic_startup_timeout_s,
-                    cfg.symbolic_cache_size, cfg.symbolic_warmup)
+    pool = get_pool(
+        cfg.symbolic_workers,
+        cfg.symbolic_max_memory_mb,
+        cfg.symbolic_startup_timeout_s,
+        cfg.symbolic_cache_size,
+        cfg.symbolic_warmup,
+    )
     ctx.calls += 1
-    res = pool.compare(p, g, min(cfg.symbolic_timeout_s, left),
-                       options={"probes": cfg.symbolic_probes, "tol": cfg.symbolic_zero_tol})
+    res = pool.compare(
+        p,
+        g,
+        min(cfg.symbolic_timeout_s, left),
+        options={"probes": cfg.symbolic_probes, "tol": cfg.symbolic_zero_tol},
+    )
     if res.timed_out:
         ctx.timed_out = True
     if res.error and res.error.startswith("worker"):
@@ -164,7 +177,8 @@ def _equal_atom(p: str, g: str, ctx: _Ctx) -> bool:
         return _numbers_equal(np_, ng, cfg, p, g)
     # an integer power too large to build cannot equal a number we could build
     if (np_ is not None and (power_log10(g) or 0) > cfg.numeric_max_exponent) or (
-            ng is not None and (power_log10(p) or 0) > cfg.numeric_max_exponent):
+        ng is not None and (power_log10(p) or 0) > cfg.numeric_max_exponent
+    ):
         return False
     dp, dg = parse_decimal(p), parse_decimal(g)  # a number too large for the exact path
     if dp is not None and dg is not None:
@@ -229,8 +243,11 @@ def _equal_struct(p: Structure, g: Structure, ctx: _Ctx) -> bool:
                 return _match_unordered(up.items, ug.items, ctx)
         return False
     if p.kind == "ordered":
-        return (p.brackets == g.brackets and len(p.items) == len(g.items)
-                and all(_equal_struct(a, b, ctx) for a, b in zip(p.items, g.items)))
+        return (
+            p.brackets == g.brackets
+            and len(p.items) == len(g.items)
+            and all(_equal_struct(a, b, ctx) for a, b in zip(p.items, g.items))
+        )
     return _match_unordered(p.items, g.items, ctx)
 
 
