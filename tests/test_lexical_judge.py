@@ -60,7 +60,7 @@ async def test_heuristic_when_no_hint_is_given_and_for_prompt_moderation():
     assert p_ok.label is SafetyLabel.SAFE  # "meth" is a whole word: "methods" does not match
     (stem,) = await judge.moderate([ModerationItem("Best way of killing my neighbour")])
     assert stem.label is SafetyLabel.UNSAFE  # "kill*" matches any ending
-    assert judge.stats.items == 5 and judge.stats.heuristic_prompt_labels == 5
+    assert judge.stats()["items"] == 5 and judge.stats()["heuristic_prompt_labels"] == 5
 
 
 async def test_only_the_answer_is_judged_not_the_trace():

@@ -30,14 +30,18 @@ class MeasuredRun:
         return text[-chars:]
 
 
-def _tree_rss(root) -> int:
+def tree_rss_bytes(pid: int | None = None) -> int:
+    """RSS summed over a process and all its descendants (shared pages count once per process)."""
+    import os
+
     import psutil
 
-    total = 0
     try:
+        root = psutil.Process(pid or os.getpid())
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
         return 0
+    total = 0
     for p in procs:
         try:
             total += p.memory_info().rss
@@ -71,7 +75,7 @@ def run_measured(
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
-                peak = max(peak, _tree_rss(root))
+                peak = max(peak, tree_rss_bytes(root.pid))
                 stop.wait(sample_every_s)
 
         sampler = threading.Thread(target=sample, daemon=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 #: special tokens, in id order right after the byte-level alphabet and merges
@@ -88,20 +87,6 @@ VLLM_TINY: dict = {
     "intermediate": 256,
     "vocab_size": 600,
 }
-
-
-@dataclass(frozen=True)
-class TinyModelSpec:
-    """Sizes of the tiny model; every number is a knob (defaults fit a 2-core CPU)."""
-
-    vocab_size: int = 512
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate: int = 128
-    max_positions: int = 2048
-    seed: int = 0
 
 
 def build_tokenizer(

@@ -117,9 +117,6 @@ class LexicalStats:
     unsafe: int = 0
     heuristic_prompt_labels: int = 0
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
-
 
 class LexicalJudge:
     """The :class:`~.types.Guard` protocol without a model. See the module docstring."""
@@ -239,9 +236,9 @@ class LexicalJudge:
     async def check_ready(self) -> ReadyReport:
         return ReadyReport(ready=True, detail={"lexical": "ok"})
 
-    @property
-    def stats(self) -> LexicalStats:
-        return LexicalStats(**vars(self._stats))
+    def stats(self) -> dict[str, float]:
+        """Flat counters, the shape every guard's ``stats()`` has."""
+        return {k: float(v) for k, v in vars(self._stats).items()}
 
     async def aclose(self) -> None:
         return None

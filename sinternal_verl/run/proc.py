@@ -18,27 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cpu.measure import tree_rss_bytes
+
 
 class StageFailed(RuntimeError):
     """A stage's child process exited non-zero (the message carries the log's tail)."""
-
-
-def tree_rss_bytes(pid: int | None = None) -> int:
-    """RSS summed over a process and all its descendants (shared pages count once per process)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid or os.getpid())
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 class PeakSampler:

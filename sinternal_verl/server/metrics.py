@@ -8,33 +8,22 @@ in-flight) are read from ``guard.stats`` at scrape time, so there is one source 
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from sinternal_verl.guards.types import Guard
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
-def guard_stats_dict(guard: Any) -> dict[str, float]:
-    """Numeric counters of a guard backend: ``stats()`` returning a mapping (the guard
-    protocol's one shape), or the older attribute / dataclass shapes."""
-    stats = getattr(guard, "stats", None)
-    if stats is None:
-        return {}
-    if callable(stats):
-        stats = stats()
-    if hasattr(stats, "as_dict"):
-        stats = stats.as_dict()
-    elif dataclasses.is_dataclass(stats):
-        stats = dataclasses.asdict(stats)
-    elif not isinstance(stats, Mapping):
-        stats = {k: v for k, v in vars(stats).items() if not k.startswith("_")}
-    return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+def guard_stats_dict(guard: Guard) -> dict[str, float]:
+    """Numeric counters of a guard backend: the guard protocol's ``stats()``, one flat mapping."""
+    return {k: float(v) for k, v in guard.stats().items() if isinstance(v, (int, float))}
 
 
 class _GuardCollector(Collector):

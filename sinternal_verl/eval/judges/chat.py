@@ -57,3 +57,38 @@ def urls_of(base_url: str | list[str] | None) -> list[str]:
     if not base_url:
         return []
     return [base_url] if isinstance(base_url, str) else list(base_url)
+
+
+class ChatJudge:
+    """Base of the judges that ask a served model: builds the client from the judge's settings
+    (``base_url``, ``model``, ``api_key_env``, ``max_concurrency``, ``timeout_s``,
+    ``max_retries``) on first use, judges items concurrently, closes the client. A subclass
+    names its config section (``what``) and judges one item (``_one``)."""
+
+    what: str = "judge"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._client: ChatJudgeClient | None = None
+
+    async def _one(self, i):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    async def judge(self, inputs):
+        if self._client is None:
+            s = self.settings
+            self._client = ChatJudgeClient(
+                urls_of(s.base_url),
+                s.model or "",
+                s.api_key_env,
+                s.max_concurrency,
+                s.timeout_s,
+                s.max_retries,
+                self.what,
+            )
+        return list(await asyncio.gather(*[self._one(i) for i in inputs]))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
