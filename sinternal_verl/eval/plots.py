@@ -79,17 +79,9 @@ def benchmark_bars(metrics: dict[str, Any], columns: list[Column], path: Path) -
         rates = [lookup(metrics["results"][model].get(c.bench), c.metric) for c in columns]
         xs = [j + (i - (len(models) - 1) / 2) * width for j in range(len(columns))]
         ax.bar(xs, [_val(r) for r in rates], width, yerr=_err(rates), capsize=3, label=model)
-    ax.set_xticks(range(len(columns)))
-    ax.set_xticklabels([c.title for c in columns], rotation=25, ha="right", fontsize=8)
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 105)
-    ax.set_title("benchmarks (95% bootstrap intervals)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt, fig, ax, [c.title for c in columns], "%", "benchmarks (95% bootstrap intervals)", path
+    )
 
 
 def category_bars(metrics: dict[str, Any], bench: str, path: Path) -> Path | None:
@@ -108,11 +100,16 @@ def category_bars(metrics: dict[str, Any], bench: str, path: Path) -> Path | Non
         rates = [pc.get(c) for c in cats]
         xs = [j + (i - (len(per_model) - 1) / 2) * width for j in range(len(cats))]
         ax.bar(xs, [_val(x) for x in rates], width, yerr=_err(rates), capsize=3, label=model)
-    ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(f"{what}, %")
+    return _finish(plt, fig, ax, cats, f"{what}, %", f"{bench}: {what} per category", path)
+
+
+def _finish(plt, fig, ax, labels: list[str], ylabel: str, title: str, path: Path) -> Path:
+    """The grouped-bar charts' common axes, legend and file."""
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 105)
-    ax.set_title(f"{bench}: {what} per category")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
