@@ -112,7 +112,9 @@ class ExplodingGuard:
     """A guard with a bug: ``moderate`` raises something no handler expects."""
 
     kind = "qwen3guard"
-    stats: dict = {}
+
+    def stats(self) -> dict[str, float]:  # the guard protocol's one shape
+        return {}
 
     async def moderate(self, items):
         raise RuntimeError("boom")
