@@ -3,7 +3,7 @@
 # run_grpo.sh / run_dapo.sh call it; use those. Env-var knobs (unset = the recipe YAML's value):
 #
 #   MODEL_PATH      (required) the verification-SFT checkpoint (HF folder or hub name)
-#   TRAIN_FILES     data.train_files   (python -m sinternal_verl.data.rl_mix ... --out DIR)
+#   TRAIN_FILES     data.train_files   (sinternal-verl prepare-data ... --out DIR)
 #   VAL_FILES       data.val_files
 #   GUARD_URLS      comma-separated guard base URLs (else env SINTERNAL_GUARD_URLS); required
 #                   unless GUARD_KIND=lexical
