@@ -19,9 +19,6 @@ from sinternal_verl.settings import ConfigError, load, setting
 from .http import HTTPClientConfig
 from .registry import get_kind
 
-#: ``backend``: how the guard is reached
-BACKENDS = ("http", "ray_pool")
-
 ENV_URLS = "SINTERNAL_GUARD_URLS"
 ENV_MODEL = "SINTERNAL_GUARD_MODEL"
 ENV_KIND = "SINTERNAL_GUARD_KIND"
@@ -150,4 +147,4 @@ class GuardConfig(HTTPClientConfig):
         return load(cls, values, env=os.environ if env is None else env, where="guard settings")
 
 
-__all__ = ["BACKENDS", "ConfigError", "GuardConfig", "PREFIX"]
+__all__ = ["ConfigError", "GuardConfig", "PREFIX"]
