@@ -65,13 +65,9 @@ async def _sampler(http, t0: float, out: list, period: float) -> None:
 async def _worker_main(
     mode: str, urls: list[str], n: int, warm: int, tag: str, fixed: int, barrier, go, period: float
 ):
-    from sinternal_verl.guards import (
-        GuardConfig,
-        HTTPClientConfig,
-        OpenAIGuardClient,
-        OpenAIHTTPClient,
-        build_guard,
-    )
+    from sinternal_verl.guards import GuardConfig, build_guard
+    from sinternal_verl.guards.client import OpenAIGuardClient
+    from sinternal_verl.guards.http import HTTPClientConfig, OpenAIHTTPClient
 
     trajectory: list = []
     t_start = time.monotonic()
