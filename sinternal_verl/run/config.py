@@ -49,6 +49,11 @@ class ToySettings(Settings):
     copies: int = setting(4, "teaching answers per toy prompt")
     max_operand: int = setting(5, "toy sums use operands 1..max_operand")
     seed: int = setting(0, "seed of the tiny model's weights and of the teaching data")
+    serve_guard: bool = setting(
+        True,
+        "serve the offline judge as a Qwen3Guard-protocol guard on loopback (run/toy_guard.py) while the run "
+        "lasts; '{guard_url}' in any section is its URL",
+    )
 
 
 class TeachSettings(Settings):

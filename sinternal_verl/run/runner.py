@@ -134,6 +134,7 @@ def run(
             if cfg.hooks.hold_after_stage == name:
                 ctx.hold(f"_hold_after_{name}", cfg.hooks.hold_s)
     finally:
+        ctx.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     manifest.data["wall_s_last_invocation"] = round(time.monotonic() - t_run, 2)

@@ -9,6 +9,7 @@ call the project's own functions in-process (the verification-data pipeline, the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -36,6 +37,9 @@ class RunContext:
     cfg: RunConfig
     run_dir: Path
     console: Any = None
+    #: servers the run started for its stages (the toy guard), closed by :meth:`close`
+    _servers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    _guard_url: str | None = field(default=None, repr=False)
 
     # ---- where things are -------------------------------------------------------------------
     def dir(self, *parts: str) -> Path:
@@ -69,9 +73,26 @@ class RunContext:
     def rl_model(self) -> Path:
         return self.dir("rl", "model")
 
+    @property
+    def guard_url(self) -> str:
+        """The toy guard's URL (:mod:`.toy_guard`), started on first use and kept for the run."""
+        if self._guard_url is None:
+            if not (self.cfg.toy.enabled and self.cfg.toy.serve_guard):
+                raise ValueError("{guard_url} is only served in the toy world (toy.enabled and toy.serve_guard)")
+            from .toy_guard import serve_toy_guard
+
+            self._guard_url = self._servers.enter_context(serve_toy_guard())
+        return self._guard_url
+
+    def close(self) -> None:
+        self._servers.close()
+        self._guard_url = None
+
     def fill(self, value: Any) -> Any:
-        """``{toy}`` / ``{run_dir}`` in every string of a nested value."""
+        """``{toy}`` / ``{run_dir}`` / ``{guard_url}`` in every string of a nested value."""
         if isinstance(value, str):
+            if "{guard_url}" in value:
+                value = value.replace("{guard_url}", self.guard_url)
             return value.replace("{toy}", str(self.toy)).replace("{run_dir}", str(self.run_dir))
         if isinstance(value, list):
             return [self.fill(v) for v in value]
@@ -375,7 +396,7 @@ def stage_rl(ctx: RunContext) -> StageResult:
         "actor_rollout_ref.rollout.calculate_log_probs=True",
         "actor_rollout_ref.actor.use_kl_loss=False", "algorithm.use_kl_in_reward=False",
         "reward.reward_manager.source=register", "reward.reward_manager.name=sinternal",
-        *[f"+reward.reward_kwargs.{k}={_hydra_value(v)}" for k, v in r.reward_kwargs.items()],
+        *[f"+reward.reward_kwargs.{k}={_hydra_value(v)}" for k, v in ctx.fill(dict(r.reward_kwargs)).items()],
         f"trainer.total_training_steps={r.steps}", f"trainer.val_before_train={r.val_before_train}",
         f"trainer.test_freq={r.steps if r.test_freq == 0 else r.test_freq}", f"trainer.save_freq={r.save_freq if r.save_freq > 0 else r.steps}",
         "trainer.logger=[console,file]", f"trainer.default_local_dir={ckpt}", "trainer.resume_mode=auto",

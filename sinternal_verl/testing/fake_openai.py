@@ -80,6 +80,11 @@ class FakeRequest:
 Responder = Callable[[FakeRequest], str]
 
 
+class BadRequest(ValueError):
+    """Raised by a responder for a request it cannot answer: the server answers 400 with the
+    message (as vLLM does for a request it rejects), so the client fails at once and clearly."""
+
+
 def _judge(text: str, prompt_level: bool) -> str:
     low = text.lower()
     if CONTROVERSIAL_MARKER in low:
@@ -319,20 +324,14 @@ def build_app(
         try:
             if state.service_time_s:
                 await asyncio.sleep(max(0.0, start + state.service_time_s - loop.time()))
-            n = int(body.get("n") or 1)
             texts = []
-            for i in range(n):
-                req = FakeRequest(
-                    endpoint=endpoint,
-                    model=model,
-                    messages=body.get("messages"),
-                    prompt=body.get("prompt"),
-                    body=body,
-                    index=i,
-                )
+            for i in range(int(body.get("n") or 1)):
+                req = FakeRequest(endpoint, model, body.get("messages"), body.get("prompt"), body, i)
                 key = json.dumps(body.get("messages") or body.get("prompt"), sort_keys=True)
                 state.seen[key] += 1
                 texts.append("Safety: ??? garbled" if fault == "garbage" else responder(req))
+        except BadRequest as exc:
+            return JSONResponse({"error": {"message": str(exc), "type": "BadRequestError"}}, status_code=400)
         finally:
             state.in_flight -= 1
         return JSONResponse(_completion_body(endpoint, model, texts, body))
