@@ -151,7 +151,10 @@ def test_presets_load_and_carry_the_paper_settings():
     assert gpu.verification_data.pipeline["sample"]["params"]["n"] == 8
     cpu = load_yaml(RunConfig, root / "cpu_demo.yaml")
     assert cpu.device == "cpu" and cpu.toy.enabled and cpu.stages[0] == "toy"
-    assert cpu.verification_data.pipeline["label"]["guard"]["kind"] == "lexical"
+    # every guard call of the demo goes over HTTP to the toy guard; critiques to the toy expert
+    assert cpu.verification_data.pipeline["label"]["guard"] == {"kind": "qwen3guard", "urls": ["{guard_url}"]}
+    assert cpu.rl.reward_kwargs["guard_urls"] == ["{guard_url}"] and cpu.eval.judge["urls"] == ["{guard_url}"]
+    assert cpu.verification_data.pipeline["critique"]["urls"] == ["{expert_url}"]
 
 
 def test_child_output_goes_to_the_log_and_its_tail_to_the_error(tmp_path):
@@ -197,3 +200,31 @@ def test_a_run_that_cannot_start_says_why_before_any_stage(tmp_path, capsys):
     assert cli_main(["run", str(gpu), f"run_dir={tmp_path / 'gpu'}"]) == 2
     assert "policy_path is required" in capsys.readouterr().err
     assert not (tmp_path / "gpu" / "manifest.json").exists()
+
+
+def test_toy_replay_mixes_teaching_rows_into_verification_sft(tmp_path):
+    from sinternal_verl.run.stages import RunContext, _with_replay
+    from sinternal_verl.run.toy import ToyShares, write_world
+    from sinternal_verl.settings import load
+
+    cfg = load(RunConfig, {"run_dir": str(tmp_path), "toy": {"enabled": True}})
+    ctx = RunContext(cfg, tmp_path)
+    write_world(ctx.toy, ToyShares())
+    ver = pd.DataFrame(
+        {
+            "messages": [
+                [{"role": "user", "content": f"check {i}"}, {"role": "assistant", "content": "Verdict: safe"}]
+                for i in range(10)
+            ],
+            "verdict": ["safe"] * 10,
+        }
+    )
+    ver.to_parquet(tmp_path / "train.parquet", index=False)
+    out, n = _with_replay(ctx, tmp_path / "train.parquet", 0.5)
+    mixed = pd.read_parquet(out)
+    assert n == 5 and len(mixed) == 15 and list(mixed.columns) == ["messages"]
+    users = [m[0]["content"] for m in mixed["messages"]]
+    assert sum(u.startswith("check ") for u in users) == 10  # every verification row kept
+    off = RunContext(load(RunConfig, {"run_dir": str(tmp_path)}), tmp_path)
+    with pytest.raises(ValueError, match="toy.enabled"):
+        _with_replay(off, tmp_path / "train.parquet", 0.5)

@@ -1,7 +1,7 @@
 """The reduced CI form of ``make demo``: the CPU preset (``recipes/run/cpu_demo.yaml``) with
 one verification-SFT epoch and 2 GRPO steps, through every stage up to
 the report, as a real subprocess: verl's SFT trainer (teach, LoRA verification SFT), the
-verification-data pipeline with the loopback expert stand-in, the LoRA merge, the RL mix,
+verification-data pipeline with labels and critiques from the toy guard and expert on loopback, the LoRA merge, the RL mix,
 ``main_ppo`` GRPO with the ``sinternal`` reward. The evaluation stage is a second test on the
 same run directory (``--from eval``); it needs ``sinternal_verl.eval``."""
 
@@ -48,6 +48,15 @@ def test_reduced_demo_runs_every_stage_through_grpo(demo_run):
     assert teach["loss_last"] < teach["loss_first"]
     vd = stages["verification_data"]["summary"]
     assert vd["sft_rows"] > 0 and vd["prompts"] == 40
+    # labels and critiques came over HTTP from the toy guard and expert, one critique per example
+    # (a critique whose verdict disagrees with the label is retried or dropped, never kept)
+    assert vd["expert"] == "toy-expert" and vd["by_mode"] == {"critique": vd["sft_rows"]}
+    # (the guard client sends a repeated (prompt, answer) once: the toy policy repeats itself)
+    assert 0 < vd["served_requests"]["guard"] <= sum(vd["labels"].values())
+    assert vd["served_requests"]["expert"] >= vd["sft_rows"]
+    # the sinternal manager's guard in GRPO: the same toy guard, from verl's reward workers
+    assert stages["rl"]["summary"]["served_requests"]["guard"] > 0
+    assert stages["verification_sft"]["summary"]["replayed"] == round(0.5 * vd["sft_rows"])
     assert stages["verification_sft"]["summary"]["steps"] >= 1
     assert stages["merge"]["summary"]["merged"] == "lora"
     rl = stages["rl"]["summary"]
@@ -74,4 +83,7 @@ def test_reduced_demo_evaluates_base_sft_and_rl(demo_run):
     stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
     assert stages["eval"]["status"] == "done" and stages["rl"]["runs"] == 1
     assert (run_dir / "eval" / "metrics.json").exists()
-    assert "Evaluation (base / SFT / RL)" in (run_dir / "report.md").read_text()
+    assert stages["eval"]["summary"]["served_requests"]["guard"] > 0  # the eval judge is the toy guard
+    report = (run_dir / "report.md").read_text()
+    assert "Evaluation (base / SFT / RL)" in report and "Did each stage move its number?" in report
+    assert "| verification SFT | toy_verification f1 (higher is better) |" in report

@@ -49,10 +49,10 @@ class ToySettings(Settings):
     copies: int = setting(4, "teaching answers per toy prompt")
     max_operand: int = setting(5, "toy sums use operands 1..max_operand")
     seed: int = setting(0, "seed of the tiny model's weights and of the teaching data")
-    serve_guard: bool = setting(
+    serve: bool = setting(
         True,
-        "serve the offline judge as a Qwen3Guard-protocol guard on loopback (run/toy_guard.py) while the run "
-        "lasts; '{guard_url}' in any section is its URL",
+        "serve the toy guard (Qwen3Guard protocol) and expert (OpenAI protocol) on loopback while the run lasts "
+        "(run/toy_serve.py); '{guard_url}' and '{expert_url}' in any section are their URLs",
     )
 
 
@@ -88,6 +88,12 @@ class VerificationSFTSettings(Settings):
     micro_batch_size: int = setting(2, "micro batch per device")
     max_length: int = setting(8192, "max tokens per example (verification prompt + critique)")
     nproc: int = setting(8, "torchrun processes (devices) per node")
+    toy_replay: float = setting(
+        0.0,
+        "toy world only: teaching rows mixed into the SFT data, as a multiple of its verification rows "
+        "(a minutes-old tiny policy forgets its answers otherwise; 0 = the paper's verification data only)",
+        ge=0,
+    )
     overrides: list[str] = setting([], "extra hydra overrides for verl's sft_trainer")
 
 

@@ -28,11 +28,23 @@ def _fmt(v: Any) -> str:
 
 
 def headline(name: str, summary: dict) -> str:
-    """One line per stage: the number that moved (or not)."""
+    """One line per stage: the number that moved (or not), and the toy servers it reached."""
+    line = _headline(name, summary)
+    served = summary.get("served_requests")
+    if served:
+        line += "; over HTTP: " + ", ".join(f"toy {k} {n} requests" for k, n in served.items())
+    return line
+
+
+def _headline(name: str, summary: dict) -> str:
     if name in ("teach", "verification_sft") and "loss_first" in summary:
         return f"loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f} over {summary['steps']} steps"
     if name == "verification_data":
-        return f"{summary.get('sft_rows')} SFT rows; labels {_fmt(summary.get('labels') or {})}; verdicts {_fmt(summary.get('by_verdict') or {})}"
+        return (
+            f"{summary.get('sft_rows')} SFT rows; labels {_fmt(summary.get('labels') or {})}; verdicts "
+            f"{_fmt(summary.get('by_verdict') or {})}; examples by mode {_fmt(summary.get('by_mode') or {})} "
+            f"(expert: {summary.get('expert')})"
+        )
     if name == "rl" and "critic/score/mean" in summary:
         s = summary["critic/score/mean"]
         k = max(1, min(3, len(s) // 3))
@@ -76,6 +88,65 @@ def eval_table(result: dict) -> list[str]:
     for model, r in flat_rows.items():
         lines.append(f"| {model} | " + " | ".join(f"{r[c]:.3f}" if c in r else "" for c in cols) + " |")
     return lines
+
+
+#: benchmark kind -> (the harness's metric, which direction is better)
+HEADLINE_METRICS: dict[str, tuple[str, str]] = {
+    "harmful": ("asr", "lower"),
+    "benign": ("compliance", "higher"),
+    "verification": ("f1", "higher"),
+    "math": ("pass@1", "higher"),
+}
+#: which stage is judged by which kinds: verification SFT by the verdicts it learnt to write,
+#: RL by the rewards it was given (and math retention)
+STAGE_TARGETS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("verification SFT", "base", "sft", ("verification", "harmful", "benign", "math")),
+    ("RL", "sft", "rl", ("harmful", "benign", "math", "verification")),
+)
+
+
+def moved(before: dict, after: dict, better: str) -> str:
+    """``before``/``after`` are the harness's ``{value, lo, hi}`` (95% bootstrap interval).
+    A move counts only when the intervals do not overlap."""
+    if after["lo"] > before["hi"]:
+        word = "up"
+    elif after["hi"] < before["lo"]:
+        word = "down"
+    else:
+        return "no clear move (95% intervals overlap)"
+    good = (word == "up") == (better == "higher")
+    return f"moved {word} ({'better' if good else 'worse'})"
+
+
+def stage_moves(metrics: dict) -> list[str]:
+    """Markdown lines: for each trained stage, each headline number before -> after and whether
+    it moved beyond the bootstrap noise."""
+    results = metrics.get("results") or {}
+    lines = []
+    for stage, a, b, kinds in STAGE_TARGETS:
+        if a not in results or b not in results:
+            continue
+        for kind in kinds:
+            metric, better = HEADLINE_METRICS[kind]
+            for bench, by_kind in results[b].items():
+                after = ((by_kind or {}).get(kind) or {}).get(metric)
+                before = (((results[a].get(bench) or {}).get(kind)) or {}).get(metric)
+                if not (
+                    isinstance(after, dict) and isinstance(before, dict) and "lo" in after and "lo" in before
+                ):
+                    continue
+                lines.append(
+                    f"| {stage} | {bench} {metric} ({better} is better) | {100 * before['value']:.1f} "
+                    f"[{100 * before['lo']:.1f}, {100 * before['hi']:.1f}] | {100 * after['value']:.1f} "
+                    f"[{100 * after['lo']:.1f}, {100 * after['hi']:.1f}] | {moved(before, after, better)} |"
+                )
+    if not lines:
+        return []
+    return [
+        "| stage | number | before [95% CI] | after [95% CI] | moved? |",
+        "|---|---|---|---|---|",
+        *lines,
+    ]
 
 
 def harness_table(eval_dir: Path) -> list[str]:
@@ -126,6 +197,20 @@ def write_report(ctx) -> Path:
             table = eval_table(json.loads(result_path.read_text()) if result_path.exists() else {})
         lines += table
         lines += ["", f"The harness's own report and plots: `{ctx.dir('eval')}`.", ""]
+        metrics_path = ctx.dir("eval", "metrics.json")
+        moves = stage_moves(json.loads(metrics_path.read_text())) if metrics_path.exists() else []
+        if moves:
+            lines += [
+                "## Did each stage move its number?",
+                "",
+                "Verification SFT is judged by the verdicts it learnt to write (verification F1), RL by the "
+                "rewards it was given (ASR on harmful prompts, compliance on benign look-alikes) and math "
+                "retention; each is also shown for the other stage. A move counts when the 95% bootstrap "
+                "intervals do not overlap.",
+                "",
+                *moves,
+                "",
+            ]
     rl = (stages.get("rl") or {}).get("summary") or {}
     plot = _reward_plot(ctx, rl.get("critic/score/mean"))
     if plot:

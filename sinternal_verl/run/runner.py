@@ -115,8 +115,13 @@ def run(
             manifest.begin(name, h)
             t0 = time.monotonic()
             try:
+                served = ctx.served_requests()
                 with PeakSampler() as peak:
                     result = STAGE_FUNCS[name](ctx)
+                after = ctx.served_requests()
+                served = {k: n - served.get(k, 0) for k, n in after.items() if n > served.get(k, 0)}
+                if served:
+                    result.summary["served_requests"] = served
             except BaseException as exc:
                 msg = str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted"
                 manifest.fail(name, seconds=time.monotonic() - t0, error=msg[-4000:])

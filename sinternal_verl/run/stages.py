@@ -37,9 +37,9 @@ class RunContext:
     cfg: RunConfig
     run_dir: Path
     console: Any = None
-    #: servers the run started for its stages (the toy guard), closed by :meth:`close`
+    #: the toy world's servers the run started for its stages, closed by :meth:`close`
     _servers: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
-    _guard_url: str | None = field(default=None, repr=False)
+    _urls: dict[str, str] = field(default_factory=dict, repr=False)
 
     # ---- where things are -------------------------------------------------------------------
     def dir(self, *parts: str) -> Path:
@@ -73,26 +73,41 @@ class RunContext:
     def rl_model(self) -> Path:
         return self.dir("rl", "model")
 
-    @property
-    def guard_url(self) -> str:
-        """The toy guard's URL (:mod:`.toy_guard`), started on first use and kept for the run."""
-        if self._guard_url is None:
-            if not (self.cfg.toy.enabled and self.cfg.toy.serve_guard):
-                raise ValueError("{guard_url} is only served in the toy world (toy.enabled and toy.serve_guard)")
-            from .toy_guard import serve_toy_guard
+    def served_url(self, name: str) -> str:
+        """The URL of the toy world's ``guard`` or ``expert`` (:mod:`.toy_serve`), started on
+        first use and kept until the run ends."""
+        if name not in self._urls:
+            if not (self.cfg.toy.enabled and self.cfg.toy.serve):
+                raise ValueError(
+                    f"{{{name}_url}} is only served in the toy world (toy.enabled and toy.serve)"
+                )
+            from . import toy_serve
 
-            self._guard_url = self._servers.enter_context(serve_toy_guard())
-        return self._guard_url
+            serve = {"guard": toy_serve.serve_toy_guard, "expert": toy_serve.serve_toy_expert}[name]
+            self._urls[name] = self._servers.enter_context(serve())
+        return self._urls[name]
+
+    def served_requests(self) -> dict[str, int]:
+        """Chat requests each toy server started so far has answered (its ``/_stats``): the
+        runner records each stage's share, the evidence that the stage reached it over HTTP."""
+        import httpx
+
+        out = {}
+        for name, url in self._urls.items():
+            counts = httpx.get(f"{url}/_stats", timeout=30).raise_for_status().json()["counts"]
+            out[name] = int(counts.get("chat", 0))
+        return out
 
     def close(self) -> None:
         self._servers.close()
-        self._guard_url = None
+        self._urls.clear()
 
     def fill(self, value: Any) -> Any:
-        """``{toy}`` / ``{run_dir}`` / ``{guard_url}`` in every string of a nested value."""
+        """``{toy}`` / ``{run_dir}`` / ``{guard_url}`` / ``{expert_url}`` in every string of a nested value."""
         if isinstance(value, str):
-            if "{guard_url}" in value:
-                value = value.replace("{guard_url}", self.guard_url)
+            for name in ("guard", "expert"):
+                if f"{{{name}_url}}" in value:
+                    value = value.replace(f"{{{name}_url}}", self.served_url(name))
             return value.replace("{toy}", str(self.toy)).replace("{run_dir}", str(self.run_dir))
         if isinstance(value, list):
             return [self.fill(v) for v in value]
@@ -266,7 +281,7 @@ def stage_verification_data(ctx: RunContext) -> StageResult:
         "by_mode": st.get("build", {}).get("by_mode"),
         "expert": "fake_expert (OpenAI protocol, loopback)"
         if vd.fake_expert
-        else mapping.get("critique", {}).get("urls"),
+        else (mapping.get("critique", {}).get("model") or mapping.get("critique", {}).get("urls")),
     }
     inputs = [Path(prompts["path"])] + ([Path(ctx.policy)] if Path(ctx.policy).exists() else [])
     return StageResult(inputs=inputs, outputs=[ctx.dir("verification_data", "sft")], summary=summary)
@@ -280,6 +295,10 @@ def stage_verification_sft(ctx: RunContext) -> StageResult:
     train, val = sft / "train.parquet", sft / "val.parquet"
     has_val = val.exists() and len(pd.read_parquet(val)) > 0
     ckpt = ctx.dir("verification_sft", "ckpt")
+    rows = len(pd.read_parquet(train))
+    replayed = 0
+    if s.toy_replay > 0:
+        train, replayed = _with_replay(ctx, train, s.toy_replay)
     args = [
         *_torchrun(s.nproc), "-m", "verl.trainer.sft_trainer", *_sft_common(ctx),
         f"model.path={ctx.policy}", f"data.train_files={train}", f"data.val_files={val if has_val else 'null'}",
@@ -300,9 +319,34 @@ def stage_verification_sft(ctx: RunContext) -> StageResult:
         outputs=[step],
         summary={
             **_loss_summary(ctx.dir("logs", "verification_sft.log")),
-            "rows": len(pd.read_parquet(train)),
+            "rows": rows,
+            "replayed": replayed,
         },
     )
+
+
+def _with_replay(ctx: RunContext, train: Path, ratio: float) -> tuple[Path, int]:
+    """Toy world: the verification rows plus ``ratio`` times as many teaching rows (seeded), shuffled.
+
+    Why: the toy policy is a two-layer model taught a few dozen strings minutes ago; SFT on
+    verification alone rewrites what follows ``<think>`` for every prompt (measured: toy ASR and
+    math accuracy collapse). Replaying the teaching mix -- the policy's own answer distribution,
+    harmful compliance included -- stands in for the robustness a pre-trained model has, and
+    teaches no safety: the only new targets are still critiques and verdicts."""
+    import pandas as pd
+
+    if not ctx.cfg.toy.enabled:
+        raise ValueError(
+            "verification_sft.toy_replay needs toy.enabled=true (it replays the toy teaching data)"
+        )
+    ver = pd.read_parquet(train)
+    teach = pd.read_parquet(ctx.toy / "teach.parquet")
+    n = min(len(teach), round(ratio * len(ver)))
+    mixed = pd.concat([ver[["messages"]], teach[["messages"]].sample(n=n, random_state=ctx.cfg.toy.seed)])
+    out = ctx.dir("verification_sft", "train_with_replay.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    mixed.sample(frac=1.0, random_state=ctx.cfg.toy.seed).to_parquet(out, index=False)
+    return out, n
 
 
 def stage_merge(ctx: RunContext) -> StageResult:
