@@ -67,7 +67,7 @@ class TeachSettings(Settings):
 class VerificationDataSettings(Settings):
     pipeline: dict[str, Any] = setting(
         {},
-        "the verification-data pipeline config (as in build-verification-data); out_dir, prompts, model filled by the run",
+        "the verification-data pipeline config (as in build-verification-data); out_dir, prompts, model set by the run; {toy}, {run_dir}, {guard_url}, {expert_url} filled",
     )
     fake_expert: bool = setting(
         False,
@@ -132,7 +132,8 @@ class RLSettings(Settings):
     rollout: str = setting("vllm", "rollout engine: vllm (GPU) or hf (sinternal_verl.cpu, CPU)")
     nproc: int = setting(8, "devices per node")
     reward_kwargs: dict[str, Any] = setting(
-        {}, "reward.reward_kwargs of the sinternal reward manager (guard_kind, guard_urls, ...)"
+        {},
+        "reward.reward_kwargs of the sinternal reward manager (guard_kind, guard_urls, ...); {toy}, {run_dir}, {guard_url}, {expert_url} filled",
     )
     save_freq: int = setting(
         -1, "checkpoint every N steps (-1: only at the end); a killed run resumes from the last one"
@@ -153,11 +154,16 @@ class EvalSettings(Settings):
         {}, "other per-model keys of the eval config, the same for every model"
     )
     benchmarks: list[dict[str, Any]] = setting(
-        [], "benchmarks (name/path/format/kind); '{toy}' and '{run_dir}' in strings are replaced"
+        [],
+        "benchmarks (name/path/format/kind); {toy}, {run_dir}, {guard_url}, {expert_url} filled",
     )
-    judge: dict[str, Any] = setting({"kind": "lexical"}, "guard settings of the evaluation judge")
+    judge: dict[str, Any] = setting(
+        {"kind": "lexical"},
+        "guard settings of the evaluation judge; {toy}, {run_dir}, {guard_url}, {expert_url} filled",
+    )
     verification: dict[str, Any] = setting(
-        {}, "verification-F1 settings; '{toy}' and '{run_dir}' in strings are replaced"
+        {},
+        "verification-F1 settings; {toy}, {run_dir}, {guard_url}, {expert_url} filled",
     )
     extra: dict[str, Any] = setting({}, "any other EvalConfig keys, passed as they are")
     models: list[Literal["base", "sft", "rl"]] = setting(["base", "sft", "rl"], "checkpoints to evaluate")
