@@ -30,23 +30,47 @@ class MeasuredRun:
         return text[-chars:]
 
 
-def tree_rss_bytes(pid: int | None = None) -> int:
-    """RSS summed over a process and all its descendants (shared pages count once per process)."""
+def _tree(pid: int | None):
     import os
 
     import psutil
 
     try:
         root = psutil.Process(pid or os.getpid())
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0
+        return []
+
+
+def tree_rss_bytes(pid: int | None = None) -> int:
+    """RSS summed over a process and all its descendants (shared pages count once per process)."""
+    import psutil
+
     total = 0
-    for p in procs:
+    for p in _tree(pid):
         try:
             total += p.memory_info().rss
         except psutil.Error:
             pass
+    return total
+
+
+def tree_pss_bytes(pid: int | None = None) -> int:
+    """PSS summed over a process and its descendants: each shared page split between the
+    processes that map it, so the sum is what the tree takes from the machine (Ray workers and
+    torchrun children share torch's libraries; their RSS sum counts them once per process).
+    Falls back to RSS for a process whose ``smaps_rollup`` cannot be read."""
+    import psutil
+
+    total = 0
+    for p in _tree(pid):
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
     return total
 
 

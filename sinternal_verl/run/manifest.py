@@ -117,12 +117,20 @@ class Manifest:
         self.save()
 
     def finish(
-        self, name: str, *, seconds: float, peak_rss_gb: float, inputs: dict, outputs: dict, summary: dict
+        self,
+        name: str,
+        *,
+        seconds: float,
+        peak_rss_gb: float,
+        peak_pss_gb: float,
+        inputs: dict,
+        outputs: dict,
+        summary: dict,
     ) -> None:
         st = self.stage(name)
         st.update(
             status="done", finished_at=time.time(), seconds=round(seconds, 2), peak_rss_gb=round(peak_rss_gb, 3),
-            inputs=inputs, outputs=outputs, summary=summary,
+            peak_pss_gb=round(peak_pss_gb, 3), inputs=inputs, outputs=outputs, summary=summary,
         )  # fmt: skip
         self.save()
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cpu.measure import tree_rss_bytes
+from ..cpu.measure import tree_pss_bytes, tree_rss_bytes
 
 
 class StageFailed(RuntimeError):
@@ -26,17 +26,24 @@ class StageFailed(RuntimeError):
 
 
 class PeakSampler:
-    """Samples this process tree's RSS in a thread while a stage runs."""
+    """Samples this process tree's memory in a thread while a stage runs: the peak of the RSS
+    sum (shared pages once per process, an over-count) and of the PSS sum (what the tree takes
+    from the machine)."""
 
     def __init__(self, every_s: float = 0.5):
         self.every_s = every_s
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
+    def _sample(self) -> None:
+        self.peak = max(self.peak, tree_rss_bytes())
+        self.peak_pss = max(self.peak_pss, tree_pss_bytes())
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes())
+            self._sample()
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> PeakSampler:
@@ -46,7 +53,7 @@ class PeakSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss_bytes())
+        self._sample()
 
 
 @dataclass

@@ -174,8 +174,8 @@ def write_report(ctx) -> Path:
             "",
         ]
     lines += [
-        "| stage | status | runs | seconds | peak RSS GB | what it moved |",
-        "|---|---|---|---|---|---|",
+        "| stage | status | runs | seconds | peak PSS GB | peak RSS GB | what it moved |",
+        "|---|---|---|---|---|---|---|",
     ]
     total = 0.0
     for name in ctx.cfg.stages:
@@ -185,9 +185,15 @@ def write_report(ctx) -> Path:
         total += float(st.get("seconds") or 0)
         lines.append(
             f"| {name} | {st.get('status', 'pending')} | {st.get('runs', 0)} | {st.get('seconds', '')} | "
-            f"{st.get('peak_rss_gb', '')} | {headline(name, st.get('summary') or {})} |"
+            f"{st.get('peak_pss_gb', '')} | {st.get('peak_rss_gb', '')} | {headline(name, st.get('summary') or {})} |"
         )
-    lines += ["", f"Stage time, summed: {total:.0f} s.", ""]
+    lines += [
+        "",
+        f"Stage time, summed: {total:.0f} s. Memory is the peak over the stage of the sum over its whole "
+        "process tree (torchrun children, Ray workers): PSS splits shared pages between the processes "
+        "that map them (what the machine gives the run); the RSS sum counts them once per process.",
+        "",
+    ]
     ev = stages.get("eval", {})
     if ev.get("status") == "done":
         lines += ["## Evaluation (base / SFT / RL)", ""]
@@ -255,12 +261,12 @@ def last_screen(console, data: dict, run_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title="sinternal-verl run", show_lines=False)
-    for col in ("stage", "status", "runs", "s", "peak GB", "what it moved"):
+    for col in ("stage", "status", "runs", "s", "peak GB (PSS)", "what it moved"):
         table.add_column(col, overflow="fold")
     for name, st in data["stages"].items():
         table.add_row(
             name, st.get("status", ""), str(st.get("runs", 0)), f"{float(st.get('seconds') or 0):.0f}",
-            f"{float(st.get('peak_rss_gb') or 0):.2f}", headline(name, st.get("summary") or {}),
+            f"{float(st.get('peak_pss_gb') or st.get('peak_rss_gb') or 0):.2f}", headline(name, st.get("summary") or {}),
         )  # fmt: skip
     console.print(table)
     table = (

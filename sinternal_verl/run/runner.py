@@ -128,13 +128,14 @@ def run(
                 raise
             seconds = time.monotonic() - t0
             manifest.finish(
-                name, seconds=seconds, peak_rss_gb=peak.peak / 1024**3,
+                name, seconds=seconds, peak_rss_gb=peak.peak / 1024**3, peak_pss_gb=peak.peak_pss / 1024**3,
                 inputs={str(p): path_hash(p, full_max) for p in result.inputs},
                 outputs={str(p): path_hash(p, full_max) for p in result.outputs},
                 summary=result.summary,
             )  # fmt: skip
             console.print(
-                f"[green]{header} done[/green] in {seconds:.1f} s, peak RSS {peak.peak / 1024**3:.2f} GB"
+                f"[green]{header} done[/green] in {seconds:.1f} s, peak memory {peak.peak_pss / 1024**3:.2f} GB PSS "
+                f"({peak.peak / 1024**3:.2f} GB RSS summed)"
             )
             if cfg.hooks.hold_after_stage == name:
                 ctx.hold(f"_hold_after_{name}", cfg.hooks.hold_s)
