@@ -82,7 +82,6 @@ def test_killed_inside_a_stage_redoes_only_that_stage_and_the_pipeline_resumes(t
             {
                 "stages": ["toy", "verification_data", "report"],
                 "verification_data": {
-                    "fake_expert": True,
                     "pipeline": {
                         "sample": {
                             "backend": "openai",
@@ -90,7 +89,9 @@ def test_killed_inside_a_stage_redoes_only_that_stage_and_the_pipeline_resumes(t
                             "urls": [policy.url],
                             "params": {"n": 4, "max_tokens": 64},
                         },
-                        "label": {"guard": {"kind": "lexical"}},
+                        # the toy guard and expert: new servers (new ports) after the kill
+                        "label": {"guard": {"kind": "qwen3guard", "urls": ["{guard_url}"]}},
+                        "critique": {"urls": ["{expert_url}"], "model": "toy-expert"},
                         "build": {"val_fraction": 0.0},
                         "progress": False,
                     },
@@ -114,4 +115,8 @@ def test_killed_inside_a_stage_redoes_only_that_stage_and_the_pipeline_resumes(t
     assert runs == {"toy": ("done", 1), "verification_data": ("done", 2), "report": ("done", 1)}
     summary = m["stages"]["verification_data"]["summary"]
     assert summary["sft_rows"] > 0 and summary["prompts"] == 40
+    assert (
+        summary["served_requests"]["guard"] > 0
+        and summary["served_requests"]["expert"] >= summary["sft_rows"]
+    )
     assert (tmp_path / "run" / "verification_data" / "sft" / "train.parquet").exists()
