@@ -275,7 +275,7 @@ def test_unreachable_judge_is_counted_not_safe(tmp_path, judges_server):
         update={"benchmarks": _config(tmp_path, judges_server).benchmarks[:1]}
     )
     dead = cfg.judge.model_copy(
-        update={"urls": [f"http://127.0.0.1:{free_port()}"], "max_retries": 0, "timeout_s": 5.0}
+        update={"urls": (f"http://127.0.0.1:{free_port()}",), "max_retries": 0, "timeout_s": 5.0}
     )
     cfg = cfg.model_copy(update={"judge": dead, "warn_if_judge_is_reward_guard": False})
     m = evaluate(cfg)
