@@ -277,6 +277,14 @@ class AdaptiveLimit:
         # Two windows in a row must show a queue: a stall of our own (a GC pause) can delay
         # most answers of one short window, a queue delays those of both.
         rho = (lat if prev is None else min(lat, prev)) / self._floor
+        if self.limit <= self.minimum and rho > 1.0 + self.tolerance:
+            # Latency stays high even at the minimum: the upstream got slower. That is its
+            # floor now; find the limit that fits it as at the start.
+            self._floor = lat
+            self._slow_start = True
+            self._prev_latency = None
+            self.relearns += 1
+            return
         gradient = min(1.0 + self.tolerance, max(self.backoff, (1.0 + self.tolerance) / rho))
         new = limit * gradient + self.headroom * math.sqrt(limit)
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
@@ -284,13 +292,6 @@ class AdaptiveLimit:
         new = min(max(new, float(self.minimum)), float(self.maximum))
         if new < limit:
             self.decreases += 1
-            if limit <= self.minimum:
-                # Latency stays high even at the minimum: the upstream got slower. That is
-                # its floor now; find the limit that fits it as at the start.
-                self._floor = lat
-                self._slow_start = True
-                self._prev_latency = None
-                self.relearns += 1
         elif int(new) > int(limit):
             self.increases += 1
         self._set(new, in_flight - 1)
