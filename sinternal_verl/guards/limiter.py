@@ -47,7 +47,8 @@ HyStart's delay exit), reduced to what this transport needs:
   its own for good; a replica that gets slower would be cut towards nothing against a floor
   it can no longer reach. So, at the same wall-clock moments in every process
   (``drain``, called by the transport every ``limit_drain_every_s``), each limit drops by
-  ``backoff`` for one window and takes that window's latency as its floor, higher or lower.
+  ``backoff`` for one window and takes that window's latency as its floor when it is lower,
+  or higher by more than the tolerance (then slow start finds the limit that fits it).
   The drains coincide on purpose (no jitter): one client draining alone would measure the
   others' queue; all of them draining empties it. Latency that stays high at the minimum
   limit is taken as the floor too, and slow start finds the limit that fits it.
@@ -208,7 +209,8 @@ class AdaptiveLimit:
 
     def drain(self, in_flight: int) -> None:
         """Re-measure the floor: lower the limit by ``backoff`` for one window, take that
-        window's latency as the floor (higher or lower than before), then restore the limit.
+        window's latency as the floor if it is lower, or higher by more than the tolerance
+        (the upstream got slower), then restore the limit.
 
         Called for every client of an upstream at the same moment (the transport uses
         wall-clock epochs, which all processes and hosts share), the drains coincide: the
@@ -263,7 +265,8 @@ class AdaptiveLimit:
         prev, self._prev_latency = self._prev_latency, lat
         if self._drain_saved is not None:
             slower = self._floor is not None and lat > (1.0 + self.tolerance) * self._floor
-            self._floor = lat
+            if slower or self._floor is None or lat < self._floor:
+                self._floor = lat
             self._set(self._drain_saved, in_flight - 1)
             self._drain_saved = self._prev_latency = None
             if slower:
