@@ -160,6 +160,17 @@ def test_a_drain_that_finds_the_upstream_slower_relearns_the_floor_and_slow_star
     assert lim.limit > 2 * cut  # back up in a few round trips, not by +10% per window
 
 
+def test_a_stall_during_a_drain_is_not_a_slower_upstream():
+    lim = past_slow_start(rtt=0.1)
+    one_window(lim, 0.1)
+    lim.drain(in_flight=lim.limit)
+    feed(lim, 0.1, lim._skip)
+    for k in range(lim.window_min):  # most answers of the drain window caught in a stall of ours
+        lim.on_sample(0.1 if k < 3 else 0.3, lim.limit)
+    assert not lim.draining and lim.relearns == 0 and lim.floor == pytest.approx(0.1)
+    assert not lim.slow_start
+
+
 def test_a_drain_is_ignored_in_slow_start():
     lim = AdaptiveLimit()
     lim.drain(in_flight=4)

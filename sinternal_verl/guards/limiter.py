@@ -140,6 +140,8 @@ class AdaptiveLimit:
         self._peak = 0
         #: the limit to restore after the drain window in progress (None: not draining)
         self._drain_saved: float | None = None
+        #: the fastest answer of the last window
+        self._fastest = 0.0
         #: the previous window's latency (a cut needs two windows in a row to show a queue)
         self._prev_latency: float | None = None
         #: last window's latency (its ``quantile``, seconds)
@@ -230,6 +232,7 @@ class AdaptiveLimit:
     def _close_window(self) -> tuple[float, int]:
         window = sorted(self._window)
         lat = window[int(len(window) * self.quantile)]  # the window's latency
+        self._fastest = window[0]
         peak = self._peak
         self._window, self._peak = [], 0
         self.latency = lat
@@ -264,7 +267,8 @@ class AdaptiveLimit:
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
         if self._drain_saved is not None:
-            slower = self._floor is not None and lat > (1.0 + self.tolerance) * self._floor
+            # Slower only if even the fastest answer is: a stall of our own spares some.
+            slower = self._floor is not None and self._fastest > (1.0 + self.tolerance) * self._floor
             if slower or self._floor is None or lat < self._floor:
                 self._floor = lat
             self._set(self._drain_saved, in_flight - 1)
