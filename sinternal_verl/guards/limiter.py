@@ -48,7 +48,7 @@ HyStart's delay exit), reduced to what this transport needs:
   it can no longer reach. So, at the same wall-clock moments in every process
   (``drain``, called by the transport every ``limit_drain_every_s``), each limit drops by
   ``backoff`` for one window and takes that window's latency as its floor when it is lower,
-  or higher by more than the tolerance (then slow start finds the limit that fits it).
+  or higher by more than the tolerance (even for its fastest answer: a stall spares some).
   The drains coincide on purpose (no jitter): one client draining alone would measure the
   others' queue; all of them draining empties it. Latency that stays high at the minimum
   limit is taken as the floor too, and slow start finds the limit that fits it.
@@ -275,9 +275,10 @@ class AdaptiveLimit:
             self._drain_saved = self._prev_latency = None
             if slower:
                 # The upstream got slower: the cuts since were made against a floor it can no
-                # longer reach. Find the limit that fits the new floor as at the start.
+                # longer reach; from here the gradient grows the limit back. (Not slow start:
+                # a drain that misjudged, e.g. behind a queue of clients that did not drain,
+                # would overshoot by a whole limit for a round trip.)
                 self.relearns += 1
-                self._slow_start = True
             return
         if self._floor is None or lat < self._floor:
             self._floor = lat
