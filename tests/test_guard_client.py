@@ -469,8 +469,10 @@ async def test_adaptive_is_the_default_and_stats_expose_the_limits(fake_guard):
     s = client.stats()
     await client.aclose()
     u = fake_guard.url
-    assert s[f"limit/{u}"] == 4 and s[f"limit_min/{u}"] == 1 and s[f"limit_max/{u}"] == 1024
+    # slow start: one more per answer while at least half the limit was in flight (3 of 4, then 2 of 5)
+    assert s[f"limit/{u}"] == 5 and s[f"limit_min/{u}"] == 1 and s[f"limit_max/{u}"] == 1024
     assert s[f"requests/{u}"] == 3 and s[f"in_flight/{u}"] == 0 and s[f"decreases/{u}"] == 0
+    assert s[f"drains/{u}"] == 0 and s[f"relearns/{u}"] == 0
     assert all(isinstance(v, (int, float)) for v in s.values())  # flat, numeric: ready for /metrics
 
 
@@ -504,6 +506,19 @@ async def test_timeouts_shrink_the_limit(fake_guard):
     s = client.stats()
     await client.aclose()
     assert s[f"decreases/{fake_guard.url}"] == 1 and s[f"limit/{fake_guard.url}"] == 5
+
+
+@pytest.mark.parametrize("every_s, drains", [(1e-6, True), (0.0, False)])
+async def test_limits_drain_at_wall_clock_epochs(fake_guard, every_s, drains):
+    # Every epoch of limit_drain_every_s the transport asks each limit to re-measure its floor
+    # (all processes at the same moments). Epochs of a microsecond: every answer is in a new one.
+    fake_guard.fault("429", count=1)  # leave slow start (drains wait for it to end)
+    client = transport(fake_guard.url, limit_initial=8, max_retries=2, limit_drain_every_s=every_s)
+    await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(60)))
+    s = client.stats()
+    await client.aclose()
+    assert s["successes"] == 60 and s[f"decreases/{fake_guard.url}"] >= 1
+    assert (s[f"drains/{fake_guard.url}"] >= 1) is drains
 
 
 async def test_fixed_mode_keeps_its_bound_through_overloads(fake_guard):

@@ -109,29 +109,39 @@ class HTTPClientConfig(Settings):
     limit_min: int = setting(1, "adaptive: floor of the per-URL limit", ge=1)
     limit_max: int = setting(1024, "adaptive: ceiling of the per-URL limit", ge=1)
     limit_tolerance: float = setting(
-        0.8,
-        "adaptive: back off when window latency > (1 + this) x its floor (bounds the queue we cause)",
+        0.1,
+        "adaptive: latency over its floor taken as no queue; also the growth per window without one "
+        "(each client keeps about this fraction of its limit queued)",
         gt=0,
+        lt=1,
+    )
+    limit_headroom: float = setting(
+        0.5,
+        "adaptive: requests added per window x sqrt(limit) (the fair-share force; each client keeps about "
+        "this x sqrt(limit) queued)",
+        ge=0,
     )
     limit_backoff: float = setting(
         0.5,
-        "adaptive: limit multiplier on a back-off (latency rise, 429/503, timeout); keep x (1 + tolerance) < 1",
+        "adaptive: limit multiplier on 429/503/timeout, the deepest cut by latency per window, and a drain's",
         gt=0,
         lt=1,
     )
     limit_window_min: int = setting(
         16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1
     )
-    limit_startup_gain: float = setting(
-        1.25,
-        "adaptive: slow start ends when doubling the limit raises throughput less than this factor",
-        gt=1,
-    )
     limit_quantile: float = setting(
-        0.25,
-        "adaptive: latency quantile of a window compared with the floor (low: robust to client stalls)",
+        0.5,
+        "adaptive: latency quantile of a window compared with the floor (a stall of the client's own that delays "
+        "fewer answers than this fraction is ignored)",
         ge=0,
         lt=1,
+    )
+    limit_drain_every_s: float = setting(
+        10.0,
+        "adaptive: every this many wall-clock seconds (the same moments in every process and host) each limit "
+        "drops by limit_backoff for one window to re-measure its floor; 0: never",
+        ge=0,
     )
 
     @field_validator("urls", mode="before")
@@ -187,10 +197,10 @@ class HTTPClientConfig(Settings):
             self.limit_min,
             self.limit_max,
             tolerance=self.limit_tolerance,
+            headroom=self.limit_headroom,
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
             quantile=self.limit_quantile,
-            startup_gain=self.limit_startup_gain,
         )
 
     @classmethod
@@ -260,6 +270,9 @@ class OpenAIHTTPClient:
         #: one limit per URL, shared by all loops (it is plain arithmetic)
         self.limits: tuple[Limit, ...] = tuple(config.new_limit() for _ in self.urls)
         self._inflight = [0] * self._n
+        #: the wall-clock drain epoch each URL's limit last drained in (see ``limit_drain_every_s``)
+        self._drain_every = config.limit_drain_every_s if config.concurrency == "adaptive" else 0.0
+        self._drain_epoch = [self._epoch()] * self._n
         self._penalty_until = [0.0] * self._n
         self._rr = 0
         self._url_cache: dict[tuple[int, str], URL] = {}
@@ -306,6 +319,11 @@ class OpenAIHTTPClient:
             self._states[loop] = st
         self._last_loop, self._last_state = loop, st
         return st
+
+    def _epoch(self) -> int:
+        """Wall-clock drain epoch: the same number in every process and host at a given moment,
+        so the clients of one guard drain together without talking to each other."""
+        return int(time.time() / self._drain_every) if self._drain_every else 0
 
     # ------------------------------------------------------------------ URL choice and room
     def _healthy_other(self, avoid: int, now: float) -> bool:
@@ -447,6 +465,11 @@ class OpenAIHTTPClient:
                 in_flight = self._inflight[i]
                 if 200 <= status < 300:
                     limit.on_sample(max(clock() - t0, 1e-9), in_flight)
+                    if self._drain_every:
+                        epoch = self._epoch()
+                        if epoch != self._drain_epoch[i]:
+                            self._drain_epoch[i] = epoch
+                            limit.drain(in_flight)
                 elif overload or status in _OVERLOAD_STATUSES:
                     limit.on_overload(in_flight)
                 self._inflight[i] -= 1
@@ -535,9 +558,9 @@ class OpenAIHTTPClient:
         included), ``successes``, ``retries``, ``retry_sleeps`` (retries that waited for a
         backoff because no other replica was healthy), ``errors`` (calls given up),
         ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
-        ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>`` and
-        ``decreases/<url>``,
-        and, once measured, ``latency_s/<url>`` (last window mean) and ``latency_floor_s/<url>``."""
+        ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>``,
+        ``decreases/<url>``, ``drains/<url>`` and ``relearns/<url>`` (floor re-measures that found it higher),
+        and, once measured, ``latency_s/<url>`` (last window's median) and ``latency_floor_s/<url>``."""
         out: dict[str, float] = {
             "requests": self._requests,
             "successes": self._successes,
@@ -556,6 +579,8 @@ class OpenAIHTTPClient:
             out[f"limit_max/{url}"] = lim.maximum
             out[f"increases/{url}"] = lim.increases
             out[f"decreases/{url}"] = lim.decreases
+            out[f"drains/{url}"] = lim.drains
+            out[f"relearns/{url}"] = lim.relearns
             if lim.latency is not None:
                 out[f"latency_s/{url}"] = lim.latency
             if lim.floor is not None:

@@ -6,41 +6,52 @@ while it runs. Too few requests in flight starve the guard; too many only queue 
 latency climbs towards the timeout and retries pile on. The limit is therefore *measured*,
 the way TCP measures a congestion window.
 
-The design follows the established service-to-service limiters (Netflix
-``concurrency-limits`` Vegas/Gradient2, Envoy's adaptive-concurrency gradient controller,
-Vector's Adaptive Request Concurrency), reduced to what this transport needs:
+The design follows the established delay-based controllers (Envoy's adaptive-concurrency
+gradient controller, Netflix ``concurrency-limits`` Gradient2, FAST TCP, TCP slow start with
+HyStart's delay exit), reduced to what this transport needs:
 
 * **Signal: latency over its floor.** ``rho = window latency / floor``, the floor being the
-  lowest window latency seen (the no-load latency). With ``L`` requests in flight and a
-  queue in front of the server, Vegas' queue estimate is ``L * (1 - 1/rho)``: keeping
-  ``rho <= 1 + tolerance`` bounds the queue we cause to ``tolerance / (1 + tolerance)`` of
-  what we send. A window's latency is a low quantile (default the 25th percentile) of its
-  answers, not their mean: on a loaded machine the client's own stalls put a heavy tail on
-  latencies, while a queue at the server delays every answer. The floor only falls, except
-  when it is re-learnt (below): a floor that drifted up with a standing queue would let the
-  queue grow without bound.
+  lowest window latency since the last drain (the no-load latency). With ``L`` requests in
+  flight and a queue in front of the server, Vegas' estimate of the queue we cause is
+  ``L * (1 - 1/rho)``. A window's latency is its median by default: a queue delays every
+  answer, while a stall of the client's own (GC, a descheduled process) delays only those
+  that arrive during it.
 * **Windows are counted in answers, not seconds**: one window is ``max(window_min, limit)``
-  answers (about one round trip at the limit), and after every change the answers to
-  requests sent under the old limit are skipped. So the arithmetic is a pure function of
-  the samples it is fed (tests drive it with numbers, no clocks), and it adapts as fast as
-  the upstream answers.
-* **Increase**: slow start (double per window) until the first congestion or until a
-  doubling no longer buys ``startup_gain`` more throughput (by Little's law, in flight /
-  latency; BBR's start-up exit), then additive by ``sqrt(limit)`` per window; nothing while
-  the caller is app-limited (fewer than half the limit in flight), so an idle client does
-  not inflate its limit.
-* **Decrease**: multiplicative (``limit * backoff``) when ``rho > 1 + tolerance``, and *at
-  once* on an overload answer (429, 503, timeout, refused connection), at most once per
-  window. ``backoff * (1 + tolerance) < 1`` by default, so after a decrease the server's queue
-  drains and every client sees the true floor again.
-* **Fair share without coordination**: several clients (one per verl reward worker) see
-  the same queue, hence the same ``rho``. Additive (sub-linear) increase with multiplicative
-  decrease converges to equal limits (Chiu & Jain 1989; binomial controls, Bansal &
-  Balakrishnan 2001), which the deterministic simulation in the tests checks.
-
-A client that reaches ``minimum`` through latency re-learns its floor (Envoy does the same
-after the limit sits at its minimum): a replica that became slower gets a new floor and a
-share that matches its new speed, rather than none.
+  answers (about one round trip at the limit); after a cut the answers to requests sent
+  before it are skipped. So the arithmetic is a pure function of the samples it is fed
+  (tests drive it with numbers, no clocks).
+* **Slow start** (TCP's): one more per answer, so the limit doubles per round trip with no
+  gap between rounds, judged every ``window_min`` answers. At the first window with
+  ``rho > 1 + tolerance`` the limit is held for one round trip of answers; if those show the
+  queue too (a stall does not last a round trip), the limit is cut to
+  ``limit * (1 + tolerance) / rho`` at once, so clients that started together drain the
+  queue they built instead of leaving it for a late starter to mistake for the floor.
+* **Then a gradient step per window** (FAST TCP; Envoy and Gradient2 have the same shape):
+  ``limit <- limit * clamp((1 + tolerance) / rho, backoff, 1 + tolerance)
+  + headroom * sqrt(limit)``. It settles where each client keeps about
+  ``tolerance * limit + headroom * sqrt(limit)`` requests queued: enough that the upstream
+  does not idle, small against its capacity. A rise in latency costs a cut proportional to
+  it, not a halving (which leaves the upstream idle until the limit grows back); growth
+  without a queue is ``1 + tolerance`` per window; nothing grows while the caller is
+  app-limited (fewer than half the limit in flight). A cut needs two windows in a row to
+  show the queue: a stall of our own can fill one short window, not two.
+* **Overload answers** (429, 503, timeout, refused connection) cut by ``backoff`` *at once*,
+  at most once per window.
+* **Fair share without coordination**: clients of one upstream see the same queue, hence
+  the same ``rho``. The proportional part keeps their ratios; the sub-linear headroom is
+  the same additive force for everyone, so the limits converge to equal values (FAST TCP's
+  alpha; Chiu & Jain 1989 for additive terms beside multiplicative ones), which the
+  deterministic simulation in the tests checks.
+* **Drains re-measure the floor** (Envoy's periodic minRTT window, BBR's ProbeRTT). A client
+  that starts while others keep a queue learns an inflated floor and would keep a queue of
+  its own for good; a replica that gets slower would be cut towards nothing against a floor
+  it can no longer reach. So, at the same wall-clock moments in every process
+  (``drain``, called by the transport every ``limit_drain_every_s``), each limit drops by
+  ``backoff`` for one window and takes that window's latency as its floor when it is lower,
+  or higher by more than the tolerance (even for its fastest answer: a stall spares some).
+  The drains coincide on purpose (no jitter): one client draining alone would measure the
+  others' queue; all of them draining empties it. Latency that stays high at the minimum
+  limit is taken as the floor too, and slow start finds the limit that fits it.
 
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
@@ -65,7 +76,7 @@ class FixedLimit:
         self.limit = self.minimum = self.maximum = int(limit)
         self.floor: float | None = None
         self.latency: float | None = None
-        self.increases = self.decreases = 0
+        self.increases = self.decreases = self.drains = self.relearns = 0
 
     def on_sample(self, rtt: float, in_flight: int) -> None:
         pass
@@ -80,7 +91,8 @@ class AdaptiveLimit:
     Feed it ``on_sample(latency_s, in_flight)`` for every answered request and
     ``on_overload(in_flight)`` for every 429/503/timeout; read ``limit``. ``in_flight`` is
     the number of this client's requests outstanding to the upstream when the answer
-    arrived, this one included.
+    arrived, this one included. ``drain(in_flight)`` re-measures the floor (the transport
+    calls it for every client at the same wall-clock moments).
     """
 
     adaptive = True
@@ -91,47 +103,54 @@ class AdaptiveLimit:
         minimum: int = 1,
         maximum: int = 1024,
         *,
-        tolerance: float = 0.8,
+        tolerance: float = 0.1,
+        headroom: float = 0.5,
         backoff: float = 0.5,
         window_min: int = 16,
-        quantile: float = 0.25,
-        startup_gain: float = 1.25,
+        quantile: float = 0.5,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
-        if not tolerance > 0:
-            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        if not 0 < tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+        if not headroom >= 0:
+            raise ValueError(f"headroom must be >= 0, got {headroom}")
         if not 0 < backoff < 1:
             raise ValueError(f"backoff must be in (0, 1), got {backoff}")
         if window_min < 1:
             raise ValueError(f"window_min must be >= 1, got {window_min}")
-        if not startup_gain > 1:
-            raise ValueError(f"startup_gain must be > 1, got {startup_gain}")
         if not 0 <= quantile < 1:
             raise ValueError(f"quantile must be in [0, 1), got {quantile}")
         self.minimum = int(minimum)
         self.maximum = int(maximum)
         self.tolerance = float(tolerance)
+        self.headroom = float(headroom)
         self.backoff = float(backoff)
         self.window_min = int(window_min)
         self.quantile = float(quantile)
-        self.startup_gain = float(startup_gain)
-        #: requests/s by Little's law (in flight / latency) of the last slow-start window
-        self._rate: float | None = None
         self._limit = float(initial)
-        #: slow start until this limit (TCP's ssthresh): the maximum until the first decrease
-        self._ssthresh = float(maximum)
-        #: lowest window latency since start or the last re-learn: the no-load latency estimate
+        self._slow_start = True
+        #: answers in the slow-start window that holds the limit to confirm a queue (0: growing)
+        self._hold = 0
+        #: lowest window latency since the last drain: the no-load latency estimate
         self._floor: float | None = None
         #: completions still to ignore: answers to requests sent under the previous limit
         self._skip = 0
         self._window: list[float] = []
         self._peak = 0
+        #: the limit to restore after the drain window in progress (None: not draining)
+        self._drain_saved: float | None = None
+        #: the fastest answer of the last window
+        self._fastest = 0.0
+        #: the previous window's latency (a cut needs two windows in a row to show a queue)
+        self._prev_latency: float | None = None
         #: last window's latency (its ``quantile``, seconds)
         self.latency: float | None = None
-        #: number of increases and decreases (latency and overload) so far, and of floor re-learns
+        #: increases and decreases (latency and overload) so far, drains, and floor re-learns
+        #: (at a drain or at the minimum) that found the floor higher than it was
         self.increases = 0
         self.decreases = 0
+        self.drains = 0
         self.relearns = 0
 
     # ------------------------------------------------------------------ reading
@@ -144,6 +163,15 @@ class AdaptiveLimit:
         """The no-load latency estimate (seconds), ``None`` before the first window."""
         return self._floor
 
+    @property
+    def slow_start(self) -> bool:
+        return self._slow_start
+
+    @property
+    def draining(self) -> bool:
+        """Is the current window a drain (the limit lowered to re-measure the floor)?"""
+        return self._drain_saved is not None
+
     # ------------------------------------------------------------------ feeding
     def on_sample(self, rtt: float, in_flight: int) -> None:
         """One answered request: ``rtt`` seconds from send to the full answer."""
@@ -154,8 +182,16 @@ class AdaptiveLimit:
             return
         window = self._window
         window.append(rtt)
-        self._peak = max(self._peak, in_flight)
-        if len(window) >= max(self.window_min, self.limit):
+        if in_flight > self._peak:
+            self._peak = in_flight
+        if self._slow_start:
+            if not self._hold and 2 * in_flight >= self._limit:  # not app-limited: one more per answer
+                self._limit = min(self._limit + 1.0, float(self.maximum))
+            if len(window) >= (self._hold or self.window_min):
+                self._end_startup_window(in_flight)
+        elif len(window) >= (
+            self.window_min if self._drain_saved is not None else max(self.window_min, self.limit)
+        ):
             self._end_window(in_flight)
 
     def on_overload(self, in_flight: int) -> None:
@@ -165,58 +201,113 @@ class AdaptiveLimit:
         if self._skip > 0:
             self._skip -= 1
             return
-        self._decrease(in_flight - 1, relearn=False)
+        if self._drain_saved is not None:  # an overload ends a drain: cut from where it started
+            self._limit, self._drain_saved = self._drain_saved, None
+        self._slow_start = False
+        self._hold = 0
+        self.decreases += 1
+        self._set(max(float(self.minimum), self._limit * self.backoff), in_flight - 1)
+        self._window, self._peak, self._prev_latency = [], 0, None
+
+    def drain(self, in_flight: int) -> None:
+        """Re-measure the floor: lower the limit by ``backoff`` for one window, take that
+        window's latency as the floor if it is lower, or higher by more than the tolerance
+        (the upstream got slower), then restore the limit.
+
+        Called for every client of an upstream at the same moment (the transport uses
+        wall-clock epochs, which all processes and hosts share), the drains coincide: the
+        queue all of them keep empties, and each learns the true floor, including a client
+        that started while the others had a queue. A client draining alone would only
+        measure the others' queue. Ignored in slow start (its first cut drains) and during a
+        drain."""
+        if self._slow_start or self._drain_saved is not None:
+            return
+        self.drains += 1
+        self._drain_saved = self._limit
+        self._limit = max(float(self.minimum), self._limit * self.backoff)
+        self._skip = max(self._skip, in_flight - 1)
+        self._window, self._peak = [], 0
 
     # ------------------------------------------------------------------ arithmetic
-    def _end_window(self, in_flight: int) -> None:
+    def _close_window(self) -> tuple[float, int]:
         window = sorted(self._window)
         lat = window[int(len(window) * self.quantile)]  # the window's latency
+        self._fastest = window[0]
         peak = self._peak
         self._window, self._peak = [], 0
         self.latency = lat
+        return lat, peak
+
+    def _end_startup_window(self, in_flight: int) -> None:
+        lat, _ = self._close_window()
         if self._floor is None or lat < self._floor:
             self._floor = lat
+        rho = lat / self._floor
+        if not self._hold:
+            if rho > 1.0 + self.tolerance:
+                # A queue, or a stall of our own (a GC pause delays a few windows' worth of
+                # answers by as much as a queue would): hold the limit for one round trip of
+                # answers and judge those; a stall covers only a part of them.
+                self._hold = max(self.window_min, in_flight)
+            else:
+                self.increases += 1
+            return
+        self._hold = 0
+        if rho <= 1.0 + self.tolerance:
+            return
+        # A queue for a whole round trip under the held limit. Cut it by the gradient at
+        # once: clients that started together drain what they queued before a late starter
+        # can mistake it for the floor.
+        self._slow_start = False
+        self.decreases += 1
+        self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho), in_flight - 1)
+
+    def _end_window(self, in_flight: int) -> None:
+        lat, peak = self._close_window()
         limit = self._limit
-        if lat > (1.0 + self.tolerance) * self._floor:
-            self._decrease(in_flight - 1, relearn=True)
+        prev, self._prev_latency = self._prev_latency, lat
+        if self._drain_saved is not None:
+            # Slower only if even the fastest answer is: a stall of our own spares some.
+            slower = self._floor is not None and self._fastest > (1.0 + self.tolerance) * self._floor
+            if slower or self._floor is None or lat < self._floor:
+                self._floor = lat
+            self._set(self._drain_saved, in_flight - 1)
+            self._drain_saved = self._prev_latency = None
+            if slower:
+                # The upstream got slower: the cuts since were made against a floor it can no
+                # longer reach; from here the gradient grows the limit back. (Not slow start:
+                # a drain that misjudged, e.g. behind a queue of clients that did not drain,
+                # would overshoot by a whole limit for a round trip.)
+                self.relearns += 1
             return
+        if self._floor is None or lat < self._floor:
+            self._floor = lat
+        # Two windows in a row must show a queue: a stall of our own (a GC pause) can delay
+        # most answers of one short window, a queue delays those of both.
+        rho = (lat if prev is None else min(lat, prev)) / self._floor
+        if self.limit <= self.minimum and rho > 1.0 + self.tolerance:
+            # Latency stays high even at the minimum: the upstream got slower. That is its
+            # floor now; find the limit that fits it as at the start.
+            self._floor = lat
+            self._slow_start = True
+            self._prev_latency = None
+            self.relearns += 1
+            return
+        gradient = min(1.0 + self.tolerance, max(self.backoff, (1.0 + self.tolerance) / rho))
+        new = limit * gradient + self.headroom * math.sqrt(limit)
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
-            return
-        if limit < self._ssthresh:
-            rate, prev = peak / lat, self._rate
-            self._rate = rate
-            if prev is not None and rate < self.startup_gain * prev:
-                # Doubling bought (almost) no throughput: the upstream is full, what we added
-                # only queues. Leave slow start and give the doubling back (BBR's start-up
-                # exit), before the queue inflates the floors of clients starting later.
-                self._ssthresh = new = max(float(self.minimum), limit / 2)
-                self._rate = None
-                self._set(new, in_flight - 1)
-                return
-            new = min(2.0 * limit, self._ssthresh)
-        else:
-            new = limit + math.sqrt(limit)
-        new = min(new, float(self.maximum))
-        if new > limit:
+            new = min(new, limit)
+        new = min(max(new, float(self.minimum)), float(self.maximum))
+        if new < limit:
+            self.decreases += 1
+        elif int(new) > int(limit):
             self.increases += 1
         self._set(new, in_flight - 1)
 
-    def _decrease(self, in_flight: int, relearn: bool) -> None:
-        new = max(float(self.minimum), self._limit * self.backoff)
-        self._ssthresh = new
-        self.decreases += 1
-        if relearn and new <= self.minimum:
-            # Latency stays high even at the minimum: the upstream itself got slower (or the
-            # floor is stale). Re-learn the floor and slow-start again from here.
-            self._floor = None
-            self._rate = None
-            self._ssthresh = float(self.maximum)
-            self.relearns += 1
-        self._set(new, in_flight)
-        self._window, self._peak = [], 0
-
     def _set(self, new: float, in_flight: int) -> None:
-        if int(new) != int(self._limit) or new < self._limit:
+        # After a cut the answers to requests sent before it carry the old queue: skip them.
+        # After a rise they arrive no later than they would have: the next window counts.
+        if new < self._limit:
             self._skip = max(0, in_flight)
         self._limit = new
 
