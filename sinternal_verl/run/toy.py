@@ -138,7 +138,8 @@ def _answer(row: dict, comply: bool, wrong: bool) -> str:
 
 
 def teach_rows(shares: ToyShares) -> list[dict]:
-    """SFT rows (``messages``) that teach the format and the answer mix, ``copies`` per prompt.
+    """SFT rows (``messages``) that teach the format and the answer mix, ``copies`` per prompt,
+    plus ``copies`` repetitions of each of the verifier's words (:func:`word_texts`).
 
     The shares are exact per prompt (not sampled): each prompt's copies hold
     ``round(share * copies)`` answers of the minority kind, so every prompt carries signal."""
