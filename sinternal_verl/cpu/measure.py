@@ -55,23 +55,32 @@ def tree_rss_bytes(pid: int | None = None) -> int:
     return total
 
 
-def tree_pss_bytes(pid: int | None = None) -> int:
-    """PSS summed over a process and its descendants: each shared page split between the
-    processes that map it, so the sum is what the tree takes from the machine (Ray workers and
-    torchrun children share torch's libraries; their RSS sum counts them once per process).
-    Falls back to RSS for a process whose ``smaps_rollup`` cannot be read."""
+def tree_memory_bytes(pid: int | None = None) -> tuple[int, int]:
+    """``(RSS sum, PSS sum)`` over a process and its descendants, in one walk of the tree.
+
+    PSS splits each shared page between the processes that map them, so its sum is what the
+    tree takes from the machine (Ray workers and torchrun children share torch's libraries;
+    their RSS sum counts them once per process). A process whose ``smaps_rollup`` cannot be
+    read counts its RSS in both."""
     import psutil
 
-    total = 0
+    rss = pss = 0
     for p in _tree(pid):
         try:
-            total += p.memory_full_info().pss
+            full = p.memory_full_info()
+            rss, pss = rss + full.rss, pss + full.pss
         except (psutil.Error, AttributeError):
             try:
-                total += p.memory_info().rss
+                one = p.memory_info().rss
             except psutil.Error:
-                pass
-    return total
+                continue
+            rss, pss = rss + one, pss + one
+    return rss, pss
+
+
+def tree_pss_bytes(pid: int | None = None) -> int:
+    """PSS summed over a process and its descendants (see :func:`tree_memory_bytes`)."""
+    return tree_memory_bytes(pid)[1]
 
 
 def run_measured(

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cpu.measure import tree_pss_bytes, tree_rss_bytes
+from ..cpu.measure import tree_memory_bytes
 
 
 class StageFailed(RuntimeError):
@@ -38,8 +38,8 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        self.peak = max(self.peak, tree_rss_bytes())
-        self.peak_pss = max(self.peak_pss, tree_pss_bytes())
+        rss, pss = tree_memory_bytes()
+        self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
