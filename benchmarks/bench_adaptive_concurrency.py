@@ -13,8 +13,8 @@ For 1 and 4 reward workers (separate processes, one client each, no coordination
 
 Each case runs ``--repeats`` interleaved blast/adaptive pairs and keeps the medians (the
 machine's load drifts between runs). Printed per case: throughput / ceiling, adaptive / blast,
-the guard's wait queue (requests waiting beyond its cap: time average and peak), and each
-limiter's trajectory. Then one
+the guard's wait queue (requests waiting beyond its cap: time average and peak), when the
+first and the last worker finished their equal shares, and each limiter's trajectory. Then one
 more case: two replicas of cap 64 (each 640/s) and 4 workers; halfway through, replica B
 becomes 2x slower (its ceiling halves): throughput per half against the ideal, the share B
 gets, and the per-URL limits over time.
@@ -63,7 +63,16 @@ async def _sampler(http, t0: float, out: list, period: float) -> None:
 
 
 async def _worker_main(
-    mode: str, urls: list[str], n: int, warm: int, tag: str, fixed: int, barrier, go, period: float
+    mode: str,
+    urls: list[str],
+    n: int,
+    warm: int,
+    tag: str,
+    fixed: int,
+    barrier,
+    go,
+    period: float,
+    overrides: dict,
 ):
     from sinternal_verl.guards import GuardConfig, build_guard
     from sinternal_verl.guards.client import OpenAIGuardClient
@@ -72,7 +81,8 @@ async def _worker_main(
     trajectory: list = []
     t_start = time.monotonic()
     if mode == "adaptive":
-        guard = build_guard(GuardConfig(urls=tuple(urls)))  # default settings: adaptive limits
+        # default settings (adaptive limits), or the settings of --set for comparing variants
+        guard = build_guard(GuardConfig(urls=tuple(urls), **overrides))
     else:  # the same guard client with a fixed bound that keeps the guard saturated
         http = OpenAIHTTPClient(
             HTTPClientConfig(urls=tuple(urls), concurrency="fixed", max_concurrency_per_url=fixed)
@@ -110,7 +120,15 @@ def _worker(args, queue) -> None:
 
 
 def run_case(
-    mode: str, urls: list[str], workers: int, n: int, warm: int, fixed: int, period: float, during=None
+    mode: str,
+    urls: list[str],
+    workers: int,
+    n: int,
+    warm: int,
+    fixed: int,
+    period: float,
+    during=None,
+    overrides: dict | None = None,
 ) -> dict:
     """Start ``workers`` processes, warm them up, reset the guards' stats, release them
     together; ``during(t0)`` runs in this process while they work (e.g. slow a replica)."""
@@ -130,6 +148,7 @@ def run_case(
                     barrier,
                     go,
                     period,
+                    dict(overrides or {}),
                 ),
                 queue,
             ),
@@ -171,6 +190,21 @@ def _trajectory(result: dict, url: str, points: int = 12) -> str:
 PERIOD = 0.1
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """``["limit_quantile=0", ...]`` -> settings, checked now by ``GuardConfig`` (a typo fails
+    here, not in four worker processes)."""
+    from sinternal_verl.guards import GuardConfig
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    cfg = GuardConfig(urls=("http://127.0.0.1:1",), **out)
+    return {k: getattr(cfg, k) for k in out}
+
+
 def main() -> None:
     global PERIOD
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -186,8 +220,17 @@ def main() -> None:
     ap.add_argument(
         "--repeats", type=int, default=2, help="interleaved blast/adaptive pairs per case (medians kept)"
     )
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="guard settings for the adaptive clients instead of the defaults, e.g. limit_quantile=0 "
+        "limit_tolerance=0.05 (to compare limiter variants in one run's conditions)",
+    )
     a = ap.parse_args()
     PERIOD = a.period
+    overrides = _overrides(a.set)
     rows = []
     for cap in a.caps:
         service = cap / a.ceiling
@@ -196,7 +239,9 @@ def main() -> None:
                 blasts, ours_runs = [], []
                 for _ in range(a.repeats):  # interleaved: the machine's load drifts
                     blasts.append(run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period))
-                    ours_runs.append(run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period))
+                    ours_runs.append(
+                        run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period, overrides=overrides)
+                    )
                 blast = sorted(blasts, key=lambda c: c["rate"])[len(blasts) // 2]
                 ours = sorted(ours_runs, key=lambda c: c["rate"])[len(ours_runs) // 2]
                 ours["queue_mean"] = sum(c["guard"][0]["mean_waiting"] for c in ours_runs) / len(ours_runs)
@@ -212,11 +257,12 @@ def main() -> None:
     print(
         f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
         f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
-        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
+        + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
     )
     print(
         f"{'cap':>5}{'svc ms':>8}{'workers':>8}{'adaptive/s':>11}{'x ceil':>8}{'blast/s':>9}{'x blast':>9}"
-        f"{'cold x ceil':>12}{'queue mean':>11}{'/cap':>6}{'q max':>7}{'final limits':>16}"
+        f"{'cold x ceil':>12}{'queue mean':>11}{'/cap':>6}{'q max':>7}{'ends s':>12}{'final limits':>18}"
     )
     ok = True
     for cap, service, w, ours, blast, url in rows:
@@ -227,10 +273,15 @@ def main() -> None:
             g["mean_waiting"] / cap,
         )
         limits = ",".join(str(r["stats"][f"limit/{url}"]) for r in ours["results"])
+        # when the first and the last worker finished their equal shares: the gap is what an
+        # unfair split costs (the step waits for the slowest reward worker)
+        ends = sorted(r["t1"] - ours["t0"] for r in ours["results"])
+        ends_s = f"{ends[0]:.2f}/{ends[-1]:.2f}" if len(ends) > 1 else f"{ends[0]:.2f}"
         ok &= (x_ceil >= 0.9 or x_blast >= 0.95) and qfrac <= 0.5
         print(
             f"{cap:>5}{service * 1e3:>8.1f}{w:>8}{ours['rate']:>11.0f}{x_ceil:>8.3f}{blast['rate']:>9.0f}{x_blast:>9.3f}"
-            f"{ours['cold'] / a.ceiling:>12.3f}{g['mean_waiting']:>11.1f}{qfrac:>6.2f}{g['max_waiting']:>7}{limits:>16}"
+            f"{ours['cold'] / a.ceiling:>12.3f}{g['mean_waiting']:>11.1f}{qfrac:>6.2f}{g['max_waiting']:>7}{ends_s:>12}"
+            f"{limits:>18}"
         )
     print(
         "targets: adaptive >= 0.9 x ceiling (or >= 0.95 x blast), guard queue mean <= cap / 2: "
@@ -255,7 +306,15 @@ def main() -> None:
             slowed["t"] = time.monotonic()
 
         case = run_case(
-            "adaptive", [url_a, url_b], workers, a.slow_n, a.warmup, 0, a.period, during=slow_b_halfway
+            "adaptive",
+            [url_a, url_b],
+            workers,
+            a.slow_n,
+            a.warmup,
+            0,
+            a.period,
+            during=slow_b_halfway,
+            overrides=overrides,
         )
     t_slow = slowed["t"]
     before = after = 0.0

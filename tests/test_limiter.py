@@ -172,6 +172,64 @@ def test_a_stall_during_a_drain_is_not_a_slower_upstream():
     assert not lim.slow_start
 
 
+def test_a_drain_lasts_about_one_round_trip_whatever_the_limit():
+    # The drain window is at most one limit's worth of answers (one round trip), so a small
+    # client does not still measure when a large one has restored its limit and its queue.
+    lim = AdaptiveLimit(initial=8, window_min=16)
+    feed(lim, 0.1, 16)  # one slow-start window: floor 0.1, limit 8 -> 24
+    lim.on_overload(in_flight=1)  # out of slow start at 12
+    assert not lim.slow_start and lim.limit == 12
+    lim.drain(in_flight=lim.limit)
+    assert lim.draining and lim.limit == 6
+    feed(lim, 0.1, lim._skip)  # the answers to requests sent before the drain
+    feed(lim, 0.1, 5)
+    assert lim.draining
+    feed(lim, 0.1, 1)  # six answers at the drained limit of six, not window_min (16): done
+    assert not lim.draining and lim.limit == 12
+
+
+@pytest.mark.parametrize("floor, period", [(0.025, 1.0), (0.1, 4.0), (0.4, 16.0), (3.0, 128.0)])
+def test_the_drain_period_is_a_number_of_round_trips_rounded_up_to_a_power_of_two_seconds(floor, period):
+    lim = AdaptiveLimit(drain_every_rtts=32)
+    assert lim.drain_period() is None  # no floor yet
+    feed(lim, floor, lim.window_min)
+    assert lim.floor == pytest.approx(floor) and lim.drain_period() == period
+    assert AdaptiveLimit(drain_every_rtts=0).drain_period() is None
+    with pytest.raises(ValueError, match="drain_every_rtts"):
+        AdaptiveLimit(drain_every_rtts=-1)
+
+
+def test_drains_fall_due_at_period_boundaries_and_a_missed_one_is_skipped():
+    lim = AdaptiveLimit(drain_every_rtts=32)
+    feed(lim, 0.1, lim.window_min)  # floor 0.1 s: a drain every 4 s
+    assert not lim.drain_due(1000.05)  # the first call only sets the mark
+    assert not lim.drain_due(1003.9)  # same period
+    assert lim.drain_due(1004.05)  # a boundary 50 ms ago, under two round trips
+    assert not lim.drain_due(1004.1)  # once per boundary
+    # Idle across a boundary (between training steps): the first answer after it comes
+    # from the burst every client starts at once. Draining into it alone would measure
+    # the burst's queue, so the boundary is skipped; the next one counts.
+    assert not lim.drain_due(1013.0)
+    assert lim.drain_due(1016.1)
+
+
+def test_clients_with_different_floors_drain_at_shared_moments():
+    # A client whose floor is inflated (2x) picks a period twice as long; each of its drains
+    # falls on a boundary of the other's period, so when it drains, everyone does.
+    fast, slow = AdaptiveLimit(), AdaptiveLimit()
+    feed(fast, 0.1, fast.window_min)
+    feed(slow, 0.2, slow.window_min)
+    assert (fast.drain_period(), slow.drain_period()) == (4.0, 8.0)
+    moments = {id(fast): [], id(slow): []}
+    for k in range(1, 4000):  # 40 s of answers every 10 ms
+        now = 2000.0 + k * 0.01
+        for lim in (fast, slow):
+            if lim.drain_due(now):
+                moments[id(lim)].append(math.floor(now / lim.drain_period()) * lim.drain_period())
+    assert len(moments[id(fast)]) == 9 and len(moments[id(slow)]) == 4  # 2004, 2008, ... 2036
+    assert set(moments[id(slow)]) <= set(moments[id(fast)])
+
+
 def test_a_drain_is_ignored_in_slow_start():
     lim = AdaptiveLimit()
     lim.drain(in_flight=4)

@@ -137,10 +137,11 @@ class HTTPClientConfig(Settings):
         ge=0,
         lt=1,
     )
-    limit_drain_every_s: float = setting(
-        10.0,
-        "adaptive: every this many wall-clock seconds (the same moments in every process and host) each limit "
-        "drops by limit_backoff for one window to re-measure its floor; 0: never",
+    limit_drain_every_rtts: float = setting(
+        32.0,
+        "adaptive: every this many round trips at the floor latency, rounded up to a power-of-two number of "
+        "seconds (so the clients of one guard pick the same wall-clock moments), each limit drops by "
+        "limit_backoff for about one round trip to re-measure its floor; 0: never",
         ge=0,
     )
 
@@ -201,6 +202,7 @@ class HTTPClientConfig(Settings):
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
             quantile=self.limit_quantile,
+            drain_every_rtts=self.limit_drain_every_rtts,
         )
 
     @classmethod
@@ -270,9 +272,6 @@ class OpenAIHTTPClient:
         #: one limit per URL, shared by all loops (it is plain arithmetic)
         self.limits: tuple[Limit, ...] = tuple(config.new_limit() for _ in self.urls)
         self._inflight = [0] * self._n
-        #: the wall-clock drain epoch each URL's limit last drained in (see ``limit_drain_every_s``)
-        self._drain_every = config.limit_drain_every_s if config.concurrency == "adaptive" else 0.0
-        self._drain_epoch = [self._epoch()] * self._n
         self._penalty_until = [0.0] * self._n
         self._rr = 0
         self._url_cache: dict[tuple[int, str], URL] = {}
@@ -319,11 +318,6 @@ class OpenAIHTTPClient:
             self._states[loop] = st
         self._last_loop, self._last_state = loop, st
         return st
-
-    def _epoch(self) -> int:
-        """Wall-clock drain epoch: the same number in every process and host at a given moment,
-        so the clients of one guard drain together without talking to each other."""
-        return int(time.time() / self._drain_every) if self._drain_every else 0
 
     # ------------------------------------------------------------------ URL choice and room
     def _healthy_other(self, avoid: int, now: float) -> bool:
@@ -465,11 +459,10 @@ class OpenAIHTTPClient:
                 in_flight = self._inflight[i]
                 if 200 <= status < 300:
                     limit.on_sample(max(clock() - t0, 1e-9), in_flight)
-                    if self._drain_every:
-                        epoch = self._epoch()
-                        if epoch != self._drain_epoch[i]:
-                            self._drain_epoch[i] = epoch
-                            limit.drain(in_flight)
+                    # Wall-clock time: the same moments in every process and host, so the
+                    # clients of one guard drain together without talking to each other.
+                    if limit.adaptive and limit.drain_due(time.time()):
+                        limit.drain(in_flight)
                 elif overload or status in _OVERLOAD_STATUSES:
                     limit.on_overload(in_flight)
                 self._inflight[i] -= 1

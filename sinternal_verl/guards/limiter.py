@@ -45,13 +45,18 @@ HyStart's delay exit), reduced to what this transport needs:
 * **Drains re-measure the floor** (Envoy's periodic minRTT window, BBR's ProbeRTT). A client
   that starts while others keep a queue learns an inflated floor and would keep a queue of
   its own for good; a replica that gets slower would be cut towards nothing against a floor
-  it can no longer reach. So, at the same wall-clock moments in every process
-  (``drain``, called by the transport every ``limit_drain_every_s``), each limit drops by
-  ``backoff`` for one window and takes that window's latency as its floor when it is lower,
-  or higher by more than the tolerance (even for its fastest answer: a stall spares some).
-  The drains coincide on purpose (no jitter): one client draining alone would measure the
-  others' queue; all of them draining empties it. Latency that stays high at the minimum
-  limit is taken as the floor too, and slow start finds the limit that fits it.
+  it can no longer reach. So, at the same wall-clock moments in every process (every
+  ``drain_every_rtts`` round trips at the floor, rounded up to a power-of-two number of
+  seconds: ``drain_period``, ``drain_due``), each limit drops by ``backoff`` for about one
+  round trip of answers and takes their latency as its floor when it is lower, or higher by
+  more than the tolerance (even for its fastest answer: a stall spares some). The drains
+  coincide on purpose (no jitter): one client draining alone would measure the others'
+  queue; all of them draining empties it. Hence also: a drain window is at most one limit's
+  worth of answers (a small client must not still be measuring when a large one has
+  restored its limit), and a boundary a client notices late (it was idle, e.g. between
+  training steps, and its first answers come from the burst every client starts at once) is
+  skipped. Latency that stays high at the minimum limit is taken as the floor too, and slow
+  start finds the limit that fits it.
 
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
@@ -108,6 +113,7 @@ class AdaptiveLimit:
         backoff: float = 0.5,
         window_min: int = 16,
         quantile: float = 0.5,
+        drain_every_rtts: float = 32.0,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -128,6 +134,11 @@ class AdaptiveLimit:
         self.backoff = float(backoff)
         self.window_min = int(window_min)
         self.quantile = float(quantile)
+        if not drain_every_rtts >= 0:
+            raise ValueError(f"drain_every_rtts must be >= 0, got {drain_every_rtts}")
+        self.drain_every_rtts = float(drain_every_rtts)
+        #: the wall-clock boundary (seconds) of the last drain period seen (see ``drain_due``)
+        self._drain_mark: float | None = None
         self._limit = float(initial)
         self._slow_start = True
         #: answers in the slow-start window that holds the limit to confirm a queue (0: growing)
@@ -190,7 +201,9 @@ class AdaptiveLimit:
             if len(window) >= (self._hold or self.window_min):
                 self._end_startup_window(in_flight)
         elif len(window) >= (
-            self.window_min if self._drain_saved is not None else max(self.window_min, self.limit)
+            max(2, min(self.window_min, self.limit))
+            if self._drain_saved is not None
+            else max(self.window_min, self.limit)
         ):
             self._end_window(in_flight)
 
@@ -209,13 +222,50 @@ class AdaptiveLimit:
         self._set(max(float(self.minimum), self._limit * self.backoff), in_flight - 1)
         self._window, self._peak, self._prev_latency = [], 0, None
 
-    def drain(self, in_flight: int) -> None:
-        """Re-measure the floor: lower the limit by ``backoff`` for one window, take that
-        window's latency as the floor if it is lower, or higher by more than the tolerance
-        (the upstream got slower), then restore the limit.
+    def drain_period(self) -> float | None:
+        """Seconds between drains: ``drain_every_rtts`` round trips at the floor latency,
+        rounded *up* to a power of two (..., 0.5, 1, 2, 4, ... s); ``None`` before a floor is
+        known or with drains off.
 
-        Called for every client of an upstream at the same moment (the transport uses
-        wall-clock epochs, which all processes and hosts share), the drains coincide: the
+        Why round trips: a drain costs about half a round trip of throughput whatever the
+        latency, so a fixed number of seconds is either too often for a slow guard (10 s is
+        three round trips of a 3 s one) or too rare for a fast one. Why powers of two: the
+        clients of one upstream measure about the same floor, so they pick the same period
+        and drain at the same wall-clock moments; one whose floor rounds to the next power
+        picks a period whose boundaries are boundaries of the shorter one, so its drains
+        still coincide with everyone's."""
+        if not self.drain_every_rtts or self._floor is None:
+            return None
+        return 2.0 ** math.ceil(math.log2(self.drain_every_rtts * self._floor))
+
+    def drain_due(self, now: float) -> bool:
+        """Is it time to drain? Yes when a drain period boundary passed since the last call,
+        at most two floor round trips ago. ``now`` is wall-clock seconds (``time.time()``:
+        the same in every process and host); when this says yes the caller calls
+        :meth:`drain`.
+
+        A boundary noticed later was missed: the client was idle then (between training
+        steps, say), and its first answers now come from a burst in which every client
+        starts at once. Draining into that burst alone would measure the burst's queue."""
+        period = self.drain_period()
+        if period is None:
+            return False
+        mark = math.floor(now / period) * period
+        if self._drain_mark is not None and mark <= self._drain_mark:
+            return False
+        first = self._drain_mark is None
+        self._drain_mark = mark
+        return not first and now - mark <= 2.0 * self._floor
+
+    def drain(self, in_flight: int) -> None:
+        """Re-measure the floor: lower the limit by ``backoff`` for one window of at most
+        one limit's worth of answers (about one round trip), take that window's latency as
+        the floor if it is lower, or higher by more than the tolerance (the upstream got
+        slower), then restore the limit.
+
+        Called for every client of an upstream at the same moment (the transport asks
+        :meth:`drain_due` with the wall clock, which all processes and hosts share), the
+        drains coincide: the
         queue all of them keep empties, and each learns the true floor, including a client
         that started while the others had a queue. A client draining alone would only
         measure the others' queue. Ignored in slow start (its first cut drains) and during a
