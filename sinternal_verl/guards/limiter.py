@@ -265,11 +265,10 @@ class AdaptiveLimit:
 
         Called for every client of an upstream at the same moment (the transport asks
         :meth:`drain_due` with the wall clock, which all processes and hosts share), the
-        drains coincide: the
-        queue all of them keep empties, and each learns the true floor, including a client
-        that started while the others had a queue. A client draining alone would only
-        measure the others' queue. Ignored in slow start (its first cut drains) and during a
-        drain."""
+        drains coincide: the queue all of them keep empties, and each learns the true floor,
+        including a client that started while the others had a queue. A client draining
+        alone would only measure the others' queue. Ignored in slow start (its first cut
+        drains) and during a drain."""
         if self._slow_start or self._drain_saved is not None:
             return
         self.drains += 1
