@@ -25,6 +25,12 @@ def one_window(lim: AdaptiveLimit, rtt: float) -> None:
     feed(lim, rtt, lim._skip + window(lim))
 
 
+def drain_window(lim: AdaptiveLimit, rtt: float) -> None:
+    """Answers to the requests sent before the drain's cut (skipped), then its window: at
+    most one limit's worth of answers."""
+    feed(lim, rtt, lim._skip + max(2, min(lim.window_min, lim.limit)))
+
+
 def past_slow_start(rtt: float = 0.1, **kw) -> AdaptiveLimit:
     """A limit that left slow start at ``limit`` ~ 20 with its floor at ``rtt``."""
     lim = AdaptiveLimit(initial=4, window_min=4, **kw)
@@ -142,6 +148,8 @@ def test_a_drain_lowers_the_limit_for_one_window_and_takes_its_latency_as_the_fl
     # answers to requests sent before the drain are skipped, then one window of window_min
     feed(lim, 0.5, lim._skip)
     feed(lim, 0.08, lim.window_min)  # the others drained too: the true floor, lower than learnt
+    assert lim.draining and lim.floor == pytest.approx(0.08)  # lower by over the tolerance:
+    drain_window(lim, 0.08)  # one more cut, and the latency stays: that was the floor
     assert not lim.draining and lim._limit == saved and lim.floor == pytest.approx(0.08)
     assert lim.relearns == 0
 
@@ -154,11 +162,53 @@ def test_a_drain_that_finds_the_upstream_slower_relearns_the_floor():
     cut = lim.limit
     assert cut < 20
     lim.drain(in_flight=lim.limit)
-    feed(lim, 0.2, lim._skip + lim.window_min)
+    drain_window(lim, 0.2)  # above the floor: cut once more to tell a queue from a slower upstream
+    assert lim.draining and lim.limit == cut // 4 and lim.floor == pytest.approx(0.1)
+    drain_window(lim, 0.2)  # as slow at a quarter of the limit: the upstream's own latency
     assert lim.floor == pytest.approx(0.2) and lim.relearns == 1 and lim.limit == cut
     for _ in range(8):
         one_window(lim, 0.2)
     assert lim.limit > 2 * cut  # no queue against the new floor: growing again
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        0.15,  # the queue shrank with the second cut: a queue, not the upstream's latency
+        0.4,  # it grew: other clients restored their limits; nothing to learn
+    ],
+)
+def test_a_drain_that_finds_a_queue_keeps_the_floor(second):
+    # The clients together kept more than twice the upstream's capacity in flight (one
+    # learnt an inflated floor, say): halving every limit leaves a queue. Raising the floor to
+    # it would let every client keep that queue for good, and the next drain would find it
+    # again: the floor only rises when a second cut leaves the latency where it was.
+    lim = past_slow_start(rtt=0.1)
+    one_window(lim, 0.1)
+    saved = lim._limit
+    lim.drain(in_flight=lim.limit)
+    drain_window(lim, 0.25)
+    assert lim.draining
+    drain_window(lim, second)
+    assert not lim.draining and lim._limit == saved
+    assert lim.floor == pytest.approx(0.1) and lim.relearns == 0
+
+
+def test_a_drain_that_finds_the_floor_lower_keeps_cutting_while_it_falls():
+    # A client that started while others kept a queue learnt a floor 3x the true one and
+    # grew against it, keeping that queue itself. At its drain, each cut lowers the latency
+    # further: the drain goes on until a cut no longer does, and one drain finds the floor.
+    lim = past_slow_start(rtt=0.3, backoff=0.5)
+    one_window(lim, 0.3)
+    saved = lim._limit
+    lim.drain(in_flight=lim.limit)
+    drain_window(lim, 0.2)  # lower: the floor falls, and the drain goes on
+    assert lim.draining and lim.floor == pytest.approx(0.2) and lim.limit == int(saved / 4)
+    drain_window(lim, 0.1)
+    assert lim.draining and lim.floor == pytest.approx(0.1)
+    drain_window(lim, 0.097)  # within the tolerance of the last: found
+    assert not lim.draining and lim._limit == saved and lim.floor == pytest.approx(0.097)
+    assert lim.relearns == 0
 
 
 def test_a_stall_during_a_drain_is_not_a_slower_upstream():

@@ -55,8 +55,11 @@ HyStart's delay exit), reduced to what this transport needs:
   worth of answers (a small client must not still be measuring when a large one has
   restored its limit), and a boundary a client notices late (it was idle, e.g. between
   training steps, and its first answers come from the burst every client starts at once) is
-  skipped. Latency that stays high at the minimum limit is taken as the floor too, and slow
-  start finds the limit that fits it.
+  skipped. A drain window off the floor by more than the tolerance cuts once more and looks
+  again before the floor moves up (a queue falls with the cut, a slower upstream does not)
+  and, below it, goes on cutting while the floor keeps falling (``_judge_drain_window``).
+  Latency that stays high at the minimum limit is taken as the floor too, and slow start
+  finds the limit that fits it.
 
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
@@ -151,6 +154,8 @@ class AdaptiveLimit:
         self._peak = 0
         #: the limit to restore after the drain window in progress (None: not draining)
         self._drain_saved: float | None = None
+        #: the latency of a drain's previous window when it cut once more (None: first window)
+        self._drain_first: float | None = None
         #: the fastest answer of the last window
         self._fastest = 0.0
         #: the previous window's latency (a cut needs two windows in a row to show a queue)
@@ -215,7 +220,7 @@ class AdaptiveLimit:
             self._skip -= 1
             return
         if self._drain_saved is not None:  # an overload ends a drain: cut from where it started
-            self._limit, self._drain_saved = self._drain_saved, None
+            self._limit, self._drain_saved, self._drain_first = self._drain_saved, None, None
         self._slow_start = False
         self._hold = 0
         self.decreases += 1
@@ -260,8 +265,10 @@ class AdaptiveLimit:
     def drain(self, in_flight: int) -> None:
         """Re-measure the floor: lower the limit by ``backoff`` for one window of at most
         one limit's worth of answers (about one round trip), take that window's latency as
-        the floor if it is lower, or higher by more than the tolerance (the upstream got
-        slower), then restore the limit.
+        the floor if it is lower, then restore the limit. A window off the floor by more
+        than the tolerance cuts by ``backoff`` once more for another window: the floor is
+        raised only if that one is as slow (the upstream got slower, not a queue), and
+        lowered further while each cut lowers it (see ``_judge_drain_window``).
 
         Called for every client of an upstream at the same moment (the transport asks
         :meth:`drain_due` with the wall clock, which all processes and hosts share), the
@@ -311,18 +318,62 @@ class AdaptiveLimit:
         self.decreases += 1
         self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho), in_flight - 1)
 
+    def _judge_drain_window(self, lat: float) -> str:
+        """A drain window's verdict: ``"again"`` (cut once more and look again),
+        ``"restore"`` (the floor kept or lowered) or ``"slower"`` (the floor raised).
+
+        Off the floor by more than the tolerance, one window cannot say why, so the drain
+        cuts by ``backoff`` once more and compares (down to the minimum limit):
+
+        * **above** it (even the window's fastest answer: a stall of our own spares some):
+          a queue that halving every client's limit did not empty (together they kept over
+          twice the upstream's capacity in flight), or a slower upstream. A slower upstream
+          answers as slowly after the next cut (within the tolerance), and only then is the
+          floor raised. A latency that falls was a queue; one that rises is other clients'
+          load. Raising the floor to a queue let every client keep that queue for good: the
+          next drain found it again, and a client whose floor was inflated ran away with the
+          guard (measured at cap 32 x 4 workers).
+        * **below** it: the floor was learnt behind a queue (a client that started while
+          others kept one grew against it and keeps that queue itself). It is lowered at
+          once, and the drain goes on while each cut lowers it further, so one drain finds
+          the floor rather than one step of it per drain period (which that client, whose
+          period follows its inflated floor, reaches least often). Lowering is always safe:
+          no answer comes faster than the upstream's no-load latency.
+        """
+        floor = self._floor
+        if floor is None:  # pragma: no cover - drains start after slow start, which sets it
+            self._floor = lat
+            return "restore"
+        first, self._drain_first = self._drain_first, None
+        tol = 1.0 + self.tolerance
+        can_cut = self._limit > self.minimum
+        if self._fastest > tol * floor:  # above
+            if first is None and can_cut:
+                self._drain_first = lat
+                return "again"
+            if first is None or (first > tol * floor and first / tol <= lat <= first * tol):
+                self._floor = lat if first is None else min(lat, first)
+                return "slower"
+            return "restore"
+        if lat < floor:
+            self._floor = lat
+            if lat * tol < floor and can_cut:  # below by more than the tolerance: look lower
+                self._drain_first = lat
+                return "again"
+        return "restore"
+
     def _end_window(self, in_flight: int) -> None:
         lat, peak = self._close_window()
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
         if self._drain_saved is not None:
-            # Slower only if even the fastest answer is: a stall of our own spares some.
-            slower = self._floor is not None and self._fastest > (1.0 + self.tolerance) * self._floor
-            if slower or self._floor is None or lat < self._floor:
-                self._floor = lat
+            verdict = self._judge_drain_window(lat)
+            if verdict == "again":
+                self._set(max(float(self.minimum), self._limit * self.backoff), in_flight - 1)
+                return
             self._set(self._drain_saved, in_flight - 1)
             self._drain_saved = self._prev_latency = None
-            if slower:
+            if verdict == "slower":
                 # The upstream got slower: the cuts since were made against a floor it can no
                 # longer reach; from here the gradient grows the limit back. (Not slow start:
                 # a drain that misjudged, e.g. behind a queue of clients that did not drain,
