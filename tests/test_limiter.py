@@ -211,6 +211,18 @@ def test_a_drain_that_finds_the_floor_lower_keeps_cutting_while_it_falls():
     assert lim.relearns == 0
 
 
+def test_a_drain_before_any_floor_takes_its_window_as_the_floor():
+    # An overload can end slow start before its first window: no floor yet. The transport
+    # does not drain then (no floor, no period), but a direct call must not fail.
+    lim = AdaptiveLimit(initial=8, window_min=4)
+    lim.on_overload(in_flight=8)
+    assert lim.floor is None and lim.drain_period() is None
+    saved = lim._limit
+    lim.drain(in_flight=0)
+    drain_window(lim, 0.1)
+    assert not lim.draining and lim.floor == pytest.approx(0.1) and lim._limit == saved
+
+
 def test_a_stall_during_a_drain_is_not_a_slower_upstream():
     lim = past_slow_start(rtt=0.1)
     one_window(lim, 0.1)

@@ -48,16 +48,17 @@ HyStart's delay exit), reduced to what this transport needs:
   it can no longer reach. So, at the same wall-clock moments in every process (every
   ``drain_every_rtts`` round trips at the floor, rounded up to a power-of-two number of
   seconds: ``drain_period``, ``drain_due``), each limit drops by ``backoff`` for about one
-  round trip of answers and takes their latency as its floor when it is lower, or higher by
-  more than the tolerance (even for its fastest answer: a stall spares some). The drains
+  round trip of answers and takes their latency as its floor when it is lower. The drains
   coincide on purpose (no jitter): one client draining alone would measure the others'
   queue; all of them draining empties it. Hence also: a drain window is at most one limit's
   worth of answers (a small client must not still be measuring when a large one has
   restored its limit), and a boundary a client notices late (it was idle, e.g. between
   training steps, and its first answers come from the burst every client starts at once) is
   skipped. A drain window off the floor by more than the tolerance cuts once more and looks
-  again before the floor moves up (a queue falls with the cut, a slower upstream does not)
-  and, below it, goes on cutting while the floor keeps falling (``_judge_drain_window``).
+  again: above it, the floor rises only if the next window is as slow (a queue falls with
+  the cut, a slower upstream does not; and only if even the fastest answer is above: a stall
+  of our own spares some); below it, the drain goes on cutting while the floor keeps falling
+  (``_judge_drain_window``).
   Latency that stays high at the minimum limit is taken as the floor too, and slow start
   finds the limit that fits it.
 
@@ -341,7 +342,8 @@ class AdaptiveLimit:
           no answer comes faster than the upstream's no-load latency.
         """
         floor = self._floor
-        if floor is None:  # pragma: no cover - drains start after slow start, which sets it
+        if floor is None:  # an overload ended slow start before its first window; the
+            # transport never drains then (no floor, no drain period), a direct caller may
             self._floor = lat
             return "restore"
         first, self._drain_first = self._drain_first, None
