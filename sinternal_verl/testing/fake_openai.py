@@ -21,7 +21,10 @@ requests that arrive from then on (a replica that slows down).
 server: ``max_concurrency`` slots, each busy ``service_time_s`` per request, scheduled on
 absolute times at arrival (a request waits for the earliest free slot). The fake server's
 own Python overhead therefore does not eat into the ceiling, as a vLLM engine's batch does
-not wait for its API front-end; what is measured against the ceiling is the client.
+not wait for its API front-end; what is measured against the ceiling is the client. Every
+request takes exactly ``service_time_s``, so the slots run in lockstep; ``service_jitter`` j
+draws each one's time uniform in ``S * [1 - j, 1 + j]`` (seeded; mean S, so the same
+ceiling), as a real guard's requests differ in length.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import collections
 import heapq
 import json
 import math
+import random
 import re
 import time
 from collections.abc import Callable
@@ -174,9 +178,16 @@ def _tokens_with_logprobs(text: str, top_logprobs: int) -> list[dict]:
 
 
 class FakeOpenAIState:
-    def __init__(self, service_time_s: float = 0.0, max_concurrency: int | None = None):
+    def __init__(
+        self, service_time_s: float = 0.0, max_concurrency: int | None = None, service_jitter: float = 0.0
+    ):
         self.service_time_s = service_time_s
         self.max_concurrency = max_concurrency
+        if not 0.0 <= service_jitter < 1.0:
+            raise ValueError(f"service_jitter must be in [0, 1), got {service_jitter}")
+        self.service_jitter = service_jitter
+        #: seeded: a benchmark's guard draws the same service times run after run
+        self._rng = random.Random(0)
         #: finish times of the requests holding the ``max_concurrency`` slots
         self._slots: list[float] = []
         self.mode = "ok"
@@ -215,14 +226,23 @@ class FakeOpenAIState:
         self._wait_t = self._wait_t0 = time.monotonic()
         self.max_waiting = self.waiting
 
-    def reserve(self, now: float) -> float:
-        """Start time of this request: now, or when the earliest of the busy slots frees."""
+    def service(self) -> float:
+        """This request's service time: ``service_time_s``, or with ``service_jitter`` j
+        uniform in ``S * [1 - j, 1 + j]`` (mean S, so the ceiling stays C / S)."""
+        if not self.service_jitter:
+            return self.service_time_s
+        return self.service_time_s * (1.0 + self.service_jitter * (2.0 * self._rng.random() - 1.0))
+
+    def reserve(self, now: float) -> tuple[float, float]:
+        """Start and finish time of this request: it starts now, or when the earliest of the
+        busy slots frees, and holds its slot for :meth:`service` seconds."""
+        service = self.service()
         if not self.max_concurrency:
-            return now
+            return now, now + service
         slots = self._slots
         start = now if len(slots) < self.max_concurrency else max(now, heapq.heappop(slots))
-        heapq.heappush(slots, start + self.service_time_s)
-        return start
+        heapq.heappush(slots, start + service)
+        return start, start + service
 
     def take_fault(self) -> str:
         if self.mode == "ok":
@@ -240,8 +260,9 @@ def build_app(
     models: tuple[str, ...] = ("Qwen/Qwen3Guard-Gen-4B",),
     service_time_s: float = 0.0,
     max_concurrency: int | None = None,
+    service_jitter: float = 0.0,
 ) -> Starlette:
-    state = FakeOpenAIState(service_time_s, max_concurrency)
+    state = FakeOpenAIState(service_time_s, max_concurrency, service_jitter)
 
     async def list_models(request: Request) -> Response:
         state.stats["models"] += 1
@@ -312,7 +333,7 @@ def build_app(
                 status_code=404,
             )
         loop = asyncio.get_running_loop()
-        start = state.reserve(loop.time())
+        start, finish = state.reserve(loop.time())
         if start > loop.time():
             state.add_waiting(1)
             try:
@@ -322,8 +343,8 @@ def build_app(
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
-            if state.service_time_s:
-                await asyncio.sleep(max(0.0, start + state.service_time_s - loop.time()))
+            if finish > start:
+                await asyncio.sleep(max(0.0, finish - loop.time()))
             texts = []
             for i in range(int(body.get("n") or 1)):
                 req = FakeRequest(endpoint, model, body.get("messages"), body.get("prompt"), body, i)
@@ -393,11 +414,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", action="append", default=None, help="served model name(s)")
     p.add_argument("--service-time", type=float, default=0.0, help="seconds each request takes")
     p.add_argument("--max-concurrency", type=int, default=None, help="requests served at once")
+    p.add_argument(
+        "--service-jitter",
+        type=float,
+        default=0.0,
+        help="each request's service time uniform in S x [1 - j, 1 + j] (mean S): a real guard's "
+        "requests differ in length, so its batch is not in lockstep",
+    )
     a = p.parse_args(argv)
     app = build_app(
         models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]),
         service_time_s=a.service_time,
         max_concurrency=a.max_concurrency,
+        service_jitter=a.service_jitter,
     )
     # keep-alive longer than the clients' pool expiry, so a benchmark never races a server-side close
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_keep_alive=30)

@@ -1,0 +1,43 @@
+"""The fake guard's slot model (``FakeOpenAIState.reserve``): the arithmetic behind every
+benchmark ceiling, driven with numbers (no clocks, no server)."""
+
+import pytest
+
+from sinternal_verl.testing.fake_openai import FakeOpenAIState
+
+
+def test_requests_wait_for_the_earliest_free_slot():
+    state = FakeOpenAIState(service_time_s=1.0, max_concurrency=2)
+    assert state.reserve(0.0) == (0.0, 1.0)
+    assert state.reserve(0.2) == (0.2, 1.2)
+    # both slots busy: the third waits for the one that frees first, the fourth for the next
+    assert state.reserve(0.5) == (1.0, 2.0)
+    assert state.reserve(0.5) == (1.2, 2.2)
+    # a slot free before arrival: it starts at once
+    assert state.reserve(5.0) == (5.0, 6.0)
+
+
+def test_no_cap_starts_everything_at_once():
+    state = FakeOpenAIState(service_time_s=0.5)
+    assert [state.reserve(0.0) for _ in range(3)] == [(0.0, 0.5)] * 3
+
+
+def test_jitter_spreads_service_times_around_the_same_mean():
+    """With jitter the batch is not in lockstep, but the ceiling C / S stays: the mean
+    service time is S; and it is seeded, so two guards draw the same times."""
+    a = FakeOpenAIState(service_time_s=0.4, max_concurrency=512, service_jitter=0.2)
+    b = FakeOpenAIState(service_time_s=0.4, max_concurrency=512, service_jitter=0.2)
+    times = [a.service() for _ in range(10_000)]
+    assert times[:100] == [b.service() for _ in range(100)]
+    assert min(times) >= 0.4 * 0.8 and max(times) <= 0.4 * 1.2
+    assert max(times) - min(times) > 0.4 * 0.35  # it does spread
+    assert sum(times) / len(times) == pytest.approx(0.4, rel=0.01)
+    start, finish = a.reserve(3.0)
+    assert start == 3.0 and 0.32 <= finish - start <= 0.48
+    assert FakeOpenAIState(service_time_s=0.4).service() == 0.4  # no jitter: exactly S
+
+
+@pytest.mark.parametrize("jitter", [-0.1, 1.0])
+def test_jitter_out_of_range_is_refused(jitter):
+    with pytest.raises(ValueError, match="service_jitter"):
+        FakeOpenAIState(service_time_s=0.4, service_jitter=jitter)
