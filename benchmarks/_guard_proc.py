@@ -13,7 +13,12 @@ from sinternal_verl.testing.server import free_port
 
 
 @contextlib.contextmanager
-def guard_process(service_time_s: float, max_concurrency: int, model: str = "Qwen/Qwen3Guard-Gen-4B"):
+def guard_process(
+    service_time_s: float,
+    max_concurrency: int,
+    model: str = "Qwen/Qwen3Guard-Gen-4B",
+    service_jitter: float = 0.0,
+):
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -28,6 +33,8 @@ def guard_process(service_time_s: float, max_concurrency: int, model: str = "Qwe
             str(service_time_s),
             "--max-concurrency",
             str(max_concurrency),
+            "--service-jitter",
+            str(service_jitter),
         ],
     )
     url = f"http://127.0.0.1:{port}"

@@ -6,7 +6,10 @@ For 1 and 4 reward workers (separate processes, one client each, no coordination
 
   adaptive = ``OpenAIGuardClient`` built from ``GuardConfig(urls=...)`` alone (default
              settings: adaptive per-URL limit), after a warm-up (the client lives across
-             training steps; the warm-up's own rate is printed as ``cold``)
+             training steps; the warm-up's own rate is printed as ``cold``). The warm-up
+             starts for every worker at once, as verl hands each reward worker its chunk of
+             a step at the same moment; ``--staggered`` starts each as soon as its process
+             is up instead (clients joining a busy guard one by one)
   blast    = the same guard client without the limiter (``concurrency: fixed``), 2 x C
              requests in flight over all workers: the guard always saturated, i.e. what this
              machine can push through this guard, measured in the same run
@@ -73,6 +76,7 @@ async def _worker_main(
     go,
     period: float,
     overrides: dict,
+    together: bool,
 ):
     from sinternal_verl.guards import GuardConfig, build_guard
     from sinternal_verl.guards.client import OpenAIGuardClient
@@ -95,6 +99,8 @@ async def _worker_main(
         assert all(v.parse_ok for v in verdicts)
 
     sampler = asyncio.create_task(_sampler(http, t_start, trajectory, period))
+    if together:  # the warm-up step starts for every worker at once, as verl dispatches one
+        await asyncio.to_thread(barrier.wait)
     c0 = time.monotonic()
     await run(_items(warm, tag + "-warm"))
     cold = warm / (time.monotonic() - c0)
@@ -129,9 +135,13 @@ def run_case(
     period: float,
     during=None,
     overrides: dict | None = None,
+    together: bool = True,
 ) -> dict:
     """Start ``workers`` processes, warm them up, reset the guards' stats, release them
-    together; ``during(t0)`` runs in this process while they work (e.g. slow a replica)."""
+    together; ``during(t0)`` runs in this process while they work (e.g. slow a replica).
+    ``together``: the warm-up starts for all workers at once too (verl hands every reward
+    worker its chunk of a step at the same moment); otherwise each warms up as soon as its
+    process is up, a second or so apart, like clients that join a busy guard one by one."""
     ctx = mp.get_context("spawn")
     barrier, go, queue = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
     procs = [
@@ -149,6 +159,7 @@ def run_case(
                     go,
                     period,
                     dict(overrides or {}),
+                    together,
                 ),
                 queue,
             ),
@@ -157,6 +168,8 @@ def run_case(
     ]
     for p in procs:
         p.start()
+    if together:
+        barrier.wait()
     barrier.wait()
     for u in urls:
         httpx.post(f"{u}/_reset").raise_for_status()
@@ -216,6 +229,19 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=4096, help="requests per measured run (all workers)")
     ap.add_argument("--warmup", type=int, default=4096, help="requests per warm-up (all workers)")
     ap.add_argument("--slow-n", type=int, default=8192, help="requests in the slowing-replica case")
+    ap.add_argument(
+        "--service-jitter",
+        type=float,
+        default=0.0,
+        help="each guard request's service time uniform in S x [1 - j, 1 + j] (mean S); 0: every "
+        "request takes S and the guard's batches run in lockstep",
+    )
+    ap.add_argument(
+        "--staggered",
+        action="store_true",
+        help="each worker starts its warm-up as soon as its process is up (a second or so apart: "
+        "clients joining a busy guard one by one) instead of all at once as verl dispatches a step",
+    )
     ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
     ap.add_argument(
         "--repeats", type=int, default=2, help="interleaved blast/adaptive pairs per case (medians kept)"
@@ -230,17 +256,30 @@ def main() -> None:
     )
     a = ap.parse_args()
     PERIOD = a.period
+    together = not a.staggered
     overrides = _overrides(a.set)
     rows = []
     for cap in a.caps:
         service = cap / a.ceiling
-        with guard_process(service, cap) as url:
+        with guard_process(service, cap, service_jitter=a.service_jitter) as url:
             for w in a.workers:
                 blasts, ours_runs = [], []
                 for _ in range(a.repeats):  # interleaved: the machine's load drifts
-                    blasts.append(run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period))
+                    blasts.append(
+                        run_case("blast", [url], w, a.n, a.warmup // 2, 2 * cap, a.period, together=together)
+                    )
                     ours_runs.append(
-                        run_case("adaptive", [url], w, a.n, a.warmup, 0, a.period, overrides=overrides)
+                        run_case(
+                            "adaptive",
+                            [url],
+                            w,
+                            a.n,
+                            a.warmup,
+                            0,
+                            a.period,
+                            overrides=overrides,
+                            together=together,
+                        )
                     )
                 blast = sorted(blasts, key=lambda c: c["rate"])[len(blasts) // 2]
                 ours = sorted(ours_runs, key=lambda c: c["rate"])[len(ours_runs) // 2]
@@ -257,7 +296,7 @@ def main() -> None:
     print(
         f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
         f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
-        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
+        f"warm-up {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
         + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
     )
     print(
@@ -294,7 +333,10 @@ def main() -> None:
 
     # ------------------------------------------------------------ a replica slows down halfway
     cap, service, workers = 64, 64 / (a.ceiling / 2), 4
-    with guard_process(service, cap) as url_a, guard_process(service, cap) as url_b:
+    with (
+        guard_process(service, cap, service_jitter=a.service_jitter) as url_a,
+        guard_process(service, cap, service_jitter=a.service_jitter) as url_b,
+    ):
         duration = a.slow_n / a.ceiling
         slowed = {}
 
@@ -315,6 +357,7 @@ def main() -> None:
             a.period,
             during=slow_b_halfway,
             overrides=overrides,
+            together=together,
         )
     t_slow = slowed["t"]
     before = after = 0.0
