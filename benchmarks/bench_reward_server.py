@@ -9,7 +9,9 @@ the reward server (``sinternal-verl serve``), and this client. Figures printed:
 * sequential    -- one item per request, one request at a time (what a naive trainer does);
 
 with request p50 / p99 latency and the ratios server/ceiling (target >= 0.9) and
-server/sequential. Usage: ``python benchmarks/bench_reward_server.py [--items 2000 ...]``.
+server/sequential. The server's guard client runs at its default settings (adaptive limit per
+URL; its value at the end is read from ``/metrics``); ``--guard-fixed N`` sets a fixed bound.
+Usage: ``python benchmarks/bench_reward_server.py [--items 2000 ...]``.
 """
 
 from __future__ import annotations
@@ -136,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guard-concurrency", type=int, default=16, help="fake guard requests served at once")
     p.add_argument("--batch", type=int, default=64, help="items per /v1/score request")
     p.add_argument("--client-concurrency", type=int, default=8, help="/v1/score requests in flight")
+    p.add_argument(
+        "--guard-fixed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the server's guard client at a fixed bound of N per URL instead of its default "
+        "(adaptive) limit, to compare with a hand-tuned bound",
+    )
     a = p.parse_args(argv)
 
     gport, sport = free_port(), free_port()
@@ -176,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                     "warning",
                     "--guard-option",
                     "cache_size=0",
-                    "--guard-option",
-                    f"max_concurrency_per_url={4 * a.guard_concurrency}",
+                    *(
+                        ["--guard-option", f"max_concurrency_per_url={a.guard_fixed}"]
+                        if a.guard_fixed
+                        else []
+                    ),
                 ],
                 env=env,
             )
@@ -194,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
             srv, slat = asyncio.run(server_run(server_url, a.items, a.batch, a.client_concurrency, "run"))
         with console.status(f"sequential client: {a.sequential_items} items ..."):
             seq, qlat = sequential_run(server_url, a.sequential_items, "seq")
+        limits = [
+            line.rsplit(" ", 1)[-1]
+            for line in httpx.get(f"{server_url}/metrics").text.splitlines()
+            if line.startswith("sinternal_guard_http_limit_per_upstream{")
+        ]
     finally:
         for pr in reversed(procs):
             pr.terminate()
@@ -230,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "per request of 1",
     )
     console.print(t)
+    mode = f"fixed {a.guard_fixed} per URL" if a.guard_fixed else "default settings (adaptive)"
+    console.print(f"server's guard client: {mode}; limit at the end (/metrics): {', '.join(limits) or '?'}")
     console.print(f"server / guard ceiling (measured) = {srv / ceiling:.3f}  (target >= 0.9)")
     console.print(f"server / guard ceiling (theory)   = {srv / theory:.3f}")
     console.print(f"server / sequential    = {srv / seq:.1f}x")
