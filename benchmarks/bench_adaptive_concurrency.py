@@ -58,7 +58,11 @@ async def _sampler(http, t0: float, out: list, period: float) -> None:
         out.append(
             (
                 time.monotonic() - t0,
-                {k: v for k, v in s.items() if k.startswith(("limit/", "requests/"))},
+                {
+                    k: v
+                    for k, v in s.items()
+                    if k.startswith(("limit/", "requests/", "in_flight/", "latency_s/"))
+                },
                 s["successes"],
             )
         )
@@ -200,6 +204,37 @@ def _trajectory(result: dict, url: str, points: int = 12) -> str:
     return " ".join(f"{lim}" for _, lim in traj[::step]) + f" (every {step * PERIOD:.1f}s from cold start)"
 
 
+def _trace(case: dict, url: str, step: float) -> list[str]:
+    """A grid of the measured phase (from one second before it, i.e. the end of the warm-up):
+    every ``step`` seconds, each worker's limit, requests in flight and last window latency,
+    and the answers per second over all workers. What the diagnosis of a row reads: who
+    started the step with how much, who cut, who finished last and how it grew alone."""
+    import bisect
+
+    t0 = case["t0"]
+    lines = []
+    t = -1.0
+    while t < case["t1"] - t0 + step / 2:
+        cells, total = [], 0.0
+        for r in case["results"]:
+            tr = r["trajectory"]
+            times = [r["start"] + x[0] - t0 for x in tr]
+            i, j = bisect.bisect_left(times, t), bisect.bisect_left(times, t + step)
+            if i >= len(tr) - 1:  # this worker is done (its sampler stops when it finishes)
+                cells.append(f"{'-':>22}")
+                continue
+            j = min(j, len(tr) - 1)
+            s0 = tr[i][1]
+            total += (tr[j][2] - tr[i][2]) / step
+            cells.append(
+                f"L{s0[f'limit/{url}']:5d} f{s0.get(f'in_flight/{url}', 0):5d} "
+                f"{s0.get(f'latency_s/{url}', 0.0) * 1e3:6.0f}ms"
+            )
+        lines.append(f"  {t:5.1f}s " + " ".join(cells) + f" | {total:6.0f}/s")
+        t += step
+    return lines
+
+
 PERIOD = 0.1
 
 
@@ -241,6 +276,14 @@ def main() -> None:
         action="store_true",
         help="each worker starts its warm-up as soon as its process is up (a second or so apart: "
         "clients joining a busy guard one by one) instead of all at once as verl dispatches a step",
+    )
+    ap.add_argument(
+        "--trace",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also print, for each case's median adaptive run, every SECONDS of its measured phase: "
+        "each worker's limit (L), requests in flight (f) and window latency, and answers/s in all",
     )
     ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
     ap.add_argument(
@@ -330,6 +373,10 @@ def main() -> None:
     for cap, _service, w, ours, _blast, url in rows:
         for k, r in enumerate(ours["results"]):
             print(f"  cap {cap:4d}, {w} worker(s), worker {k}: {_trajectory(r, url)}")
+    if a.trace > 0:
+        for cap, _service, w, ours, _blast, url in rows:
+            print(f"\ntrace, cap {cap}, {w} worker(s), median run (t = 0: the measured phase starts):")
+            print("\n".join(_trace(ours, url, a.trace)))
 
     # ------------------------------------------------------------ a replica slows down halfway
     cap, service, workers = 64, 64 / (a.ceiling / 2), 4
