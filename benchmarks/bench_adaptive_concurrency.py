@@ -61,7 +61,7 @@ async def _sampler(http, t0: float, out: list, period: float) -> None:
                 {
                     k: v
                     for k, v in s.items()
-                    if k.startswith(("limit/", "requests/", "in_flight/", "latency_s/"))
+                    if k.startswith(("limit/", "requests/", "in_flight/", "latency_s/", "drains/"))
                 },
                 s["successes"],
             )
@@ -206,8 +206,8 @@ def _trajectory(result: dict, url: str, points: int = 12) -> str:
 
 def _trace(case: dict, url: str, step: float) -> list[str]:
     """A grid of the measured phase (from one second before it, i.e. the end of the warm-up):
-    every ``step`` seconds, each worker's limit, requests in flight and last window latency,
-    and the answers per second over all workers. What the diagnosis of a row reads: who
+    every ``step`` seconds, each worker's limit, requests in flight and last window latency
+    (``D``: it began a drain in that interval), and the answers per second over all workers. What the diagnosis of a row reads: who
     started the step with how much, who cut, who finished last and how it grew alone."""
     import bisect
 
@@ -221,14 +221,15 @@ def _trace(case: dict, url: str, step: float) -> list[str]:
             times = [r["start"] + x[0] - t0 for x in tr]
             i, j = bisect.bisect_left(times, t), bisect.bisect_left(times, t + step)
             if i >= len(tr) - 1:  # this worker is done (its sampler stops when it finishes)
-                cells.append(f"{'-':>22}")
+                cells.append(f"{'-':>23}")
                 continue
             j = min(j, len(tr) - 1)
-            s0 = tr[i][1]
+            s0, s1 = tr[i][1], tr[j][1]
             total += (tr[j][2] - tr[i][2]) / step
+            drained = s1.get(f"drains/{url}", 0) > s0.get(f"drains/{url}", 0)
             cells.append(
                 f"L{s0[f'limit/{url}']:5d} f{s0.get(f'in_flight/{url}', 0):5d} "
-                f"{s0.get(f'latency_s/{url}', 0.0) * 1e3:6.0f}ms"
+                f"{s0.get(f'latency_s/{url}', 0.0) * 1e3:6.0f}ms{'D' if drained else ' '}"
             )
         lines.append(f"  {t:5.1f}s " + " ".join(cells) + f" | {total:6.0f}/s")
         t += step
@@ -283,7 +284,8 @@ def main() -> None:
         default=0.0,
         metavar="SECONDS",
         help="also print, for each case's median adaptive run, every SECONDS of its measured phase: "
-        "each worker's limit (L), requests in flight (f) and window latency, and answers/s in all",
+        "each worker's limit (L), requests in flight (f), window latency and D where it began a drain, "
+        "and answers/s in all",
     )
     ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
     ap.add_argument(
