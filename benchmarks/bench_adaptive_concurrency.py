@@ -17,7 +17,9 @@ For 1 and 4 reward workers (separate processes, one client each, no coordination
 Each case runs ``--repeats`` interleaved blast/adaptive pairs and keeps the medians (the
 machine's load drifts between runs). Printed per case: throughput / ceiling, adaptive / blast,
 the guard's wait queue (requests waiting beyond its cap: time average and peak), when the
-first and the last worker finished their equal shares, and each limiter's trajectory. Then one
+first and the last worker finished their equal shares, and each limiter's trajectory
+(``--trace S``: also a grid every S seconds of each worker's limit, requests in flight, window
+latency and drains, the view a diagnosis needs). Then one
 more case: two replicas of cap 64 (each 640/s) and 4 workers; halfway through, replica B
 becomes 2x slower (its ceiling halves): throughput per half against the ideal, the share B
 gets, and the per-URL limits over time.
