@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import multiprocessing as mp
 import os
 import sys
@@ -209,18 +210,17 @@ def _trajectory(result: dict, url: str, points: int = 12) -> str:
 def _trace(case: dict, url: str, step: float) -> list[str]:
     """A grid of the measured phase (from one second before it, i.e. the end of the warm-up):
     every ``step`` seconds, each worker's limit, requests in flight and last window latency
-    (``D``: it began a drain in that interval), and the answers per second over all workers. What the diagnosis of a row reads: who
-    started the step with how much, who cut, who finished last and how it grew alone."""
-    import bisect
-
+    (``D``: it began a drain in that interval), and the answers per second over all workers.
+    What the diagnosis of a row reads: who started the step with how much, who cut, who
+    finished last and how it grew alone."""
     t0 = case["t0"]
+    # each worker's sample times on the measured phase's clock, once (not per grid row)
+    workers = [(r["trajectory"], [r["start"] + x[0] - t0 for x in r["trajectory"]]) for r in case["results"]]
     lines = []
     t = -1.0
     while t < case["t1"] - t0 + step / 2:
         cells, total = [], 0.0
-        for r in case["results"]:
-            tr = r["trajectory"]
-            times = [r["start"] + x[0] - t0 for x in tr]
+        for tr, times in workers:
             i, j = bisect.bisect_left(times, t), bisect.bisect_left(times, t + step)
             if i >= len(tr) - 1:  # this worker is done (its sampler stops when it finishes)
                 cells.append(f"{'-':>23}")
