@@ -242,7 +242,7 @@ PERIOD = 0.1
 
 
 def _overrides(pairs: list[str]) -> dict:
-    """``["limit_quantile=0", ...]`` -> settings, checked now by ``GuardConfig`` (a typo fails
+    """``["limit_noise_z=0", ...]`` -> settings, checked now by ``GuardConfig`` (a typo fails
     here, not in four worker processes)."""
     from sinternal_verl.guards import GuardConfig
 
@@ -298,7 +298,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="guard settings for the adaptive clients instead of the defaults, e.g. limit_quantile=0 "
+        help="guard settings for the adaptive clients instead of the defaults, e.g. limit_noise_z=0 "
         "limit_tolerance=0.05 (to compare limiter variants in one run's conditions)",
     )
     a = ap.parse_args()

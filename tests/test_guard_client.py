@@ -569,8 +569,9 @@ async def test_slow_replica_gets_less(fake_guard):
     app2 = build_app(models=tuple(MODELS.values()))
     with ThreadedServer(app2) as other:
         client = transport([fake_guard.url, other.url], limit_initial=16)
-        client.limits[0].on_overload(1)  # the first replica said it is overloaded: 16 -> 8
-        client.limits[0].on_overload(1)  # twice: 8 -> 4
+        slow = client.limits[0]
+        slow.on_overload(1, slow.on_send())  # the first replica said it is overloaded: 16 -> 8
+        slow.on_overload(1, slow.on_send())  # twice (a request sent after the cut): 8 -> 4
         assert [lim.limit for lim in client.limits] == [4, 16]
         await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(20)))
         s = client.stats()

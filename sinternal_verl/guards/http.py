@@ -128,20 +128,23 @@ class HTTPClientConfig(Settings):
         lt=1,
     )
     limit_window_min: int = setting(
-        16, "adaptive: least answers per decision window (a window is one limit's worth)", ge=1
-    )
-    limit_quantile: float = setting(
-        0.5,
-        "adaptive: latency quantile of a window compared with the floor (a stall of the client's own that delays "
-        "fewer answers than this fraction is ignored)",
-        ge=0,
-        lt=1,
+        16,
+        "adaptive: least requests per decision window (a window is the next limit's worth of requests, judged once all have answered)",
+        ge=1,
     )
     limit_drain_every_rtts: float = setting(
         32.0,
         "adaptive: every this many round trips at the floor latency, rounded up to a power-of-two number of "
         "seconds (so the clients of one guard pick the same wall-clock moments), each limit drops by "
         "limit_backoff for about one round trip to re-measure its floor; 0: never",
+        ge=0,
+    )
+
+    limit_noise_z: float = setting(
+        2.0,
+        "adaptive: the floor is learnt from a window's mean latency plus this many standard errors, so "
+        "varying service times (prompt lengths) do not drag it below the guard's real no-load latency; 0: "
+        "the bare mean",
         ge=0,
     )
 
@@ -201,8 +204,8 @@ class HTTPClientConfig(Settings):
             headroom=self.limit_headroom,
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
-            quantile=self.limit_quantile,
             drain_every_rtts=self.limit_drain_every_rtts,
+            noise_z=self.limit_noise_z,
         )
 
     @classmethod
@@ -443,6 +446,7 @@ class OpenAIHTTPClient:
             target = self._url_cache.get((i, path))
             if target is None:
                 target = self._url_cache[(i, path)] = URL(base + path)
+            ticket = limit.on_send()
             t0 = clock()
             try:
                 async with session.request(method, target, data=body, headers=headers) as resp:
@@ -458,13 +462,15 @@ class OpenAIHTTPClient:
             finally:
                 in_flight = self._inflight[i]
                 if 200 <= status < 300:
-                    limit.on_sample(max(clock() - t0, 1e-9), in_flight)
+                    limit.on_sample(max(clock() - t0, 1e-9), in_flight, ticket)
                     # Wall-clock time: the same moments in every process and host, so the
                     # clients of one guard drain together without talking to each other.
                     if limit.adaptive and limit.drain_due(time.time()):
-                        limit.drain(in_flight)
+                        limit.drain()
                 elif overload or status in _OVERLOAD_STATUSES:
-                    limit.on_overload(in_flight)
+                    limit.on_overload(in_flight, ticket)
+                else:  # another error, or cancelled: the window no longer waits for it
+                    limit.on_drop(in_flight, ticket)
                 self._inflight[i] -= 1
                 self._in_flight -= 1
                 st.inflight[i] -= 1
@@ -553,7 +559,7 @@ class OpenAIHTTPClient:
         ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
         ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>``,
         ``decreases/<url>``, ``drains/<url>`` and ``relearns/<url>`` (floor re-measures that found it higher),
-        and, once measured, ``latency_s/<url>`` (last window's median) and ``latency_floor_s/<url>``."""
+        and, once measured, ``latency_s/<url>`` (last window's mean) and ``latency_floor_s/<url>``."""
         out: dict[str, float] = {
             "requests": self._requests,
             "successes": self._successes,

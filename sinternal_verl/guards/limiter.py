@@ -10,18 +10,30 @@ The design follows the established delay-based controllers (Envoy's adaptive-con
 gradient controller, Netflix ``concurrency-limits`` Gradient2, FAST TCP, TCP slow start with
 HyStart's delay exit), reduced to what this transport needs:
 
-* **Signal: latency over its floor.** ``rho = window latency / floor``, the floor being the
-  lowest window latency since the last drain (the no-load latency). With ``L`` requests in
-  flight and a queue in front of the server, Vegas' estimate of the queue we cause is
-  ``L * (1 - 1/rho)``. A window's latency is its median by default: a queue delays every
-  answer, while a stall of the client's own (GC, a descheduled process) delays only those
-  that arrive during it.
-* **Windows are counted in answers, not seconds**: one window is ``max(window_min, limit)``
-  answers (about one round trip at the limit); after a cut the answers to requests sent
-  before it are skipped. So the arithmetic is a pure function of the samples it is fed
-  (tests drive it with numbers, no clocks).
+* **Signal: latency over its floor.** ``rho = window latency / floor``. With ``L`` requests
+  in flight and a queue in front of the server, Vegas' estimate of the queue we cause is
+  ``L * (1 - 1/rho)``. A window's latency is its *mean*: a queue of ``q`` requests in front
+  of ``C`` busy slots adds ``q / C`` service times to the mean whatever the service times
+  are (Little's law), while a quantile of a guard whose batches run in step does not move
+  until half the requests wait. A stall of the client's own (GC, a descheduled process)
+  moves one window's mean, not two in a row (below).
+* **The floor** (the no-load latency) is the lowest, since the last drain, of each window's
+  mean plus ``noise_z`` standard errors. A guard's service times vary with prompt length, so
+  window means are noisy, and the lowest of many noisy means lies below the guard's real
+  no-load latency: taken as the floor, it made every later window look like a queue, and
+  the limit fell to its minimum (0.07 of the guard at 100 ms +-50 %). Vector's adaptive
+  request concurrency scales its latency threshold by the observed deviation for the same
+  reason.
+* **Windows are cohorts of requests, not seconds**: one window is the next
+  ``max(window_min, limit)`` requests sent (about one round trip at the limit), judged when
+  every one of them has answered, in send order. A window closed after its first answers
+  holds the fastest of whatever was sent at once (a step's opening burst, slow start's
+  rounds): against varying service times, a floor that low again. Each request carries a
+  ticket (``on_send``); after a cut the answers to requests sent before it are ignored. So
+  the arithmetic is a pure function of the samples it is fed (tests drive it with numbers,
+  no clocks).
 * **Slow start** (TCP's): one more per answer, so the limit doubles per round trip with no
-  gap between rounds, judged every ``window_min`` answers. At the first window with
+  gap between rounds, judged every ``window_min`` requests. At the first window with
   ``rho > 1 + tolerance`` the limit is held for one round trip of answers; if those show the
   queue too (a stall does not last a round trip), the limit is cut to
   ``limit * (1 + tolerance) / rho`` at once, so clients that started together drain the
@@ -47,11 +59,11 @@ HyStart's delay exit), reduced to what this transport needs:
   its own for good; a replica that gets slower would be cut towards nothing against a floor
   it can no longer reach. So, at the same wall-clock moments in every process (every
   ``drain_every_rtts`` round trips at the floor, rounded up to a power-of-two number of
-  seconds: ``drain_period``, ``drain_due``), each limit drops by ``backoff`` for about one
-  round trip of answers and takes their latency as its floor when it is lower. The drains
+  seconds: ``drain_period``, ``drain_due``), each limit drops by ``backoff`` for one window
+  (about one round trip) and takes its latency as its floor when it is lower. The drains
   coincide on purpose (no jitter): one client draining alone would measure the others'
   queue; all of them draining empties it. Hence also: a drain window is at most one limit's
-  worth of answers (a small client must not still be measuring when a large one has
+  worth of requests (a small client must not still be measuring when a large one has
   restored its limit), and a boundary a client notices late (it was idle, e.g. between
   training steps, and its first answers come from the burst every client starts at once) is
   skipped. A drain window off the floor by more than the tolerance cuts once more and looks
@@ -74,6 +86,18 @@ import math
 __all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
 
 
+class _Cohort:
+    """One window: the requests with tickets ``first`` to ``end - 1``."""
+
+    __slots__ = ("first", "end", "outstanding", "samples", "peak")
+
+    def __init__(self, first: int, end: int):
+        self.first, self.end = first, end
+        self.outstanding = 0  # sent and not answered yet
+        self.samples: list[float] = []
+        self.peak = 0  # most requests in flight at an answer
+
+
 class FixedLimit:
     """A constant bound: the explicit ``concurrency: fixed`` mode. Ignores samples."""
 
@@ -85,23 +109,31 @@ class FixedLimit:
         self.limit = self.minimum = self.maximum = int(limit)
         self.floor: float | None = None
         self.latency: float | None = None
-        self.increases = self.decreases = self.drains = self.relearns = 0
+        self.increases = self.decreases = self.drains = self.relearns = self.windows = 0
 
-    def on_sample(self, rtt: float, in_flight: int) -> None:
+    def on_send(self) -> int:
+        return 0
+
+    def on_sample(self, rtt: float, in_flight: int, ticket: int) -> None:
         pass
 
-    def on_overload(self, in_flight: int) -> None:
+    def on_overload(self, in_flight: int, ticket: int) -> None:
+        pass
+
+    def on_drop(self, in_flight: int, ticket: int) -> None:
         pass
 
 
 class AdaptiveLimit:
     """Latency-driven limit of requests in flight to one upstream. See the module docstring.
 
-    Feed it ``on_sample(latency_s, in_flight)`` for every answered request and
-    ``on_overload(in_flight)`` for every 429/503/timeout; read ``limit``. ``in_flight`` is
-    the number of this client's requests outstanding to the upstream when the answer
-    arrived, this one included. ``drain(in_flight)`` re-measures the floor (the transport
-    calls it for every client at the same wall-clock moments).
+    The transport takes a ticket with ``on_send()`` for every request it sends and hands it
+    back with the outcome: ``on_sample(latency_s, in_flight, ticket)`` for an answer,
+    ``on_overload(in_flight, ticket)`` for a 429/503/timeout, ``on_drop(in_flight, ticket)``
+    for anything else; it reads ``limit``. ``in_flight`` is the number of this client's
+    requests outstanding to the upstream when the outcome arrived, this one included.
+    ``drain()`` re-measures the floor (the transport calls it for every client at the same
+    wall-clock moments, ``drain_due``).
     """
 
     adaptive = True
@@ -116,8 +148,8 @@ class AdaptiveLimit:
         headroom: float = 0.5,
         backoff: float = 0.5,
         window_min: int = 16,
-        quantile: float = 0.5,
         drain_every_rtts: float = 32.0,
+        noise_z: float = 2.0,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -129,15 +161,15 @@ class AdaptiveLimit:
             raise ValueError(f"backoff must be in (0, 1), got {backoff}")
         if window_min < 1:
             raise ValueError(f"window_min must be >= 1, got {window_min}")
-        if not 0 <= quantile < 1:
-            raise ValueError(f"quantile must be in [0, 1), got {quantile}")
         self.minimum = int(minimum)
         self.maximum = int(maximum)
         self.tolerance = float(tolerance)
         self.headroom = float(headroom)
         self.backoff = float(backoff)
         self.window_min = int(window_min)
-        self.quantile = float(quantile)
+        if not noise_z >= 0:
+            raise ValueError(f"noise_z must be >= 0, got {noise_z}")
+        self.noise_z = float(noise_z)
         if not drain_every_rtts >= 0:
             raise ValueError(f"drain_every_rtts must be >= 0, got {drain_every_rtts}")
         self.drain_every_rtts = float(drain_every_rtts)
@@ -149,10 +181,13 @@ class AdaptiveLimit:
         self._hold = 0
         #: lowest window latency since the last drain: the no-load latency estimate
         self._floor: float | None = None
-        #: completions still to ignore: answers to requests sent under the previous limit
-        self._skip = 0
-        self._window: list[float] = []
-        self._peak = 0
+        #: tickets handed out (``on_send``): this client's requests numbered in send order
+        self._sent = 0
+        #: answers to requests sent before this ticket carry a queue built under a limit since
+        #: cut: they say nothing about the new one and are ignored
+        self._cut_from = 0
+        #: the windows being measured: cohorts of consecutive tickets, in send order
+        self._cohorts: list[_Cohort] = []
         #: the limit to restore after the drain window in progress (None: not draining)
         self._drain_saved: float | None = None
         #: the latency of a drain's previous window when it cut once more (None: first window)
@@ -161,7 +196,7 @@ class AdaptiveLimit:
         self._fastest = 0.0
         #: the previous window's latency (a cut needs two windows in a row to show a queue)
         self._prev_latency: float | None = None
-        #: last window's latency (its ``quantile``, seconds)
+        #: last window's latency (its mean, seconds)
         self.latency: float | None = None
         #: increases and decreases (latency and overload) so far, drains, and floor re-learns
         #: (at a drain or at the minimum) that found the floor higher than it was
@@ -169,6 +204,8 @@ class AdaptiveLimit:
         self.decreases = 0
         self.drains = 0
         self.relearns = 0
+        #: windows judged so far
+        self.windows = 0
 
     # ------------------------------------------------------------------ reading
     @property
@@ -190,43 +227,89 @@ class AdaptiveLimit:
         return self._drain_saved is not None
 
     # ------------------------------------------------------------------ feeding
-    def on_sample(self, rtt: float, in_flight: int) -> None:
-        """One answered request: ``rtt`` seconds from send to the full answer."""
+    def on_send(self) -> int:
+        """A request is about to be sent: its ticket, to pass back with its outcome
+        (:meth:`on_sample`, :meth:`on_overload` or :meth:`on_drop`).
+
+        Why tickets: a window is a *cohort* of consecutive requests, judged once every one of
+        them has answered. Closing a window after its first ``k`` answers instead selects the
+        fastest ``k`` of whatever was sent at once (a step's first burst, slow start's doubling
+        rounds): against a guard whose service times vary, those windows came out faster than
+        the guard really is, the floor was learnt from them, and every later window looked
+        like a queue (at cap 128 with service times of 100 ms +-50 % the limit fell to 4: 0.07
+        of the guard's capacity, ``benchmarks/README.md``)."""
+        ticket = self._sent
+        self._sent += 1
+        cohorts = self._cohorts
+        if not cohorts or ticket >= cohorts[-1].end:
+            if self._slow_start:
+                size = self._hold or self.window_min
+            elif self._drain_saved is not None:
+                size = max(2, min(self.window_min, self.limit))
+            else:
+                size = max(self.window_min, self.limit)
+            cohorts.append(_Cohort(ticket, ticket + size))
+        cohorts[-1].outstanding += 1
+        return ticket
+
+    def on_sample(self, rtt: float, in_flight: int, ticket: int) -> None:
+        """Request ``ticket`` was answered: ``rtt`` seconds from send to the full answer.
+        ``in_flight``: this client's requests outstanding to the upstream, this one included."""
         if not rtt > 0 or math.isinf(rtt):
             raise ValueError(f"latency sample must be a positive finite number of seconds, got {rtt!r}")
-        if self._skip > 0:
-            self._skip -= 1
+        if ticket < self._cut_from:
             return
-        window = self._window
-        window.append(rtt)
-        if in_flight > self._peak:
-            self._peak = in_flight
-        if self._slow_start:
-            if not self._hold and 2 * in_flight >= self._limit:  # not app-limited: one more per answer
-                self._limit = min(self._limit + 1.0, float(self.maximum))
-            if len(window) >= (self._hold or self.window_min):
-                self._end_startup_window(in_flight)
-        elif len(window) >= (
-            max(2, min(self.window_min, self.limit))
-            if self._drain_saved is not None
-            else max(self.window_min, self.limit)
-        ):
-            self._end_window(in_flight)
+        if self._slow_start and not self._hold and 2 * in_flight >= self._limit:
+            self._limit = min(self._limit + 1.0, float(self.maximum))  # not app-limited: one more per answer
+        self._answered(ticket, in_flight, rtt)
 
-    def on_overload(self, in_flight: int) -> None:
-        """The upstream said it is overloaded (429/503), timed out or refused the connection:
-        decrease at once, once per window (answers to requests sent before the decrease say
-        nothing new)."""
-        if self._skip > 0:
-            self._skip -= 1
+    def on_overload(self, in_flight: int, ticket: int) -> None:
+        """Request ``ticket`` found the upstream overloaded (429/503), timed out or was
+        refused a connection: decrease at once, once per window (requests sent before the
+        decrease say nothing new)."""
+        if ticket < self._cut_from:
             return
         if self._drain_saved is not None:  # an overload ends a drain: cut from where it started
             self._limit, self._drain_saved, self._drain_first = self._drain_saved, None, None
         self._slow_start = False
         self._hold = 0
         self.decreases += 1
-        self._set(max(float(self.minimum), self._limit * self.backoff), in_flight - 1)
-        self._window, self._peak, self._prev_latency = [], 0, None
+        self._set(max(float(self.minimum), self._limit * self.backoff))
+        self._prev_latency = None
+
+    def on_drop(self, in_flight: int, ticket: int) -> None:
+        """Request ``ticket`` ended without a latency or an overload (another error, or the
+        caller cancelled it): its window no longer waits for it."""
+        if ticket >= self._cut_from:
+            self._answered(ticket, in_flight, None)
+
+    def _answered(self, ticket: int, in_flight: int, rtt: float | None) -> None:
+        cohorts = self._cohorts
+        for c in cohorts:
+            if c.first <= ticket < c.end:
+                break
+        else:
+            return  # a window already dropped
+        c.outstanding -= 1
+        if rtt is not None:
+            c.samples.append(rtt)
+            if in_flight > c.peak:
+                c.peak = in_flight
+        # Judge windows in send order, each once every request of it was sent and answered
+        # (one left part-sent at the end of a step fills at the next). Judging a later window
+        # that completed first would favour windows without a slow request.
+        while cohorts and not cohorts[0].outstanding and self._sent >= cohorts[0].end:
+            c = cohorts.pop(0)
+            if not c.samples:
+                continue
+            if self._slow_start:
+                self._end_startup_window(c, in_flight)
+            else:
+                self._end_window(c, in_flight)
+
+    def _restart_windows(self) -> None:
+        """Drop the windows being measured: the next one starts at the next send."""
+        self._cohorts.clear()
 
     def drain_period(self) -> float | None:
         """Seconds between drains: ``drain_every_rtts`` round trips at the floor latency,
@@ -263,7 +346,7 @@ class AdaptiveLimit:
         self._drain_mark = mark
         return not first and now - mark <= 2.0 * self._floor
 
-    def drain(self, in_flight: int) -> None:
+    def drain(self) -> None:
         """Re-measure the floor: lower the limit by ``backoff`` for one window of at most
         one limit's worth of answers (about one round trip), take that window's latency as
         the floor if it is lower, then restore the limit. A window off the floor by more
@@ -280,25 +363,28 @@ class AdaptiveLimit:
         if self._slow_start or self._drain_saved is not None:
             return
         self.drains += 1
-        self._drain_saved = self._limit
-        self._limit = max(float(self.minimum), self._limit * self.backoff)
-        self._skip = max(self._skip, in_flight - 1)
-        self._window, self._peak = [], 0
+        saved = self._limit
+        self._set(max(float(self.minimum), self._limit * self.backoff))
+        self._drain_saved = saved
 
     # ------------------------------------------------------------------ arithmetic
-    def _close_window(self) -> tuple[float, int]:
-        window = sorted(self._window)
-        lat = window[int(len(window) * self.quantile)]  # the window's latency
-        self._fastest = window[0]
-        peak = self._peak
-        self._window, self._peak = [], 0
-        self.latency = lat
-        return lat, peak
+    def _close_window(self, c: _Cohort) -> tuple[float, float, int]:
+        """A window's latency (its mean), the mean plus ``noise_z`` standard errors (what
+        the floor is learnt from: see the module docstring), and the most requests in
+        flight during it."""
+        samples = c.samples
+        n = len(samples)
+        mean = math.fsum(samples) / n
+        var = math.fsum((x - mean) ** 2 for x in samples) / (n - 1) if n > 1 else 0.0
+        self._fastest = min(samples)
+        self.latency = mean
+        self.windows += 1
+        return mean, mean + self.noise_z * math.sqrt(var / n), c.peak
 
-    def _end_startup_window(self, in_flight: int) -> None:
-        lat, _ = self._close_window()
-        if self._floor is None or lat < self._floor:
-            self._floor = lat
+    def _end_startup_window(self, c: _Cohort, in_flight: int) -> None:
+        lat, high, _ = self._close_window(c)
+        if self._floor is None or high < self._floor:
+            self._floor = high
         rho = lat / self._floor
         if not self._hold:
             if rho > 1.0 + self.tolerance:
@@ -306,6 +392,7 @@ class AdaptiveLimit:
                 # answers by as much as a queue would): hold the limit for one round trip of
                 # answers and judge those; a stall covers only a part of them.
                 self._hold = max(self.window_min, in_flight)
+                self._restart_windows()  # the held window: requests sent from now on
             else:
                 self.increases += 1
             return
@@ -317,9 +404,9 @@ class AdaptiveLimit:
         # can mistake it for the floor.
         self._slow_start = False
         self.decreases += 1
-        self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho), in_flight - 1)
+        self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho))
 
-    def _judge_drain_window(self, lat: float) -> str:
+    def _judge_drain_window(self, lat: float) -> str:  # lat: the window's high bound
         """A drain window's verdict: ``"again"`` (cut once more and look again),
         ``"restore"`` (the floor kept or lowered) or ``"slower"`` (the floor raised).
 
@@ -364,17 +451,18 @@ class AdaptiveLimit:
                 return "again"
         return "restore"
 
-    def _end_window(self, in_flight: int) -> None:
-        lat, peak = self._close_window()
+    def _end_window(self, c: _Cohort, in_flight: int) -> None:
+        lat, high, peak = self._close_window(c)
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
         if self._drain_saved is not None:
-            verdict = self._judge_drain_window(lat)
+            verdict = self._judge_drain_window(high)
             if verdict == "again":
-                self._set(max(float(self.minimum), self._limit * self.backoff), in_flight - 1)
+                self._set(max(float(self.minimum), self._limit * self.backoff))
                 return
-            self._set(self._drain_saved, in_flight - 1)
-            self._drain_saved = self._prev_latency = None
+            saved, self._drain_saved, self._prev_latency = self._drain_saved, None, None
+            self._set(saved)
+            self._restart_windows()  # windows of a drain's size were under way
             if verdict == "slower":
                 # The upstream got slower: the cuts since were made against a floor it can no
                 # longer reach; from here the gradient grows the limit back. (Not slow start:
@@ -382,17 +470,18 @@ class AdaptiveLimit:
                 # would overshoot by a whole limit for a round trip.)
                 self.relearns += 1
             return
-        if self._floor is None or lat < self._floor:
-            self._floor = lat
+        if self._floor is None or high < self._floor:
+            self._floor = high
         # Two windows in a row must show a queue: a stall of our own (a GC pause) can delay
         # most answers of one short window, a queue delays those of both.
         rho = (lat if prev is None else min(lat, prev)) / self._floor
         if self.limit <= self.minimum and rho > 1.0 + self.tolerance:
             # Latency stays high even at the minimum: the upstream got slower. That is its
             # floor now; find the limit that fits it as at the start.
-            self._floor = lat
+            self._floor = high
             self._slow_start = True
             self._prev_latency = None
+            self._restart_windows()
             self.relearns += 1
             return
         gradient = min(1.0 + self.tolerance, max(self.backoff, (1.0 + self.tolerance) / rho))
@@ -404,13 +493,15 @@ class AdaptiveLimit:
             self.decreases += 1
         elif int(new) > int(limit):
             self.increases += 1
-        self._set(new, in_flight - 1)
+        self._set(new)
 
-    def _set(self, new: float, in_flight: int) -> None:
-        # After a cut the answers to requests sent before it carry the old queue: skip them.
-        # After a rise they arrive no later than they would have: the next window counts.
+    def _set(self, new: float) -> None:
+        # After a cut, answers to requests sent before it carry the old queue: ignore them,
+        # and measure from the next send. After a rise they arrive no later than they would
+        # have: the windows under way count.
         if new < self._limit:
-            self._skip = max(0, in_flight)
+            self._cut_from = self._sent
+            self._restart_windows()
         self._limit = new
 
     def __repr__(self) -> str:

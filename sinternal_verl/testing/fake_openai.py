@@ -179,7 +179,11 @@ def _tokens_with_logprobs(text: str, top_logprobs: int) -> list[dict]:
 
 class FakeOpenAIState:
     def __init__(
-        self, service_time_s: float = 0.0, max_concurrency: int | None = None, service_jitter: float = 0.0
+        self,
+        service_time_s: float = 0.0,
+        max_concurrency: int | None = None,
+        service_jitter: float = 0.0,
+        seed: int = 0,
     ):
         self.service_time_s = service_time_s
         self.max_concurrency = max_concurrency
@@ -187,7 +191,7 @@ class FakeOpenAIState:
             raise ValueError(f"service_jitter must be in [0, 1), got {service_jitter}")
         self.service_jitter = service_jitter
         #: seeded: a benchmark's guard draws the same service times run after run
-        self._rng = random.Random(0)
+        self._rng = random.Random(seed)
         #: finish times of the requests holding the ``max_concurrency`` slots
         self._slots: list[float] = []
         self.mode = "ok"

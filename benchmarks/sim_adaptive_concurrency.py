@@ -1,0 +1,118 @@
+"""Deterministic event simulation of adaptive concurrency, to rank limiter variants.
+
+Why: ``bench_adaptive_concurrency.py`` measures the real thing, but its 4-worker rows move by
+0.05-0.15 between consecutive runs, so ranking a small change takes a dozen 4-minute runs and
+still guesses. This runs the *real* :class:`AdaptiveLimit` (built by ``HTTPClientConfig``
+from default settings or ``--set``) and the fake guard's own slot schedule
+(``FakeOpenAIState.reserve``) in simulated time: the same inputs give the same numbers, a
+case takes a fraction of a second, and many seeds (drain phases, service jitter) give a
+distribution instead of one noisy draw. It is a model: what it shows is a lead to confirm
+with the benchmark, not a result.
+
+The model is ``sinternal_verl.testing.guard_sim`` (the tests use it too): client event loops
+and the guard's HTTP server with CPU costs per request, the guard's C slots, the transport's
+loop around the limit, warm-up steps and a measured step dispatched to every client at once.
+Printed per case over ``--seeds`` seeds: the measured step's
+throughput / ceiling (median, min), / the same run of a limiter-less blast (fixed 2 x C in
+flight over all clients), the guard's mean wait queue / C (Little's law over the step) and
+the spread of the clients' finishing times in round trips. Seeds move the wall-clock phase of
+the drain boundaries and the jitter draws.
+
+``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
+``--set limit_tolerance=0.2`` simulates other settings; ``--trace`` prints one case's limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import statistics
+
+from sinternal_verl.guards.http import HTTPClientConfig
+from sinternal_verl.guards.limiter import FixedLimit
+from sinternal_verl.testing.guard_sim import Model, simulate
+
+
+def _limit_factory(overrides: dict):
+    cfg = HTTPClientConfig(urls=("http://127.0.0.1:1",), **overrides)
+    return cfg.new_limit
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--caps", type=int, nargs="+", default=[32, 128, 512])
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--n", type=int, default=4096, help="requests per measured step (all workers)")
+    p.add_argument("--warm", type=int, default=4096, help="requests in a warm-up step")
+    p.add_argument("--warm-steps", type=int, default=1, help="warm-up steps before the measured one")
+    p.add_argument("--ceiling", type=float, default=1280.0, help="guard requests/s; S = cap / ceiling")
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--jitter", type=float, default=0.0, help="guard service-time jitter (fraction)")
+    p.add_argument("--client-send", type=float, default=Model.client_send)
+    p.add_argument("--client-recv", type=float, default=Model.client_recv)
+    p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
+    p.add_argument("--gap", type=float, default=Model.gap, help="seconds between the two steps")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
+    p.add_argument(
+        "--trace", type=float, default=0.0, help="print the limits every S seconds (of --trace-seed)"
+    )
+    p.add_argument("--trace-seed", type=int, default=0)
+    p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling")
+    args = p.parse_args()
+    model = Model(args.client_send, args.client_recv, args.guard_cpu, args.gap, args.jitter)
+    make_limit = _limit_factory(_overrides(args.set))
+    print(
+        f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, gap {model.gap}s; "
+        f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
+    )
+    print(
+        f"{'cap x W':>9} | {'x ceiling med (min)':>20} | {'x blast':>7} | {'queue/cap':>9} | {'ends apart (RTTs)':>17} | met"
+    )
+    met = total = 0
+    for cap in args.caps:
+        for w in args.workers:
+            rates, queues, spreads, blasts = [], [], [], []
+            blast = functools.partial(FixedLimit, max(1, 2 * cap // w))
+            common = {"n": args.n, "warm": args.warm, "warm_steps": args.warm_steps, "ceiling": args.ceiling}
+            for seed in range(args.seeds):
+                trace = args.trace if seed == args.trace_seed else 0.0
+                if trace:
+                    print(
+                        f"  trace: cap {cap} x {w}, seed {seed}; per client: limit/in flight, latency/floor ms, D draining"
+                    )
+                r = simulate(cap, w, make_limit, model=model, seed=seed, trace_every=trace, **common)
+                b = simulate(cap, w, blast, model=model, seed=seed, **common)
+                rates.append(r.rate)
+                queues.append(r.queue)
+                spreads.append(r.spread_rtts)
+                blasts.append(b.rate)
+            if args.per_seed:
+                print(f"  cap {cap} x {w} per seed: " + " ".join(f"{i}:{r:.2f}" for i, r in enumerate(rates)))
+            ok = sum(
+                (r >= 0.9 or r >= 0.95 * b) and q <= 0.5
+                for r, b, q in zip(rates, blasts, queues, strict=True)
+            )
+            met += ok
+            total += len(rates)
+            print(
+                f"{cap:>5} x {w} | {statistics.median(rates):>12.3f} ({min(rates):.3f}) | "
+                f"{statistics.median(r / b for r, b in zip(rates, blasts, strict=True)):>7.3f} | "
+                f"{statistics.median(queues):>9.2f} | {statistics.median(spreads):>17.2f} | {ok}/{len(rates)}"
+            )
+    print(f"seeds meeting both targets: {met}/{total} ({math.floor(100 * met / total)} %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""A deterministic event simulation of guard clients with their concurrency limits.
+
+The real :class:`~sinternal_verl.guards.limiter.AdaptiveLimit` (or any limit with its
+interface) and the fake guard's own slot schedule (``FakeOpenAIState.reserve``), in simulated
+time: the same inputs give the same numbers, and a case takes a fraction of a second. Tests
+use it to check the limiter end to end without clocks; ``benchmarks/sim_adaptive_concurrency.py``
+uses it to rank variants, which the real benchmark's run-to-run noise cannot.
+
+The model, per request (each step in time order over all processes):
+
+* a client process is one event loop: sending costs it ``Model.client_send`` seconds of CPU
+  and handling an answer ``Model.client_recv``; its requests wait for that loop (so a
+  start-of-step burst of hundreds of sends is spread over time, as in the real client);
+* the guard process spends ``Model.guard_cpu`` per request before it reaches a slot (the HTTP
+  server), one request at a time; then ``reserve`` gives its slot's start and finish (C
+  slots, FIFO, service time S = C / ceiling, uniform in ``S * [1 - jitter, 1 + jitter]``);
+* the transport's loop around the limit, as in ``OpenAIHTTPClient._request``: a request takes
+  a ticket (``on_send``) and is sent while fewer than ``limit`` are in flight; at an answer,
+  ``on_sample(rtt, in_flight, ticket)``, then ``drain_due(wall clock)`` / ``drain``, then the
+  freed room goes to the next request.
+
+A run is ``warm_steps`` warm-up steps and a measured step, each handing every client
+``n / workers`` requests at the same moment (as verl's ``RewardLoopManager`` dispatches a
+step), ``Model.gap`` seconds apart. It is a model: what it shows is a lead to confirm with
+the real benchmark, not a result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .fake_openai import FakeOpenAIState
+
+__all__ = ["Model", "StepResult", "simulate"]
+
+
+# event kinds, in the order they are handled when two fall on the same instant
+_ANSWER, _PROCESSED, _ARRIVE, _ADMIT = range(4)
+
+
+@dataclass
+class Model:
+    """What the simulation charges. The CPU costs are rough figures of the benchmark's
+    processes on a 2-core machine (``bench_guard_client.py`` measures the real client's)."""
+
+    client_send: float = 150e-6  #: seconds of a client's event loop per request sent
+    client_recv: float = 150e-6  #: seconds of a client's event loop per answer handled
+    guard_cpu: float = 300e-6  #: seconds of the guard's HTTP server per request, in turn
+    gap: float = 0.5  #: seconds between steps
+    jitter: float = 0.0  #: service time uniform in ``S * [1 - jitter, 1 + jitter]``
+
+
+@dataclass
+class _Client:
+    limit: Any
+    pending: int = 0
+    in_flight: int = 0
+    cpu_free: float = 0.0
+    done_at: float = 0.0
+
+
+@dataclass
+class StepResult:
+    """The measured step. ``rate``: requests per second over the guard's ceiling, from the
+    step's dispatch to its last answer; ``queue``: the guard's mean wait queue (requests
+    waiting for a slot, Little's law over the step) over its cap; ``spread_rtts``: first
+    and last client's finishing times apart, in service times; ``limits``: at the end."""
+
+    rate: float
+    queue: float
+    spread_rtts: float
+    limits: list[int]
+
+
+def simulate(
+    cap: int,
+    workers: int,
+    make_limit: Callable[[], Any],
+    *,
+    n: int = 4096,
+    warm: int = 4096,
+    warm_steps: int = 1,
+    ceiling: float = 1280.0,
+    model: Model | None = None,
+    seed: int = 0,
+    trace_every: float = 0.0,
+) -> StepResult:
+    """``warm_steps`` steps of ``warm`` requests, then a measured step of ``n``, each split
+    evenly over ``workers`` clients (``make_limit()`` gives each its limit) against a guard
+    of ``cap`` slots and service time ``cap / ceiling``. ``seed`` sets the service-time draws
+    and the wall clock's phase against the drain boundaries; ``trace_every`` prints each
+    client's state that often (simulated seconds)."""
+    model = model or Model()
+    service = cap / ceiling
+    guard = FakeOpenAIState(service, cap, model.jitter, seed=seed)
+    wall0 = random.Random(seed).uniform(0, 1024)
+    clients = [_Client(make_limit()) for _ in range(workers)]
+    events: list = []
+    seq = 0
+    guard_free = 0.0
+    waits = 0.0
+
+    def push(t: float, kind: int, data: tuple) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(events, (t, kind, seq, data))
+
+    def send_more(k: int, now: float) -> None:
+        c = clients[k]
+        while c.pending and c.in_flight < c.limit.limit:
+            c.pending -= 1
+            c.in_flight += 1
+            t0 = max(now, c.cpu_free)  # the request's clock starts when its loop takes it up
+            c.cpu_free = t0 + model.client_send
+            push(c.cpu_free, _ARRIVE, (k, t0, c.limit.on_send()))
+
+    def run_step(start: float, per_client: int) -> float:
+        nonlocal guard_free, waits
+        for k, c in enumerate(clients):
+            c.pending = per_client
+            send_more(k, start)
+        now = next_trace = start
+        while events:
+            now, kind, _, data = heapq.heappop(events)
+            if kind == _ARRIVE:  # the guard's HTTP server takes the requests one at a time
+                guard_free = max(now, guard_free) + model.guard_cpu
+                push(guard_free, _ADMIT, data)
+            elif kind == _ADMIT:
+                begin, finish = guard.reserve(now)
+                waits += begin - now
+                push(finish, _ANSWER, data)
+            elif kind == _ANSWER:  # back at the client: its loop handles it when free
+                c = clients[data[0]]
+                c.cpu_free = max(now, c.cpu_free) + model.client_recv
+                push(c.cpu_free, _PROCESSED, data)
+            else:
+                k, t0, ticket = data
+                c = clients[k]
+                lim = c.limit
+                lim.on_sample(now - t0, c.in_flight, ticket)
+                if lim.adaptive and lim.drain_due(wall0 + now):
+                    lim.drain()
+                c.in_flight -= 1
+                send_more(k, now)
+                if not c.pending and not c.in_flight:
+                    c.done_at = now
+            if trace_every and now >= next_trace:
+                print(f"  t={now - start:6.2f}s  " + "  ".join(state_line(c) for c in clients))
+                next_trace = now + trace_every
+        return now
+
+    t0 = 0.0
+    for _ in range(warm_steps):
+        t0 = run_step(t0, warm // workers) + model.gap
+    waits = 0.0
+    end = run_step(t0, n // workers)
+    span = end - t0
+    done = [c.done_at - t0 for c in clients]
+    return StepResult(
+        rate=(n // workers) * workers / span / ceiling,
+        queue=waits / span / cap,
+        spread_rtts=(max(done) - min(done)) / service,
+        limits=[c.limit.limit for c in clients],
+    )
+
+
+def state_line(c: _Client) -> str:
+    """One client: limit/in flight, last window latency/floor in ms, D while draining."""
+    lim = c.limit
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v * 1e3:.0f}"
+
+    drain = "D" if getattr(lim, "draining", False) else " "
+    return f"{lim.limit:4d}/{c.in_flight:<4d} {ms(lim.latency):>4}/{ms(lim.floor):<4}{drain}"
