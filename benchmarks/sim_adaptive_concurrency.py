@@ -19,12 +19,14 @@ the spread of the clients' finishing times in round trips. Seeds move the wall-c
 the drain boundaries and the jitter draws.
 
 ``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
-``--set limit_tolerance=0.2`` simulates other settings; ``--trace`` prints one case's limits.
+``--set limit_tolerance=0.2`` simulates other settings; ``--trace S`` prints each case's limits every S
+simulated seconds for one seed, and the measured step's throughput over time.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import math
 import statistics
@@ -37,6 +39,11 @@ from sinternal_verl.testing.guard_sim import Model, simulate
 def _limit_factory(overrides: dict):
     cfg = HTTPClientConfig(urls=("http://127.0.0.1:1",), **overrides)
     return cfg.new_limit
+
+
+def _rates(answers: list[tuple[float, int]], every: float, ceiling: float) -> list[float]:
+    counts = collections.Counter(int(t / every) for t, _ in answers)
+    return [counts[i] / every / ceiling for i in range(max(counts) + 1)] if counts else []
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -93,6 +100,9 @@ def main() -> None:
                         f"  trace: cap {cap} x {w}, seed {seed}; per client: limit/in flight, latency/floor ms, D draining"
                     )
                 r = simulate(cap, w, make_limit, model=model, seed=seed, trace_every=trace, **common)
+                if trace:
+                    print("  the measured step's answers per second / ceiling, every trace interval:")
+                    print("  " + " ".join(f"{x:.2f}" for x in _rates(r.answers, trace, args.ceiling)))
                 b = simulate(cap, w, blast, model=model, seed=seed, **common)
                 rates.append(r.rate)
                 queues.append(r.queue)

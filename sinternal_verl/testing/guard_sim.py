@@ -68,12 +68,14 @@ class StepResult:
     """The measured step. ``rate``: requests per second over the guard's ceiling, from the
     step's dispatch to its last answer; ``queue``: the guard's mean wait queue (requests
     waiting for a slot, Little's law over the step) over its cap; ``spread_rtts``: first
-    and last client's finishing times apart, in service times; ``limits``: at the end."""
+    and last client's finishing times apart, in service times; ``limits``: at the end;
+    ``answers``: (seconds into the step, client) of every answer, in order."""
 
     rate: float
     queue: float
     spread_rtts: float
     limits: list[int]
+    answers: list[tuple[float, int]]
 
 
 def simulate(
@@ -103,6 +105,7 @@ def simulate(
     seq = 0
     guard_free = 0.0
     waits = 0.0
+    answers: list[tuple[float, int]] = []
 
     def push(t: float, kind: int, data: tuple) -> None:
         nonlocal seq
@@ -145,6 +148,7 @@ def simulate(
                 if lim.adaptive and lim.drain_due(wall0 + now):
                     lim.drain()
                 c.in_flight -= 1
+                answers.append((now, k))
                 send_more(k, now)
                 if not c.pending and not c.in_flight:
                     c.done_at = now
@@ -157,6 +161,7 @@ def simulate(
     for _ in range(warm_steps):
         t0 = run_step(t0, warm // workers) + model.gap
     waits = 0.0
+    answers.clear()
     end = run_step(t0, n // workers)
     span = end - t0
     done = [c.done_at - t0 for c in clients]
@@ -165,6 +170,7 @@ def simulate(
         queue=waits / span / cap,
         spread_rtts=(max(done) - min(done)) / service,
         limits=[c.limit.limit for c in clients],
+        answers=[(t - t0, k) for t, k in answers],
     )
 
 
