@@ -87,6 +87,21 @@ def test_windows_are_judged_in_send_order_so_a_slow_request_does_not_drop_its_wi
     assert lim.windows == 2 and lim.floor == pytest.approx(0.1)  # the second (no slow one) last
 
 
+def test_a_hung_request_holds_its_window_only_until_two_later_ones_are_complete():
+    # A connection that hangs until the timeout must not stall every later window (nor pile
+    # them up): once two later windows are complete, its window is judged without it.
+    c = Client(AdaptiveLimit(initial=16, window_min=16, maximum=16))
+    hung = c.tickets.popleft()  # never answered
+    c.answer(0.1, 15 + 16)  # the rest of its window, and one whole later window
+    assert c.lim.windows == 0 and len(c.lim._cohorts) >= 2
+    c.answer(0.1, 16)  # a second later window
+    assert c.lim.windows == 3 and c.lim.floor == pytest.approx(0.1)
+    c.answer(0.1, 160)
+    assert len(c.lim._cohorts) <= 2  # nothing piles up behind it
+    c.lim.on_sample(60.0, 1, hung)  # when it does answer, its window is gone: no signal
+    assert c.lim.floor == pytest.approx(0.1) and c.lim.latency == pytest.approx(0.1)
+
+
 def test_a_request_that_failed_otherwise_is_not_waited_for():
     lim = AdaptiveLimit(initial=16, window_min=16, maximum=16)
     tickets = [lim.on_send() for _ in range(16)]

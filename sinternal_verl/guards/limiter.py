@@ -81,6 +81,7 @@ hence this small module.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 __all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
@@ -96,6 +97,10 @@ class _Cohort:
         self.outstanding = 0  # sent and not answered yet
         self.samples: list[float] = []
         self.peak = 0  # most requests in flight at an answer
+
+
+def _first(c: _Cohort) -> int:
+    return c.first
 
 
 class FixedLimit:
@@ -285,11 +290,10 @@ class AdaptiveLimit:
 
     def _answered(self, ticket: int, in_flight: int, rtt: float | None) -> None:
         cohorts = self._cohorts
-        for c in cohorts:
-            if c.first <= ticket < c.end:
-                break
-        else:
+        k = bisect.bisect_right(cohorts, ticket, key=_first) - 1
+        if k < 0 or ticket >= cohorts[k].end:
             return  # a window already dropped
+        c = cohorts[k]
         c.outstanding -= 1
         if rtt is not None:
             c.samples.append(rtt)
@@ -297,8 +301,10 @@ class AdaptiveLimit:
                 c.peak = in_flight
         # Judge windows in send order, each once every request of it was sent and answered
         # (one left part-sent at the end of a step fills at the next). Judging a later window
-        # that completed first would favour windows without a slow request.
-        while cohorts and not cohorts[0].outstanding and self._sent >= cohorts[0].end:
+        # that completed first would favour windows without a slow request. A request still
+        # out when two later windows are complete is an outlier (a hung connection waits
+        # for the timeout): its window is judged without it rather than stall every later one.
+        while cohorts and (self._complete(cohorts[0]) or self._overtaken(cohorts)):
             c = cohorts.pop(0)
             if not c.samples:
                 continue
@@ -306,6 +312,12 @@ class AdaptiveLimit:
                 self._end_startup_window(c, in_flight)
             else:
                 self._end_window(c, in_flight)
+
+    def _complete(self, c: _Cohort) -> bool:
+        return not c.outstanding and self._sent >= c.end
+
+    def _overtaken(self, cohorts: list[_Cohort]) -> bool:
+        return len(cohorts) > 2 and self._complete(cohorts[1]) and self._complete(cohorts[2])
 
     def _restart_windows(self) -> None:
         """Drop the windows being measured: the next one starts at the next send."""
