@@ -18,6 +18,7 @@ def guard_process(
     max_concurrency: int,
     model: str = "Qwen/Qwen3Guard-Gen-4B",
     service_jitter: float = 0.0,
+    service_sigma: float = 0.0,
 ):
     port = free_port()
     proc = subprocess.Popen(
@@ -35,6 +36,8 @@ def guard_process(
             str(max_concurrency),
             "--service-jitter",
             str(service_jitter),
+            "--service-sigma",
+            str(service_sigma),
         ],
     )
     url = f"http://127.0.0.1:{port}"

@@ -275,6 +275,13 @@ def main() -> None:
         "request takes S and the guard's batches run in lockstep",
     )
     ap.add_argument(
+        "--service-sigma",
+        type=float,
+        default=0.0,
+        help="each guard request's service time lognormal, S x exp(s Z - s^2 / 2) (mean S): a heavy tail, "
+        "like prompts whose lengths span orders of magnitude",
+    )
+    ap.add_argument(
         "--staggered",
         action="store_true",
         help="each worker starts its warm-up as soon as its process is up (a second or so apart: "
@@ -308,7 +315,9 @@ def main() -> None:
     rows = []
     for cap in a.caps:
         service = cap / a.ceiling
-        with guard_process(service, cap, service_jitter=a.service_jitter) as url:
+        with guard_process(
+            service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma
+        ) as url:
             for w in a.workers:
                 blasts, ours_runs = [], []
                 for _ in range(a.repeats):  # interleaved: the machine's load drifts
@@ -343,7 +352,7 @@ def main() -> None:
     print(
         f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
         f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
-        f"warm-up {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
+        f"warm-up {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}, sigma {a.service_sigma}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
         + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
     )
     print(
@@ -385,8 +394,8 @@ def main() -> None:
     # ------------------------------------------------------------ a replica slows down halfway
     cap, service, workers = 64, 64 / (a.ceiling / 2), 4
     with (
-        guard_process(service, cap, service_jitter=a.service_jitter) as url_a,
-        guard_process(service, cap, service_jitter=a.service_jitter) as url_b,
+        guard_process(service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma) as url_a,
+        guard_process(service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma) as url_b,
     ):
         duration = a.slow_n / a.ceiling
         slowed = {}

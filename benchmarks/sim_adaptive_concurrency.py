@@ -66,6 +66,7 @@ def main() -> None:
     p.add_argument("--ceiling", type=float, default=1280.0, help="guard requests/s; S = cap / ceiling")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--jitter", type=float, default=0.0, help="guard service-time jitter (fraction)")
+    p.add_argument("--sigma", type=float, default=0.0, help="guard service time lognormal with this sigma")
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
@@ -77,11 +78,11 @@ def main() -> None:
     p.add_argument("--trace-seed", type=int, default=0)
     p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling")
     args = p.parse_args()
-    model = Model(args.client_send, args.client_recv, args.guard_cpu, args.gap, args.jitter)
+    model = Model(args.client_send, args.client_recv, args.guard_cpu, args.gap, args.jitter, args.sigma)
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, gap {model.gap}s; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(

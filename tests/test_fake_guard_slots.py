@@ -1,6 +1,8 @@
 """The fake guard's slot model (``FakeOpenAIState.reserve``): the arithmetic behind every
 benchmark ceiling, driven with numbers (no clocks, no server)."""
 
+import math
+
 import pytest
 
 from sinternal_verl.testing.fake_openai import FakeOpenAIState
@@ -35,6 +37,21 @@ def test_jitter_spreads_service_times_around_the_same_mean():
     start, finish = a.reserve(3.0)
     assert start == 3.0 and 0.32 <= finish - start <= 0.48
     assert FakeOpenAIState(service_time_s=0.4).service() == 0.4  # no jitter: exactly S
+
+
+def test_lognormal_service_times_have_a_heavy_tail_and_the_same_mean():
+    a = FakeOpenAIState(service_time_s=0.1, max_concurrency=128, service_sigma=1.0, seed=3)
+    b = FakeOpenAIState(service_time_s=0.1, max_concurrency=128, service_sigma=1.0, seed=3)
+    times = [a.service() for _ in range(50_000)]
+    assert times[:100] == [b.service() for _ in range(100)]  # seeded
+    assert sum(times) / len(times) == pytest.approx(0.1, rel=0.05)  # the ceiling stays C / S
+    times.sort()
+    assert times[len(times) // 2] == pytest.approx(0.1 * math.exp(-0.5), rel=0.05)  # median below the mean
+    assert times[int(0.99 * len(times))] > 5 * 0.1  # one in a hundred over five times the mean
+    with pytest.raises(ValueError, match="service_sigma"):
+        FakeOpenAIState(service_time_s=0.1, service_sigma=-1.0)
+    with pytest.raises(ValueError, match="set one"):
+        FakeOpenAIState(service_time_s=0.1, service_jitter=0.2, service_sigma=0.5)
 
 
 @pytest.mark.parametrize("jitter", [-0.1, 1.0])

@@ -24,7 +24,8 @@ own Python overhead therefore does not eat into the ceiling, as a vLLM engine's 
 not wait for its API front-end; what is measured against the ceiling is the client. Every
 request takes exactly ``service_time_s``, so the slots run in lockstep; ``service_jitter`` j
 draws each one's time uniform in ``S * [1 - j, 1 + j]`` (seeded; mean S, so the same
-ceiling), as a real guard's requests differ in length.
+ceiling), as a real guard's requests differ in length; ``service_sigma`` s draws it lognormal
+(``S * exp(s Z - s^2 / 2)``, mean S), a heavy tail.
 """
 
 from __future__ import annotations
@@ -184,12 +185,18 @@ class FakeOpenAIState:
         max_concurrency: int | None = None,
         service_jitter: float = 0.0,
         seed: int = 0,
+        service_sigma: float = 0.0,
     ):
         self.service_time_s = service_time_s
         self.max_concurrency = max_concurrency
         if not 0.0 <= service_jitter < 1.0:
             raise ValueError(f"service_jitter must be in [0, 1), got {service_jitter}")
+        if not service_sigma >= 0.0:
+            raise ValueError(f"service_sigma must be >= 0, got {service_sigma}")
+        if service_jitter and service_sigma:
+            raise ValueError("service_jitter and service_sigma are two distributions: set one")
         self.service_jitter = service_jitter
+        self.service_sigma = service_sigma
         #: seeded: a benchmark's guard draws the same service times run after run
         self._rng = random.Random(seed)
         #: finish times of the requests holding the ``max_concurrency`` slots
@@ -231,8 +238,13 @@ class FakeOpenAIState:
         self.max_waiting = self.waiting
 
     def service(self) -> float:
-        """This request's service time: ``service_time_s``, or with ``service_jitter`` j
-        uniform in ``S * [1 - j, 1 + j]`` (mean S, so the ceiling stays C / S)."""
+        """This request's service time: ``service_time_s``; with ``service_jitter`` j uniform
+        in ``S * [1 - j, 1 + j]``; with ``service_sigma`` s lognormal, ``S * exp(s Z - s^2 / 2)``
+        (a heavy right tail: prompts whose lengths span orders of magnitude). Mean S either
+        way, so the ceiling stays C / S."""
+        if self.service_sigma:
+            s = self.service_sigma
+            return self.service_time_s * math.exp(s * self._rng.gauss(0.0, 1.0) - s * s / 2)
         if not self.service_jitter:
             return self.service_time_s
         return self.service_time_s * (1.0 + self.service_jitter * (2.0 * self._rng.random() - 1.0))
@@ -265,8 +277,9 @@ def build_app(
     service_time_s: float = 0.0,
     max_concurrency: int | None = None,
     service_jitter: float = 0.0,
+    service_sigma: float = 0.0,
 ) -> Starlette:
-    state = FakeOpenAIState(service_time_s, max_concurrency, service_jitter)
+    state = FakeOpenAIState(service_time_s, max_concurrency, service_jitter, service_sigma=service_sigma)
 
     async def list_models(request: Request) -> Response:
         state.stats["models"] += 1
@@ -425,12 +438,19 @@ def main(argv: list[str] | None = None) -> None:
         help="each request's service time uniform in S x [1 - j, 1 + j] (mean S): a real guard's "
         "requests differ in length, so its batch is not in lockstep",
     )
+    p.add_argument(
+        "--service-sigma",
+        type=float,
+        default=0.0,
+        help="each request's service time lognormal, S x exp(s Z - s^2 / 2) (mean S): a heavy tail",
+    )
     a = p.parse_args(argv)
     app = build_app(
         models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]),
         service_time_s=a.service_time,
         max_concurrency=a.max_concurrency,
         service_jitter=a.service_jitter,
+        service_sigma=a.service_sigma,
     )
     # keep-alive longer than the clients' pool expiry, so a benchmark never races a server-side close
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_keep_alive=30)

@@ -13,7 +13,8 @@ The model, per request (each step in time order over all processes):
   start-of-step burst of hundreds of sends is spread over time, as in the real client);
 * the guard process spends ``Model.guard_cpu`` per request before it reaches a slot (the HTTP
   server), one request at a time; then ``reserve`` gives its slot's start and finish (C
-  slots, FIFO, service time S = C / ceiling, uniform in ``S * [1 - jitter, 1 + jitter]``);
+  slots, FIFO, service time S = C / ceiling, uniform in ``S * [1 - jitter, 1 + jitter]`` or
+  lognormal with ``sigma``);
 * the transport's loop around the limit, as in ``OpenAIHTTPClient._request``: a request takes
   a ticket (``on_send``) and is sent while fewer than ``limit`` are in flight; at an answer,
   ``on_sample(rtt, in_flight, ticket)``, then ``drain_due(wall clock)`` / ``drain``, then the
@@ -52,6 +53,7 @@ class Model:
     guard_cpu: float = 300e-6  #: seconds of the guard's HTTP server per request, in turn
     gap: float = 0.5  #: seconds between steps
     jitter: float = 0.0  #: service time uniform in ``S * [1 - jitter, 1 + jitter]``
+    sigma: float = 0.0  #: service time lognormal, ``S * exp(sigma Z - sigma^2 / 2)``
 
 
 @dataclass
@@ -98,7 +100,7 @@ def simulate(
     client's state that often (simulated seconds)."""
     model = model or Model()
     service = cap / ceiling
-    guard = FakeOpenAIState(service, cap, model.jitter, seed=seed)
+    guard = FakeOpenAIState(service, cap, model.jitter, seed=seed, service_sigma=model.sigma)
     wall0 = random.Random(seed).uniform(0, 1024)
     clients = [_Client(make_limit()) for _ in range(workers)]
     events: list = []
