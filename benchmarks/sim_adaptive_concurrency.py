@@ -31,6 +31,8 @@ import functools
 import math
 import statistics
 
+from bench_adaptive_concurrency import _overrides  # the same --set, checked by GuardConfig
+
 from sinternal_verl.guards.http import HTTPClientConfig
 from sinternal_verl.guards.limiter import FixedLimit
 from sinternal_verl.testing.guard_sim import Model, simulate
@@ -44,16 +46,6 @@ def _limit_factory(overrides: dict):
 def _rates(answers: list[tuple[float, int]], every: float, ceiling: float) -> list[float]:
     counts = collections.Counter(int(t / every) for t, _ in answers)
     return [counts[i] / every / ceiling for i in range(max(counts) + 1)] if counts else []
-
-
-def _overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes KEY=VALUE, got {pair!r}")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def main() -> None:
