@@ -17,8 +17,9 @@ HyStart's delay exit), reduced to what this transport needs:
   are (Little's law), while a quantile of a guard whose batches run in step does not move
   until half the requests wait. A stall of the client's own (GC, a descheduled process)
   moves one window's mean, not two in a row (below).
-* **The floor** (the no-load latency) is the lowest, since the last drain, of each window's
-  mean plus ``noise_z`` standard errors. A guard's service times vary with prompt length, so
+* **The floor** (the no-load latency) is the lowest of the windows' means, each plus
+  ``noise_z`` standard errors (raised only by a drain that finds the upstream slower, or at
+  the minimum limit: below). A guard's service times vary with prompt length, so
   window means are noisy, and the lowest of many noisy means lies below the guard's real
   no-load latency: taken as the floor, it made every later window look like a queue, and
   the limit fell to its minimum (0.07 of the guard at 100 ms +-50 %). Vector's adaptive
@@ -184,7 +185,7 @@ class AdaptiveLimit:
         self._slow_start = True
         #: answers in the slow-start window that holds the limit to confirm a queue (0: growing)
         self._hold = 0
-        #: lowest window latency since the last drain: the no-load latency estimate
+        #: the no-load latency estimate: the lowest window mean + noise_z standard errors
         self._floor: float | None = None
         #: tickets handed out (``on_send``): this client's requests numbered in send order
         self._sent = 0
@@ -234,15 +235,8 @@ class AdaptiveLimit:
     # ------------------------------------------------------------------ feeding
     def on_send(self) -> int:
         """A request is about to be sent: its ticket, to pass back with its outcome
-        (:meth:`on_sample`, :meth:`on_overload` or :meth:`on_drop`).
-
-        Why tickets: a window is a *cohort* of consecutive requests, judged once every one of
-        them has answered. Closing a window after its first ``k`` answers instead selects the
-        fastest ``k`` of whatever was sent at once (a step's first burst, slow start's doubling
-        rounds): against a guard whose service times vary, those windows came out faster than
-        the guard really is, the floor was learnt from them, and every later window looked
-        like a queue (at cap 128 with service times of 100 ms +-50 % the limit fell to 4: 0.07
-        of the guard's capacity, ``benchmarks/README.md``)."""
+        (:meth:`on_sample`, :meth:`on_overload` or :meth:`on_drop`). Tickets make windows
+        cohorts of consecutive requests (module docstring: why not the first answers)."""
         ticket = self._sent
         self._sent += 1
         cohorts = self._cohorts
@@ -360,7 +354,7 @@ class AdaptiveLimit:
 
     def drain(self) -> None:
         """Re-measure the floor: lower the limit by ``backoff`` for one window of at most
-        one limit's worth of answers (about one round trip), take that window's latency as
+        one limit's worth of requests (about one round trip), take that window's latency as
         the floor if it is lower, then restore the limit. A window off the floor by more
         than the tolerance cuts by ``backoff`` once more for another window: the floor is
         raised only if that one is as slow (the upstream got slower, not a queue), and
@@ -418,9 +412,10 @@ class AdaptiveLimit:
         self.decreases += 1
         self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho))
 
-    def _judge_drain_window(self, lat: float) -> str:  # lat: the window's high bound
+    def _judge_drain_window(self, high: float) -> str:
         """A drain window's verdict: ``"again"`` (cut once more and look again),
-        ``"restore"`` (the floor kept or lowered) or ``"slower"`` (the floor raised).
+        ``"restore"`` (the floor kept or lowered) or ``"slower"`` (the floor raised). ``high``:
+        the window's mean plus its noise margin, the value a floor is learnt from.
 
         Off the floor by more than the tolerance, one window cannot say why, so the drain
         cuts by ``backoff`` once more and compares (down to the minimum limit):
@@ -437,29 +432,29 @@ class AdaptiveLimit:
           others kept one grew against it and keeps that queue itself). It is lowered at
           once, and the drain goes on while each cut lowers it further, so one drain finds
           the floor rather than one step of it per drain period (which that client, whose
-          period follows its inflated floor, reaches least often). Lowering is always safe:
-          no answer comes faster than the upstream's no-load latency.
+          period follows its inflated floor, reaches least often). Lowering is safe: a window's
+          mean plus its margin falls below the upstream's no-load latency only by chance.
         """
         floor = self._floor
         if floor is None:  # an overload ended slow start before its first window; the
             # transport never drains then (no floor, no drain period), a direct caller may
-            self._floor = lat
+            self._floor = high
             return "restore"
         first, self._drain_first = self._drain_first, None
         tol = 1.0 + self.tolerance
         can_cut = self._limit > self.minimum
         if self._fastest > tol * floor:  # above
             if first is None and can_cut:
-                self._drain_first = lat
+                self._drain_first = high
                 return "again"
-            if first is None or (first > tol * floor and first / tol <= lat <= first * tol):
-                self._floor = lat if first is None else min(lat, first)
+            if first is None or (first > tol * floor and first / tol <= high <= first * tol):
+                self._floor = high if first is None else min(high, first)
                 return "slower"
             return "restore"
-        if lat < floor:
-            self._floor = lat
-            if lat * tol < floor and can_cut:  # below by more than the tolerance: look lower
-                self._drain_first = lat
+        if high < floor:
+            self._floor = high
+            if high * tol < floor and can_cut:  # below by more than the tolerance: look lower
+                self._drain_first = high
                 return "again"
         return "restore"
 
