@@ -62,7 +62,7 @@ def main() -> None:
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
-    p.add_argument("--gap", type=float, default=Model.gap, help="seconds between the two steps")
+    p.add_argument("--gap", type=float, default=Model.gap, help="seconds between steps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
     p.add_argument(
         "--trace", type=float, default=0.0, help="print the limits every S seconds (of --trace-seed)"
@@ -70,7 +70,14 @@ def main() -> None:
     p.add_argument("--trace-seed", type=int, default=0)
     p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling")
     args = p.parse_args()
-    model = Model(args.client_send, args.client_recv, args.guard_cpu, args.gap, args.jitter, args.sigma)
+    model = Model(
+        client_send=args.client_send,
+        client_recv=args.client_recv,
+        guard_cpu=args.guard_cpu,
+        gap=args.gap,
+        jitter=args.jitter,
+        sigma=args.sigma,
+    )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
