@@ -570,8 +570,8 @@ async def test_slow_replica_gets_less(fake_guard):
     with ThreadedServer(app2) as other:
         client = transport([fake_guard.url, other.url], limit_initial=16)
         slow = client.limits[0]
-        slow.on_overload(1, slow.on_send())  # the first replica said it is overloaded: 16 -> 8
-        slow.on_overload(1, slow.on_send())  # twice (a request sent after the cut): 8 -> 4
+        slow.on_overload(slow.on_send())  # the first replica said it is overloaded: 16 -> 8
+        slow.on_overload(slow.on_send())  # twice (a request sent after the cut): 8 -> 4
         assert [lim.limit for lim in client.limits] == [4, 16]
         await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(20)))
         s = client.stats()

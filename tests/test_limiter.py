@@ -117,11 +117,11 @@ def test_answers_to_requests_sent_before_a_cut_are_ignored():
     lim = c.lim
     assert not lim.slow_start
     old = list(c.tickets)  # sent before the cut that ended slow start? some may be newer
-    lim.on_overload(len(c.tickets), c.tickets[-1])  # a cut: everything in flight is old now
+    lim.on_overload(c.tickets[-1])  # a cut: everything in flight is old now
     before = (lim.limit, lim.windows, lim.decreases)
     for t in old:
         lim.on_sample(5.0, 1, t)  # very slow, but from before the cut: no signal
-        lim.on_overload(1, t)
+        lim.on_overload(t)
     assert (lim.limit, lim.windows, lim.decreases) == before
 
 
@@ -207,15 +207,15 @@ def test_an_app_limited_client_does_not_grow():
 def test_overload_backs_off_at_once_and_once_per_window():
     lim = AdaptiveLimit(initial=64, minimum=2, backoff=0.5)
     tickets = [lim.on_send() for _ in range(64)]
-    lim.on_overload(64, tickets[0])  # a 429/503/timeout: no window needed
+    lim.on_overload(tickets[0])  # a 429/503/timeout: no window needed
     assert lim.limit == 32 and lim.decreases == 1 and not lim.slow_start
     for t in tickets[1:]:  # the other 63 requests sent before the cut answer 429 too
-        lim.on_overload(64, t)
+        lim.on_overload(t)
     assert lim.limit == 32 and lim.decreases == 1
-    lim.on_overload(32, lim.on_send())  # a request sent after the decrease: a new signal
+    lim.on_overload(lim.on_send())  # a request sent after the decrease: a new signal
     assert lim.limit == 16 and lim.decreases == 2
     for _ in range(100):
-        lim.on_overload(1, lim.on_send())
+        lim.on_overload(lim.on_send())
     assert lim.limit == 2  # never below the minimum
     assert lim.floor is None  # overloads say nothing about latency
 
@@ -329,7 +329,7 @@ def test_a_drain_before_any_floor_takes_its_window_as_the_floor():
     # An overload can end slow start before its first window: no floor yet. The transport
     # does not drain then (no floor, no period), but a direct call must not fail.
     c = Client(AdaptiveLimit(initial=8, window_min=4))
-    c.lim.on_overload(8, c.tickets[0])
+    c.lim.on_overload(c.tickets[0])
     assert c.lim.floor is None and c.lim.drain_period() is None
     saved = c.lim._limit
     c.lim.drain()
@@ -356,7 +356,7 @@ def test_a_drain_lasts_about_one_round_trip_whatever_the_limit():
     # client does not still measure when a large one has restored its limit and its queue.
     c = Client(AdaptiveLimit(initial=8, window_min=16))
     c.window(0.1)  # one slow-start window: floor 0.1
-    c.lim.on_overload(c.lim.limit, c.tickets[-1])  # out of slow start, halved
+    c.lim.on_overload(c.tickets[-1])  # out of slow start, halved
     limit = c.lim.limit
     assert not c.lim.slow_start
     c.lim.drain()
@@ -465,7 +465,7 @@ def test_fixed_limit_ignores_every_signal():
     lim = FixedLimit(7)
     ticket = lim.on_send()
     lim.on_sample(10.0, 7, ticket)
-    lim.on_overload(7, ticket)
+    lim.on_overload(ticket)
     lim.on_drop(7, ticket)
     assert lim.limit == lim.minimum == lim.maximum == 7 and lim.floor is None
     assert lim.drains == lim.relearns == lim.windows == 0

@@ -468,7 +468,7 @@ class OpenAIHTTPClient:
                     if limit.adaptive and limit.drain_due(time.time()):
                         limit.drain()
                 elif overload or status in _OVERLOAD_STATUSES:
-                    limit.on_overload(in_flight, ticket)
+                    limit.on_overload(ticket)
                 else:  # another error, or cancelled: the window no longer waits for it
                     limit.on_drop(in_flight, ticket)
                 self._inflight[i] -= 1

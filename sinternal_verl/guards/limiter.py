@@ -123,7 +123,7 @@ class FixedLimit:
     def on_sample(self, rtt: float, in_flight: int, ticket: int) -> None:
         pass
 
-    def on_overload(self, in_flight: int, ticket: int) -> None:
+    def on_overload(self, ticket: int) -> None:
         pass
 
     def on_drop(self, in_flight: int, ticket: int) -> None:
@@ -135,7 +135,7 @@ class AdaptiveLimit:
 
     The transport takes a ticket with ``on_send()`` for every request it sends and hands it
     back with the outcome: ``on_sample(latency_s, in_flight, ticket)`` for an answer,
-    ``on_overload(in_flight, ticket)`` for a 429/503/timeout, ``on_drop(in_flight, ticket)``
+    ``on_overload(ticket)`` for a 429/503/timeout, ``on_drop(in_flight, ticket)``
     for anything else; it reads ``limit``. ``in_flight`` is the number of this client's
     requests outstanding to the upstream when the outcome arrived, this one included.
     ``drain()`` re-measures the floor (the transport calls it for every client at the same
@@ -262,7 +262,7 @@ class AdaptiveLimit:
             self._limit = min(self._limit + 1.0, float(self.maximum))  # not app-limited: one more per answer
         self._answered(ticket, in_flight, rtt)
 
-    def on_overload(self, in_flight: int, ticket: int) -> None:
+    def on_overload(self, ticket: int) -> None:
         """Request ``ticket`` found the upstream overloaded (429/503), timed out or was
         refused a connection: decrease at once, once per window (requests sent before the
         decrease say nothing new)."""
@@ -305,7 +305,7 @@ class AdaptiveLimit:
             if self._slow_start:
                 self._end_startup_window(c, in_flight)
             else:
-                self._end_window(c, in_flight)
+                self._end_window(c)
 
     def _complete(self, c: _Cohort) -> bool:
         return not c.outstanding and self._sent >= c.end
@@ -458,7 +458,7 @@ class AdaptiveLimit:
                 return "again"
         return "restore"
 
-    def _end_window(self, c: _Cohort, in_flight: int) -> None:
+    def _end_window(self, c: _Cohort) -> None:
         lat, high, peak = self._close_window(c)
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
