@@ -312,12 +312,11 @@ def main() -> None:
     PERIOD = a.period
     together = not a.staggered
     overrides = _overrides(a.set)
+    dist = {"service_jitter": a.service_jitter, "service_sigma": a.service_sigma}  # every guard's
     rows = []
     for cap in a.caps:
         service = cap / a.ceiling
-        with guard_process(
-            service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma
-        ) as url:
+        with guard_process(service, cap, **dist) as url:
             for w in a.workers:
                 blasts, ours_runs = [], []
                 for _ in range(a.repeats):  # interleaved: the machine's load drifts
@@ -394,8 +393,8 @@ def main() -> None:
     # ------------------------------------------------------------ a replica slows down halfway
     cap, service, workers = 64, 64 / (a.ceiling / 2), 4
     with (
-        guard_process(service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma) as url_a,
-        guard_process(service, cap, service_jitter=a.service_jitter, service_sigma=a.service_sigma) as url_b,
+        guard_process(service, cap, **dist) as url_a,
+        guard_process(service, cap, **dist) as url_b,
     ):
         duration = a.slow_n / a.ceiling
         slowed = {}

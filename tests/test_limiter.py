@@ -482,14 +482,13 @@ def rounds(cap: int, joins: list[int], n: int, drain_every: int = 50, slower: tu
     round ``joins[k]``; every ``drain_every`` rounds all clients drain (the transport's
     wall-clock epochs); ``slower = (round, factor)`` slows the guard's service from then on
     (a replica getting slower). Returns per round (total in flight, limits)."""
-    clients = [AdaptiveLimit() for _ in joins]
     flights: list[Client | None] = [None] * len(joins)
     history = []
     for r in range(n):
         service = slower[1] if slower and r >= slower[0] else 1.0
         for k, j in enumerate(joins):
             if r == j:
-                flights[k] = Client(clients[k])
+                flights[k] = Client(AdaptiveLimit())
         active = [c for c in flights if c is not None]
         total = sum(len(c.tickets) for c in active)
         rtt = service * max(1.0, total / cap)
@@ -498,7 +497,7 @@ def rounds(cap: int, joins: list[int], n: int, drain_every: int = 50, slower: tu
         if r % drain_every == drain_every - 1:
             for c in active:
                 c.lim.drain()
-        history.append((total, [lim.limit if r >= j else 0 for lim, j in zip(clients, joins, strict=True)]))
+        history.append((total, [0 if c is None else c.lim.limit for c in flights]))
     return history
 
 
