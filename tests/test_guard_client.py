@@ -555,6 +555,20 @@ async def test_failed_attempt_fails_over_to_a_healthy_replica_without_sleeping(f
     assert s["retry_sleeps"] == 0  # never slept: the other replica was healthy
 
 
+async def test_an_attempt_that_failed_otherwise_does_not_hold_its_latency_window(fake_guard):
+    """The limit judges a window once every request of it has an outcome. A 500 is neither an
+    answer nor an overload: the transport reports it as dropped, or the window (here the 16
+    first attempts) would wait for good and the limit would never adapt again."""
+    fake_guard.fault("500", count=4)
+    client = transport(fake_guard.url, limit_initial=16, limit_window_min=16, max_retries=3)
+    await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(16)))
+    lim = client.limits[0]
+    s = client.stats()
+    await client.aclose()
+    assert s["successes"] == 16 and s["retries"] == 4
+    assert lim.windows >= 1  # 12 answers and 4 drops: judged (the 4 retries open the next window)
+
+
 async def test_retry_sleeps_when_no_other_replica_is_healthy(fake_guard):
     fake_guard.fault("500", count=1)
     client = transport(fake_guard.url, max_retries=2)
