@@ -55,6 +55,14 @@ HyStart's delay exit), reduced to what this transport needs:
   the same additive force for everyone, so the limits converge to equal values (FAST TCP's
   alpha; Chiu & Jain 1989 for additive terms beside multiplicative ones), which the
   deterministic simulation in the tests checks.
+* **A step's tail is not kept** (``_resume``). When the other clients of an upstream finish
+  a training step first, one still busy grows into the room they leave; when it next sends
+  after idling (the next step, which verl starts in every reward worker at once), its limit
+  is capped at the median of what its windows left while it was busy. Kept, the borrowed
+  share met the others' return as a queue, the common cut kept every share, and the steps
+  alternated between workers finishing early and late (in the simulation, 4 workers at
+  cap 32 after three steps: the guard's queue 0.41-0.49 x cap without the cap, 0.32-0.35
+  with it).
 * **Drains re-measure the floor** (Envoy's periodic minRTT window, BBR's ProbeRTT). A client
   that starts while others keep a queue learns an inflated floor and would keep a queue of
   its own for good; a replica that gets slower would be cut towards nothing against a floor
@@ -84,6 +92,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import statistics
 
 __all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
 
@@ -212,6 +221,10 @@ class AdaptiveLimit:
         self.relearns = 0
         #: windows judged so far
         self.windows = 0
+        #: requests sent and not yet answered, overloaded or dropped (0: the client is idle)
+        self._outstanding = 0
+        #: the limit each gradient window left, since the client was last idle (``_resume``)
+        self._busy_limits: list[float] = []
 
     # ------------------------------------------------------------------ reading
     @property
@@ -237,6 +250,9 @@ class AdaptiveLimit:
         """A request is about to be sent: its ticket, to pass back with its outcome
         (:meth:`on_sample`, :meth:`on_overload` or :meth:`on_drop`). Tickets make windows
         cohorts of consecutive requests (module docstring: why not the first answers)."""
+        if not self._outstanding:
+            self._resume()
+        self._outstanding += 1
         ticket = self._sent
         self._sent += 1
         cohorts = self._cohorts
@@ -256,6 +272,7 @@ class AdaptiveLimit:
         ``in_flight``: this client's requests outstanding to the upstream, this one included."""
         if not rtt > 0 or math.isinf(rtt):
             raise ValueError(f"latency sample must be a positive finite number of seconds, got {rtt!r}")
+        self._outstanding -= 1
         if ticket < self._cut_from:
             return
         if self._slow_start and not self._hold and 2 * in_flight >= self._limit:
@@ -266,6 +283,7 @@ class AdaptiveLimit:
         """Request ``ticket`` found the upstream overloaded (429/503), timed out or was
         refused a connection: decrease at once, once per window (requests sent before the
         decrease say nothing new)."""
+        self._outstanding -= 1
         if ticket < self._cut_from:
             return
         if self._drain_saved is not None:  # an overload ends a drain: cut from where it started
@@ -279,6 +297,7 @@ class AdaptiveLimit:
     def on_drop(self, in_flight: int, ticket: int) -> None:
         """Request ``ticket`` ended without a latency or an overload (another error, or the
         caller cancelled it): its window no longer waits for it."""
+        self._outstanding -= 1
         if ticket >= self._cut_from:
             self._answered(ticket, in_flight, None)
 
@@ -312,6 +331,26 @@ class AdaptiveLimit:
 
     def _overtaken(self, cohorts: list[_Cohort]) -> bool:
         return len(cohorts) > 2 and self._complete(cohorts[1]) and self._complete(cohorts[2])
+
+    def _resume(self) -> None:
+        """The first request after the client was idle (nothing in flight): typically the
+        next training step, which every client of the upstream starts at once. The limit is
+        capped at the median of those its gradient windows left since it was last idle.
+
+        Why: at the end of a step the clients that finish first leave the upstream to the
+        others, which grow into the room (rightly: the guard would idle otherwise). That
+        growth is borrowed. At the next step every client comes back at once, the borrowed
+        share is a queue, and the cut it causes scales every client's limit by the same
+        factor, so the share stays: the client that finished last now holds the most,
+        finishes first, and the others borrow in their turn, while the guard idles in every
+        step's tail. The median of a step's windows is the share held while every client was
+        busy: the tail is the minority of a step's windows."""
+        busy, self._busy_limits = self._busy_limits, []
+        if busy and self._drain_saved is None:
+            typical = statistics.median_high(busy)
+            if typical < self._limit:
+                self.decreases += 1
+                self._set(typical)
 
     def _restart_windows(self) -> None:
         """Drop the windows being measured: the next one starts at the next send."""
@@ -501,6 +540,7 @@ class AdaptiveLimit:
         elif int(new) > int(limit):
             self.increases += 1
         self._set(new)
+        self._busy_limits.append(self._limit)
 
     def _set(self, new: float) -> None:
         # After a cut, answers to requests sent before it carry the old queue: ignore them,
