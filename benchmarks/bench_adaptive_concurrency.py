@@ -84,6 +84,7 @@ async def _worker_main(
     period: float,
     overrides: dict,
     together: bool,
+    warm_steps: int,
 ):
     from sinternal_verl.guards import GuardConfig, build_guard
     from sinternal_verl.guards.client import OpenAIGuardClient
@@ -106,11 +107,13 @@ async def _worker_main(
         assert all(v.parse_ok for v in verdicts)
 
     sampler = asyncio.create_task(_sampler(http, t_start, trajectory, period))
-    if together:  # the warm-up step starts for every worker at once, as verl dispatches one
-        await asyncio.to_thread(barrier.wait)
-    c0 = time.monotonic()
-    await run(_items(warm, tag + "-warm"))
-    cold = warm / (time.monotonic() - c0)
+    cold = 0.0
+    for step in range(warm_steps):
+        if together or step:  # a step starts for every worker at once, as verl dispatches one
+            await asyncio.to_thread(barrier.wait)
+        c0 = time.monotonic()
+        await run(_items(warm, f"{tag}-warm{step}"))
+        cold = cold or warm / (time.monotonic() - c0)
     await asyncio.to_thread(barrier.wait)
     await asyncio.to_thread(go.wait)
     t0 = time.monotonic()
@@ -143,12 +146,15 @@ def run_case(
     during=None,
     overrides: dict | None = None,
     together: bool = True,
+    warm_steps: int = 1,
 ) -> dict:
     """Start ``workers`` processes, warm them up, reset the guards' stats, release them
     together; ``during(t0)`` runs in this process while they work (e.g. slow a replica).
     ``together``: the warm-up starts for all workers at once too (verl hands every reward
     worker its chunk of a step at the same moment); otherwise each warms up as soon as its
-    process is up, a second or so apart, like clients that join a busy guard one by one."""
+    process is up, a second or so apart, like clients that join a busy guard one by one.
+    ``warm_steps``: warm-up steps before the measured one (each after all workers finished
+    the last, as verl's steps are), so the measured step sees the limits a long run has."""
     ctx = mp.get_context("spawn")
     barrier, go, queue = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
     procs = [
@@ -167,6 +173,7 @@ def run_case(
                     period,
                     dict(overrides or {}),
                     together,
+                    warm_steps,
                 ),
                 queue,
             ),
@@ -175,8 +182,9 @@ def run_case(
     ]
     for p in procs:
         p.start()
-    if together:
-        barrier.wait()
+    for step in range(warm_steps):
+        if together or step:
+            barrier.wait()
     barrier.wait()
     for u in urls:
         httpx.post(f"{u}/_reset").raise_for_status()
@@ -266,6 +274,13 @@ def main() -> None:
     )
     ap.add_argument("-n", type=int, default=4096, help="requests per measured run (all workers)")
     ap.add_argument("--warmup", type=int, default=4096, help="requests per warm-up (all workers)")
+    ap.add_argument(
+        "--warm-steps",
+        type=int,
+        default=1,
+        help="warm-up steps of --warmup requests before the measured one (the adaptive runs; each step "
+        "starts for every worker at once): 3 shows the limits of a long run instead of a fresh one",
+    )
     ap.add_argument("--slow-n", type=int, default=8192, help="requests in the slowing-replica case")
     ap.add_argument(
         "--service-jitter",
@@ -334,6 +349,7 @@ def main() -> None:
                             a.period,
                             overrides=overrides,
                             together=together,
+                            warm_steps=a.warm_steps,
                         )
                     )
                 blast = sorted(blasts, key=lambda c: c["rate"])[len(blasts) // 2]
@@ -351,7 +367,7 @@ def main() -> None:
     print(
         f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
         f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
-        f"warm-up {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}, sigma {a.service_sigma}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
+        f"{a.warm_steps} warm-up step(s), {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}, sigma {a.service_sigma}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
         + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
     )
     print(
