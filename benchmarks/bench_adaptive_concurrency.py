@@ -9,7 +9,8 @@ For 1 and 4 reward workers (separate processes, one client each, no coordination
              training steps; the warm-up's own rate is printed as ``cold``). The warm-up
              starts for every worker at once, as verl hands each reward worker its chunk of
              a step at the same moment; ``--staggered`` starts each as soon as its process
-             is up instead (clients joining a busy guard one by one)
+             is up instead (clients joining a busy guard one by one); ``--warm-steps K``
+             measures the step after K warm-up steps (the limits of a long run)
   blast    = the same guard client without the limiter (``concurrency: fixed``), 2 x C
              requests in flight over all workers: the guard always saturated, i.e. what this
              machine can push through this guard, measured in the same run
