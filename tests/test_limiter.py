@@ -471,6 +471,15 @@ def test_after_idle_the_limit_returns_to_the_median_its_busy_windows_left():
     assert lim.limit == min(resumed, int(statistics.median_high(left)))
 
 
+def test_a_client_that_is_never_idle_remembers_a_bounded_number_of_windows():
+    # A reward server under steady load never idles, so nothing ever clears what ``_resume``
+    # would read: it keeps the last windows only, and its memory stays flat.
+    c = past_slow_start(rtt=0.1, maximum=8)
+    for _ in range(1100):
+        c.window(0.1)
+    assert c.lim.windows > 1100 and len(c.lim._busy_limits) == 1024
+
+
 def test_limits_stay_within_bounds():
     c = Client(AdaptiveLimit(initial=3, minimum=3, maximum=5, window_min=1))
     for rtt in (0.1, 0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 0.1, 0.1, 5.0):

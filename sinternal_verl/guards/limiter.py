@@ -91,10 +91,16 @@ hence this small module.
 from __future__ import annotations
 
 import bisect
+import collections
 import math
 import statistics
 
 __all__ = ["AdaptiveLimit", "FixedLimit", "Limit"]
+
+#: the most gradient windows one busy period is remembered by (``_resume``): a bound on the
+#: memory of a client that is never idle (a reward server under steady load), far above a
+#: training step's count (about one window per round trip: 1024 is 100 s at 100 ms)
+_BUSY_WINDOWS = 1024
 
 
 class _Cohort:
@@ -224,7 +230,7 @@ class AdaptiveLimit:
         #: requests sent and not yet answered, overloaded or dropped (0: the client is idle)
         self._outstanding = 0
         #: the limit each gradient window left, since the client was last idle (``_resume``)
-        self._busy_limits: list[float] = []
+        self._busy_limits: collections.deque[float] = collections.deque(maxlen=_BUSY_WINDOWS)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -345,12 +351,13 @@ class AdaptiveLimit:
         finishes first, and the others borrow in their turn, while the guard idles in every
         step's tail. The median of a step's windows is the share held while every client was
         busy: the tail is the minority of a step's windows."""
-        busy, self._busy_limits = self._busy_limits, []
+        busy = self._busy_limits
         if busy and self._drain_saved is None:
             typical = statistics.median_high(busy)
             if typical < self._limit:
                 self.decreases += 1
                 self._set(typical)
+        busy.clear()
 
     def _restart_windows(self) -> None:
         """Drop the windows being measured: the next one starts at the next send."""
