@@ -326,6 +326,47 @@ def test_a_drain_that_finds_the_floor_lower_keeps_cutting_while_it_falls():
     assert lim.relearns == 0
 
 
+def test_once_a_deep_drain_found_the_floor_later_drains_cut_only_to_the_share_it_allows():
+    # A deep drain (by backoff) halves the upstream's load for a round trip; once one found
+    # the floor where it was, a drain cuts each limit to limit * floor / latency: every
+    # client together to what the upstream serves at once, and no further.
+    c = past_slow_start(rtt=0.1, backoff=0.5)
+    lim = c.lim
+    c.window(0.1)
+    saved = lim._limit
+    lim.drain()
+    assert lim.limit == int(saved * 0.5)  # the first drain is deep
+    c.window(0.1)  # the floor where it was: checked
+    assert not lim.draining and lim._limit == saved
+    c.window(0.125)  # the clients keep a queue: latency 1.25 x the floor
+    saved = lim._limit
+    lim.drain()
+    assert lim.draining and lim._limit == pytest.approx(saved * 0.1 / 0.125)
+    c.window(0.1)
+    assert not lim.draining and lim._limit == saved and lim.floor == pytest.approx(0.1)
+    for _ in range(4):  # no queue: grow back to where a window sits at the floor
+        c.window(0.1)
+    saved = lim._limit
+    lim.drain()  # at the floor: the share it allows is the whole limit
+    assert lim.draining and lim._limit == saved
+    c.window(0.1)
+    assert not lim.draining and lim._limit == saved
+
+
+def test_a_floor_that_moved_far_outside_a_deep_drain_is_checked_by_a_deep_one_again():
+    c = past_slow_start(rtt=0.1, backoff=0.5)
+    lim = c.lim
+    c.window(0.1)
+    lim.drain()
+    c.window(0.1)  # checked
+    c.window(0.05)  # a window far below the floor (the floor was learnt behind a queue)
+    assert lim.floor == pytest.approx(0.05)
+    c.window(0.05)
+    saved = lim._limit
+    lim.drain()
+    assert lim.limit == int(saved * 0.5)  # deep again: every client may share that error
+
+
 def test_a_drain_before_any_floor_takes_its_window_as_the_floor():
     # An overload can end slow start before its first window: no floor yet. The transport
     # does not drain then (no floor, no period), but a direct call must not fail.
@@ -638,3 +679,23 @@ def test_four_workers_several_steps_in_keep_the_guard_busy_with_a_small_queue(ca
         step = simulate(cap, 4, default, model=Model(jitter=jitter), seed=seed, warm_steps=3)
         assert step.queue <= 0.4, (seed, step)
         assert step.rate >= 0.85, (seed, step)
+
+
+def test_drains_after_the_floor_is_checked_cost_a_small_guard_little():
+    # A 25 ms guard drains every second, three times in a 3 s step. Halving every time, one
+    # worker got 0.968-0.98 of the ceiling here; dropping to the share the floor allows once a
+    # deep drain found the floor, 0.992.
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    for seed in range(5):
+        step = simulate(32, 1, default, seed=seed, warm_steps=3)
+        assert step.rate >= 0.985, (seed, step)
+
+
+def test_many_workers_on_a_small_guard_do_not_keep_a_queue_their_floors_hide():
+    # Eight workers starting at once against cap 32 learn floors behind the queue they build
+    # together. Only a drain that halves every limit shows them the true one; drains to the
+    # share each wrong floor allows kept that queue (median 1.06 x cap over these seeds,
+    # against 0.42 with deep drains until one found the floor where it was).
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    queues = [simulate(32, 8, default, seed=seed).queue for seed in range(5)]
+    assert statistics.median(queues) <= 0.5, queues

@@ -123,7 +123,7 @@ class HTTPClientConfig(Settings):
     )
     limit_backoff: float = setting(
         0.5,
-        "adaptive: limit multiplier on 429/503/timeout, the deepest cut by latency per window, and a drain's",
+        "adaptive: limit multiplier on 429/503/timeout, the deepest cut by latency per window, and a deep drain's",
         gt=0,
         lt=1,
     )
@@ -135,8 +135,9 @@ class HTTPClientConfig(Settings):
     limit_drain_every_rtts: float = setting(
         32.0,
         "adaptive: every this many round trips at the floor latency, rounded up to a power-of-two number of "
-        "seconds (so the clients of one guard pick the same wall-clock moments), each limit drops by "
-        "limit_backoff for about one round trip to re-measure its floor; 0: never",
+        "seconds (so the clients of one guard pick the same wall-clock moments), each limit drops for about "
+        "one round trip to re-measure its floor: by limit_backoff until a drain confirmed the floor, "
+        "then to limit x floor / latency; 0: never",
         ge=0,
     )
 
