@@ -227,8 +227,6 @@ class AdaptiveLimit:
         #: has a deep drain (by ``backoff``) confirmed the floor since it last moved by more
         #: than the tolerance? Until then drains are deep (module docstring)
         self._floor_checked = False
-        #: is the drain in progress a deep one?
-        self._drain_deep = False
         #: the fastest answer of the last window
         self._fastest = 0.0
         #: the previous window's latency (a cut needs two windows in a row to show a queue)
@@ -434,9 +432,10 @@ class AdaptiveLimit:
             return
         self.drains += 1
         saved = self._limit
-        deep = not self._floor_checked or not self.latency
-        share = self.backoff if deep else min(1.0, max(self.backoff, self._floor / self.latency))
-        self._drain_deep = deep
+        # deep until the floor is checked (a check needs a judged window: latency is known)
+        share = (
+            min(1.0, max(self.backoff, self._floor / self.latency)) if self._floor_checked else self.backoff
+        )
         self._set(max(float(self.minimum), self._limit * share))
         self._restart_windows()  # the drain window: the requests sent from now on
         self._drain_saved = saved
@@ -525,7 +524,7 @@ class AdaptiveLimit:
             if high * tol < floor and can_cut:  # below by more than the tolerance: look lower
                 self._drain_first = high
                 return "again"
-        if self._drain_deep and high * tol >= floor:  # confirmed
+        if high * tol >= floor:  # confirmed (already checked, if this drain was not deep)
             self._floor_checked = True
         return "restore"
 
