@@ -100,7 +100,8 @@ async def _worker_main(
         http = OpenAIHTTPClient(
             HTTPClientConfig(urls=tuple(urls), concurrency="fixed", max_concurrency_per_url=fixed)
         )
-        guard = OpenAIGuardClient(GuardConfig(urls=tuple(urls)), http=http)
+        which = {k: v for k, v in overrides.items() if k in ("kind", "model")}  # the same guard
+        guard = OpenAIGuardClient(GuardConfig(urls=tuple(urls), **which), http=http)
     http = guard.http
 
     async def run(items):
@@ -148,6 +149,7 @@ def run_case(
     overrides: dict | None = None,
     together: bool = True,
     warm_steps: int = 1,
+    fake_guard: bool = True,
 ) -> dict:
     """Start ``workers`` processes, warm them up, reset the guards' stats, release them
     together; ``during(t0)`` runs in this process while they work (e.g. slow a replica).
@@ -155,7 +157,9 @@ def run_case(
     worker its chunk of a step at the same moment); otherwise each warms up as soon as its
     process is up, a second or so apart, like clients that join a busy guard one by one.
     ``warm_steps``: warm-up steps before the measured one (each after all workers finished
-    the last, as verl's steps are), so the measured step sees the limits a long run has."""
+    the last, as verl's steps are), so the measured step sees the limits a long run has.
+    ``fake_guard``: the guards are ``fake_openai`` processes (their stats are reset before the
+    measured step and read after it); a real server has neither endpoint."""
     ctx = mp.get_context("spawn")
     barrier, go, queue = ctx.Barrier(workers + 1), ctx.Event(), ctx.Queue()
     procs = [
@@ -187,14 +191,14 @@ def run_case(
         if together or step:
             barrier.wait()
     barrier.wait()
-    for u in urls:
+    for u in urls if fake_guard else ():
         httpx.post(f"{u}/_reset").raise_for_status()
     t0 = time.monotonic()
     go.set()
     if during is not None:
         during(t0)
     results = [queue.get(timeout=600) for _ in procs]
-    guard_stats = [httpx.get(f"{u}/_stats").json() for u in urls]
+    guard_stats = [httpx.get(f"{u}/_stats").json() for u in urls] if fake_guard else []
     for p in procs:
         p.join(30)
     start, end = min(r["t0"] for r in results), max(r["t1"] for r in results)
