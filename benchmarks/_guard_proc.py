@@ -19,6 +19,7 @@ def guard_process(
     model: str = "Qwen/Qwen3Guard-Gen-4B",
     service_jitter: float = 0.0,
     service_sigma: float = 0.0,
+    service_growth: float = 0.0,
 ):
     port = free_port()
     proc = subprocess.Popen(
@@ -38,6 +39,8 @@ def guard_process(
             str(service_jitter),
             "--service-sigma",
             str(service_sigma),
+            "--service-growth",
+            str(service_growth),
         ],
     )
     url = f"http://127.0.0.1:{port}"

@@ -302,6 +302,14 @@ def main() -> None:
         "like prompts whose lengths span orders of magnitude",
     )
     ap.add_argument(
+        "--service-growth",
+        type=float,
+        default=0.0,
+        help="each guard request's service time x (1 + g x busy slots / cap) at its start: an engine whose "
+        "step gets longer with its batch (latency rises before anything waits; the full-batch ceiling "
+        "falls to about ceiling / (1 + g), so read x blast)",
+    )
+    ap.add_argument(
         "--staggered",
         action="store_true",
         help="each worker starts its warm-up as soon as its process is up (a second or so apart: "
@@ -332,7 +340,11 @@ def main() -> None:
     PERIOD = a.period
     together = not a.staggered
     overrides = _overrides(a.set)
-    dist = {"service_jitter": a.service_jitter, "service_sigma": a.service_sigma}  # every guard's
+    dist = {  # every guard's
+        "service_jitter": a.service_jitter,
+        "service_sigma": a.service_sigma,
+        "service_growth": a.service_growth,
+    }
     rows = []
     for cap in a.caps:
         service = cap / a.ceiling
@@ -372,7 +384,7 @@ def main() -> None:
     print(
         f"\nguard ceiling {a.ceiling:.0f}/s at every cap (service time = cap / ceiling); n = {a.n} per run, "
         f"medians of {a.repeats} interleaved runs (queue: mean over the runs); "
-        f"{a.warm_steps} warm-up step(s), {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}, sigma {a.service_sigma}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
+        f"{a.warm_steps} warm-up step(s), {'staggered' if a.staggered else 'together'}; service jitter {a.service_jitter}, sigma {a.service_sigma}, growth {a.service_growth}; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; adaptive settings: "
         + (" ".join(f"{k}={v}" for k, v in overrides.items()) or "the defaults")
     )
     print(

@@ -59,6 +59,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--jitter", type=float, default=0.0, help="guard service-time jitter (fraction)")
     p.add_argument("--sigma", type=float, default=0.0, help="guard service time lognormal with this sigma")
+    p.add_argument(
+        "--growth", type=float, default=0.0, help="guard service time x (1 + g x busy slots / cap)"
+    )
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
@@ -77,11 +80,12 @@ def main() -> None:
         gap=args.gap,
         jitter=args.jitter,
         sigma=args.sigma,
+        growth=args.growth,
     )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, gap {model.gap}s; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(

@@ -58,3 +58,21 @@ def test_lognormal_service_times_have_a_heavy_tail_and_the_same_mean():
 def test_jitter_out_of_range_is_refused(jitter):
     with pytest.raises(ValueError, match="service_jitter"):
         FakeOpenAIState(service_time_s=0.4, service_jitter=jitter)
+
+
+def test_growth_lengthens_a_request_by_the_slots_busy_at_its_start():
+    """An engine whose step gets longer with its batch: x (1 + g * busy / C). Latency then
+    rises with load before anything waits, and a full batch serves fewer per second."""
+    state = FakeOpenAIState(service_time_s=1.0, max_concurrency=4, service_growth=1.0)
+    assert state.reserve(0.0) == (0.0, 1.0)  # alone
+    assert state.reserve(0.0) == (0.0, 1.25)  # one other busy
+    assert state.reserve(0.0) == (0.0, 1.5)
+    assert state.reserve(0.0) == (0.0, 1.75)
+    # full: waits for the first slot to free (at 1.0); three others still busy then
+    assert state.reserve(0.5) == (1.0, 2.75)
+    # a slot whose request finished before this one starts is not busy
+    assert state.reserve(10.0) == (10.0, 11.0)
+    with pytest.raises(ValueError, match="service_growth must be >= 0"):
+        FakeOpenAIState(service_time_s=1.0, max_concurrency=4, service_growth=-0.5)
+    with pytest.raises(ValueError, match="needs max_concurrency"):
+        FakeOpenAIState(service_time_s=1.0, service_growth=0.5)

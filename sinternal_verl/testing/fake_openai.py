@@ -25,7 +25,10 @@ not wait for its API front-end; what is measured against the ceiling is the clie
 request takes exactly ``service_time_s``, so the slots run in lockstep; ``service_jitter`` j
 draws each one's time uniform in ``S * [1 - j, 1 + j]`` (seeded; mean S, so the same
 ceiling), as a real guard's requests differ in length; ``service_sigma`` s draws it lognormal
-(``S * exp(s Z - s^2 / 2)``, mean S), a heavy tail.
+(``S * exp(s Z - s^2 / 2)``, mean S), a heavy tail. ``service_growth`` g makes a request's
+time grow with the slots busy when it starts, ``x (1 + g * busy / C)``, as an engine's step
+gets longer with its batch: latency then rises with load before any request waits, and the
+ceiling at a full batch falls to about ``C / (S * (1 + g))``.
 """
 
 from __future__ import annotations
@@ -186,6 +189,7 @@ class FakeOpenAIState:
         service_jitter: float = 0.0,
         seed: int = 0,
         service_sigma: float = 0.0,
+        service_growth: float = 0.0,
     ):
         self.service_time_s = service_time_s
         self.max_concurrency = max_concurrency
@@ -195,8 +199,13 @@ class FakeOpenAIState:
             raise ValueError(f"service_sigma must be >= 0, got {service_sigma}")
         if service_jitter and service_sigma:
             raise ValueError("service_jitter and service_sigma are two distributions: set one")
+        if not service_growth >= 0.0:
+            raise ValueError(f"service_growth must be >= 0, got {service_growth}")
+        if service_growth and not max_concurrency:
+            raise ValueError("service_growth needs max_concurrency (it grows with the busy slots)")
         self.service_jitter = service_jitter
         self.service_sigma = service_sigma
+        self.service_growth = service_growth
         #: seeded: a benchmark's guard draws the same service times run after run
         self._rng = random.Random(seed)
         #: finish times of the requests holding the ``max_concurrency`` slots
@@ -251,12 +260,16 @@ class FakeOpenAIState:
 
     def reserve(self, now: float) -> tuple[float, float]:
         """Start and finish time of this request: it starts now, or when the earliest of the
-        busy slots frees, and holds its slot for :meth:`service` seconds."""
+        busy slots frees, and holds its slot for :meth:`service` seconds (longer with
+        ``service_growth``, by the other slots busy at its start)."""
         service = self.service()
         if not self.max_concurrency:
             return now, now + service
         slots = self._slots
         start = now if len(slots) < self.max_concurrency else max(now, heapq.heappop(slots))
+        if self.service_growth:
+            busy = sum(1 for finish in slots if finish > start)
+            service *= 1.0 + self.service_growth * busy / self.max_concurrency
         heapq.heappush(slots, start + service)
         return start, start + service
 
@@ -278,8 +291,15 @@ def build_app(
     max_concurrency: int | None = None,
     service_jitter: float = 0.0,
     service_sigma: float = 0.0,
+    service_growth: float = 0.0,
 ) -> Starlette:
-    state = FakeOpenAIState(service_time_s, max_concurrency, service_jitter, service_sigma=service_sigma)
+    state = FakeOpenAIState(
+        service_time_s,
+        max_concurrency,
+        service_jitter,
+        service_sigma=service_sigma,
+        service_growth=service_growth,
+    )
 
     async def list_models(request: Request) -> Response:
         state.stats["models"] += 1
@@ -444,6 +464,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="each request's service time lognormal, S x exp(s Z - s^2 / 2) (mean S): a heavy tail",
     )
+    p.add_argument(
+        "--service-growth",
+        type=float,
+        default=0.0,
+        help="each request's service time x (1 + g x busy slots / C) at its start: an engine whose step "
+        "gets longer with its batch",
+    )
     a = p.parse_args(argv)
     app = build_app(
         models=tuple(a.model or ["Qwen/Qwen3Guard-Gen-4B"]),
@@ -451,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         max_concurrency=a.max_concurrency,
         service_jitter=a.service_jitter,
         service_sigma=a.service_sigma,
+        service_growth=a.service_growth,
     )
     # keep-alive longer than the clients' pool expiry, so a benchmark never races a server-side close
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_keep_alive=30)

@@ -54,6 +54,7 @@ class Model:
     gap: float = 0.5  #: seconds between steps
     jitter: float = 0.0  #: service time uniform in ``S * [1 - jitter, 1 + jitter]``
     sigma: float = 0.0  #: service time lognormal, ``S * exp(sigma Z - sigma^2 / 2)``
+    growth: float = 0.0  #: service time ``x (1 + growth * busy slots / C)``: a batch slows its steps
 
 
 @dataclass
@@ -100,7 +101,9 @@ def simulate(
     client's state that often (simulated seconds)."""
     model = model or Model()
     service = cap / ceiling
-    guard = FakeOpenAIState(service, cap, model.jitter, seed=seed, service_sigma=model.sigma)
+    guard = FakeOpenAIState(
+        service, cap, model.jitter, seed=seed, service_sigma=model.sigma, service_growth=model.growth
+    )
     wall0 = random.Random(seed).uniform(0, 1024)
     clients = [_Client(make_limit()) for _ in range(workers)]
     events: list = []
