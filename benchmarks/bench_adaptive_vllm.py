@@ -104,11 +104,14 @@ def measure(
     def during(_t0: float) -> None:  # runs in this process from the measured step's start
         box["sampler"] = GaugeSampler(url, period).__enter__()
 
-    case = run_case(
-        mode, [url], workers, n, warm, fixed, period, during=during, overrides=overrides, fake_guard=False
-    )
+    try:
+        case = run_case(
+            mode, [url], workers, n, warm, fixed, period, during=during, overrides=overrides, fake_guard=False
+        )
+    finally:  # the sampler thread stops whatever happened to the workers
+        if "sampler" in box:
+            box["sampler"].__exit__()
     sampler = box["sampler"]
-    sampler.__exit__()
     case["waiting"] = sampler.mean("vllm:num_requests_waiting")
     case["running"] = sampler.mean("vllm:num_requests_running")
     return case
