@@ -394,6 +394,42 @@ def test_a_drain_slower_than_the_floor_beyond_noise_raises_it_by_the_tolerance_a
     assert lim.latency > 0.1 and not lim.draining and lim.floor == pytest.approx(0.1)
 
 
+def test_a_drain_whose_latency_barely_falls_found_no_queue_and_raises_the_floor_to_it():
+    # An engine whose step grows with its batch is twice as slow full, say: latency rises
+    # with the load with nothing waiting. A drain cuts every client to the share at which a
+    # queue would be gone (limit x floor / latency); a queue's latency falls to the floor,
+    # this one falls less than half the way (in log terms). Against the empty floor the
+    # gradient held such an engine at a fraction of its batch.
+    c = past_slow_start(rtt=0.1, backoff=0.5)
+    lim = c.lim
+    c.window(0.1)
+    lim.drain()
+    c.window(0.1)  # a deep drain checked the floor
+    for _ in range(3):
+        c.window(0.13)
+    saved = lim._limit
+    lim.drain()
+    assert lim.draining and lim._limit == pytest.approx(saved * 0.1 / 0.13)
+    c.window(0.116)  # log(0.13 / 0.116) < log(0.13 / 0.1) / 2: not a queue
+    assert not lim.draining and lim._limit == saved
+    assert lim.floor == pytest.approx(0.116) and lim.relearns == 1
+    # more than half the way: a queue the share did not quite empty; the drain's other
+    # rules apply (above the floor by over the tolerance: cut again and compare)
+    for _ in range(3):
+        c.window(0.16)
+    lim.drain()
+    c.window(0.13)  # log(0.16 / 0.13) > log(0.16 / 0.116) / 2
+    assert lim.draining and lim.floor == pytest.approx(0.116) and lim.relearns == 1
+    # a deep drain (the floor not checked) tests nothing of the kind: its cut is by backoff
+    c = past_slow_start(rtt=0.1, backoff=0.5)
+    lim = c.lim
+    for _ in range(3):
+        c.window(0.13)
+    lim.drain()
+    c.window(0.125)
+    assert lim.draining and lim.floor == pytest.approx(0.1) and lim.relearns == 0
+
+
 def test_a_drain_before_any_floor_takes_its_window_as_the_floor():
     # An overload can end slow start before its first window: no floor yet. The transport
     # does not drain then (no floor, no period), but a direct call must not fail.
@@ -745,4 +781,20 @@ def test_an_engine_slower_with_a_full_batch_is_still_driven_to_it():
         ours = simulate(128, 1, default, model=model, seed=seed, warm_steps=3)
         full = simulate(128, 1, blast, model=model, seed=seed, warm_steps=3)
         assert ours.rate >= 0.95 * full.rate, (seed, ours.rate, full.rate)
+        assert ours.queue <= 0.5, (seed, ours)
+
+
+def test_an_engine_twice_as_slow_with_a_full_batch_is_driven_far_into_it():
+    # Service times twice as long at a full batch: each drain found the latency above the
+    # floor by more than the tolerance, cut again and found the empty engine's floor once
+    # more, so the gradient held the guard at a fifth of its batch: 0.54-0.56 of a blast at
+    # cap 128, one worker, over these seeds. A drain whose latency barely falls found no
+    # queue and raises the floor to it: 0.74-0.96.
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    blast = functools.partial(FixedLimit, 2 * 128)
+    model = Model(growth=1.0)
+    for seed in range(5):
+        ours = simulate(128, 1, default, model=model, seed=seed, warm_steps=3)
+        full = simulate(128, 1, blast, model=model, seed=seed, warm_steps=3)
+        assert ours.rate >= 0.7 * full.rate, (seed, ours.rate, full.rate)
         assert ours.queue <= 0.5, (seed, ours)
