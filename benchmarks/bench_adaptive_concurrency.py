@@ -286,7 +286,9 @@ def main() -> None:
         help="warm-up steps of --warmup requests before the measured one (the adaptive runs; each step "
         "starts for every worker at once): 3 shows the limits of a long run instead of a fresh one",
     )
-    ap.add_argument("--slow-n", type=int, default=8192, help="requests in the slowing-replica case")
+    ap.add_argument(
+        "--slow-n", type=int, default=8192, help="requests in the slowing-replica case (0: skip it)"
+    )
     ap.add_argument(
         "--service-jitter",
         type=float,
@@ -424,6 +426,8 @@ def main() -> None:
             print("\n".join(_trace(ours, url, a.trace)))
 
     # ------------------------------------------------------------ a replica slows down halfway
+    if a.slow_n <= 0:
+        return
     cap, service, workers = 64, 64 / (a.ceiling / 2), 4
     with (
         guard_process(service, cap, **dist) as url_a,
