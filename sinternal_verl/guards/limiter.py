@@ -516,17 +516,17 @@ class AdaptiveLimit:
           period follows its inflated floor, reaches least often). Lowering is safe: a window's
           mean plus its margin falls below the upstream's no-load latency only by chance.
 
-        Before those rules, a drain to the share the floor allows (``limit * floor / latency``, once a
-        deep drain checked the floor) is a test: at that share every client's queue would be
-        gone, so a queue's latency falls to the floor. If the drain's first window fell less
+        Before those rules, a drain to the share the floor allows (``limit * floor /
+        latency``, once a deep drain checked the floor) is a test: at that share every
+        client's queue would be gone, so a queue's latency falls to the floor. If the drain's first window fell less
         than half the way (in log terms: ``log(before / low) < log(before / floor) / 2``,
         ``low`` the window's mean minus its noise margin), the latency above the floor was
         the upstream's own at that load, not a queue: an engine whose step gets longer with
         its batch. The floor is raised to ``low`` (verdict ``"slower"``) however far that is.
         Without this, at service times twice as long at a full batch, the gradient stopped
-        at about a fifth of the guard's batch and each drain, finding the latency above the
-        tolerance, cut again and found the empty engine's floor once more (simulation, one
-        worker, cap 128: 0.55 of a limiter-less blast; 0.82 with this). Halfway is where
+        at under two fifths of the guard's batch and each drain, finding the latency above
+        the tolerance, cut again and found the empty engine's floor once more (simulation,
+        one worker, cap 128: 0.55 of a limiter-less blast; 0.85 with this). Halfway is where
         the two readings (a queue: all the way; the engine's own: none of it) part. A
         window of fewer than half ``window_min`` answers is too noisy to tell (8 workers on
         a small guard: false readings raised floors and kept a queue).
