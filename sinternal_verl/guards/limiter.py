@@ -230,9 +230,6 @@ class AdaptiveLimit:
         self._cohorts: list[_Cohort] = []
         #: the limit to restore after the drain window in progress (None: not draining)
         self._drain_saved: float | None = None
-        #: the latency before a drain to the share the floor allows (None: a deep drain, or
-        #: none in progress): what the drain's first window is compared with (``_judge_drain_window``)
-        self._drain_from: float | None = None
         #: the latency of a drain's previous window when it cut once more (None: first window)
         self._drain_first: float | None = None
         #: has a deep drain (by ``backoff``) confirmed the floor since it last moved by more
@@ -319,7 +316,6 @@ class AdaptiveLimit:
             return
         if self._drain_saved is not None:  # an overload ends a drain: cut from where it started
             self._limit, self._drain_saved, self._drain_first = self._drain_saved, None, None
-            self._drain_from = None
         self._slow_start = False
         self._hold = 0
         self.decreases += 1
@@ -451,7 +447,6 @@ class AdaptiveLimit:
         self._set(max(float(self.minimum), self._limit * share))
         self._restart_windows()  # the drain window: the requests sent from now on
         self._drain_saved = saved
-        self._drain_from = self.latency if self._floor_checked else None
 
     # ------------------------------------------------------------------ arithmetic
     def _close_window(self, c: _Cohort) -> tuple[float, float, int]:
@@ -492,11 +487,12 @@ class AdaptiveLimit:
         self.decreases += 1
         self._set(max(float(self.minimum), self._limit * (1.0 + self.tolerance) / rho))
 
-    def _judge_drain_window(self, lat: float, high: float, n: int) -> str:
+    def _judge_drain_window(self, lat: float, high: float, n: int, before: float | None) -> str:
         """A drain window's verdict: ``"again"`` (cut once more and look again),
         ``"restore"`` (the floor kept or lowered) or ``"slower"`` (the floor raised). ``lat``:
         the window's mean; ``high``: its mean plus its noise margin, the value a floor is
-        learnt from; ``n``: its answers.
+        learnt from; ``n``: its answers; ``before``: the latency of the window before the
+        drain.
 
         Off the floor by more than the tolerance, one window cannot say why, so the drain
         cuts by ``backoff`` once more and compares (down to the minimum limit):
@@ -547,10 +543,10 @@ class AdaptiveLimit:
             self._floor = high
             return "restore"
         first, self._drain_first = self._drain_first, None
-        before, self._drain_from = self._drain_from, None
         low = 2.0 * lat - high  # the window's mean minus its noise margin
         if (
             first is None
+            and self._floor_checked  # the drain was to the share the floor allows, not deep
             and before is not None
             and 2 * n >= self.window_min  # fewer answers: noise (8 workers on a small guard)
             and before - floor > high - lat  # there was latency above the floor to drain
@@ -588,7 +584,7 @@ class AdaptiveLimit:
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
         if self._drain_saved is not None:
-            verdict = self._judge_drain_window(lat, high, len(c.samples))
+            verdict = self._judge_drain_window(lat, high, len(c.samples), prev)
             if verdict == "again":
                 self._set(max(float(self.minimum), self._limit * self.backoff))
                 return
