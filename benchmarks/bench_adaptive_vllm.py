@@ -42,6 +42,7 @@ import threading
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(__file__))
 
@@ -60,16 +61,15 @@ def read_gauges(url: str) -> dict[str, float]:
     if r.status_code != 200:
         return dict.fromkeys(GAUGES, float("nan"))
     out = dict.fromkeys(GAUGES, 0.0)
-    for line in r.text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in out:
-            out[name] += float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(r.text):
+        if family.name in out:
+            out[family.name] += sum(sample.value for sample in family.samples)
     return out
 
 
 class GaugeSampler:
-    """Samples the engine's gauges every ``period`` seconds in a thread until stopped: the
-    mean over the samples is the time average (the samples are evenly spaced)."""
+    """Samples the engine's gauges every ``period`` seconds in a thread from ``start()`` to
+    ``stop()``: the mean over the samples is the time average (they are evenly spaced)."""
 
     def __init__(self, url: str, period: float):
         self.url, self.period = url, period
@@ -82,13 +82,14 @@ class GaugeSampler:
             self.samples.append(read_gauges(self.url))
             self._stop.wait(self.period)
 
-    def __enter__(self) -> GaugeSampler:
+    def start(self) -> None:
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
+        """Stop sampling; nothing to stop if it never started (the workers failed first)."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def mean(self, name: str) -> float:
         return statistics.fmean(s[name] for s in self.samples) if self.samples else float("nan")
@@ -99,19 +100,17 @@ def measure(
 ) -> dict:
     """One case: ``run_case`` (warm-up step, then the measured step for every worker at
     once) with the engine's gauges sampled over the measured step only."""
-    box: dict = {}
+    sampler = GaugeSampler(url, period)
 
     def during(_t0: float) -> None:  # runs in this process from the measured step's start
-        box["sampler"] = GaugeSampler(url, period).__enter__()
+        sampler.start()
 
     try:
         case = run_case(
             mode, [url], workers, n, warm, fixed, period, during=during, overrides=overrides, fake_guard=False
         )
     finally:  # the sampler thread stops whatever happened to the workers
-        if "sampler" in box:
-            box["sampler"].__exit__()
-    sampler = box["sampler"]
+        sampler.stop()
     case["waiting"] = sampler.mean("vllm:num_requests_waiting")
     case["running"] = sampler.mean("vllm:num_requests_running")
     return case
