@@ -46,7 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from bench_adaptive_concurrency import _overrides, run_case
+from bench_adaptive_concurrency import PERIOD, _overrides, run_case
 
 from sinternal_verl.testing.vllm_server import ENV_VLLM_PYTHON, VLLMServer, VLLMServerSpec
 
@@ -99,7 +99,10 @@ def measure(
     url: str, mode: str, workers: int, n: int, warm: int, fixed: int, period: float, overrides: dict
 ) -> dict:
     """One case: ``run_case`` (warm-up step, then the measured step for every worker at
-    once) with the engine's gauges sampled over the measured step only."""
+    once) with the engine's gauges sampled every ``period`` seconds over the measured step
+    only. The workers sample their own limiters at the fake-guard benchmark's ``PERIOD``
+    (an in-process read, free), not at ``period`` (a ``/metrics`` render, which costs the
+    engine's API server CPU)."""
     sampler = GaugeSampler(url, period)
 
     def during(_t0: float) -> None:  # runs in this process from the measured step's start
@@ -107,7 +110,7 @@ def measure(
 
     try:
         case = run_case(
-            mode, [url], workers, n, warm, fixed, period, during=during, overrides=overrides, fake_guard=False
+            mode, [url], workers, n, warm, fixed, PERIOD, during=during, overrides=overrides, fake_guard=False
         )
     finally:  # the sampler thread stops whatever happened to the workers
         sampler.stop()
@@ -149,7 +152,7 @@ def main() -> None:
         "--period",
         type=float,
         default=1.0,
-        help="seconds between gauge samples (rendering /metrics costs the API server CPU: at 0.1 s it "
+        help="seconds between the engine's gauge samples (rendering /metrics costs the API server CPU: at 0.1 s it "
         "took most of the throughput on 2 cores)",
     )
     ap.add_argument("--repeats", type=int, default=3, help="interleaved runs per mode (the median is kept)")
