@@ -53,7 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_, description=help_)
         if name == wanted:  # import only the module that will run
             importlib.import_module(module).add_arguments(p)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives a positional list only the words before the first option, so
+    # ``run CONFIG a=b --from rl c=d`` (the order the docs write) would reject ``c=d``.
+    # Words after an option are more overrides; anything else is still an error.
+    if (
+        extra
+        and isinstance(getattr(args, "overrides", None), list)
+        and not any(e.startswith("-") for e in extra)
+    ):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return 2

@@ -121,6 +121,15 @@ def test_bad_config_keys_fail_at_start_up_with_a_suggestion(tmp_path, capsys):
     assert cli_main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
 
+    # overrides after ``--from`` are overrides too (``run CONFIG [key=value ...] [--from STAGE]``
+    # is how the docs write it, and people append to a command line they already have)
+    assert cli_main(["run", str(path), "toy.seed=3", "--from", "toy", "rl.stpes=3"]) == 2
+    assert "unknown key 'rl.stpes'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an unknown option is still argparse's error
+        cli_main(["run", str(path), "--frm", "toy"])
+    assert "unrecognized arguments: --frm toy" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
 
 def test_sections_handed_to_other_tools_are_checked_before_the_first_stage(tmp_path, capsys):
     """The pipeline config, the reward kwargs and the eval sections are read by other tools
