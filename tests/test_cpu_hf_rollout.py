@@ -4,13 +4,21 @@ honours verl's sampling parameters, returns log-probs matching a forward pass, t
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
-from sinternal_verl.cpu.hf_rollout import HFRolloutOptions, HFRolloutServer, parse_sampling_params
+from sinternal_verl.cpu.hf_rollout import (
+    GenerationRequest,
+    HFGenerator,
+    HFRolloutOptions,
+    HFRolloutServer,
+    SamplingSettings,
+    parse_sampling_params,
+)
 from sinternal_verl.cpu.tiny import build_tiny_model
 
 
@@ -19,10 +27,10 @@ def model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "m")
 
 
-def _server(model_dir, **hf) -> HFRolloutServer:
+def _server(model_dir, rollout: dict | None = None, **hf) -> HFRolloutServer:
     rollout = OmegaConf.create(
         {"name": "hf", "prompt_length": 32, "response_length": 8, "max_model_len": None,
-         "engine_kwargs": {"hf": {"batch_wait_s": 0.2, **hf}}}
+         "engine_kwargs": {"hf": {"batch_wait_s": 0.2, **hf}}, **(rollout or {})}
     )  # fmt: skip
     model = OmegaConf.create({"path": str(model_dir)})
     return HFRolloutServer(config=rollout, model_config=model)
@@ -99,6 +107,78 @@ async def test_sampling_params_honoured(model_dir):
     assert len(full.token_ids) == 8
 
 
+async def test_a_seeded_request_samples_the_same_whatever_it_is_batched_with(model_dir):
+    # verl's rollout batches whatever arrives within a window, so a request's batch mates
+    # depend on timing; with one global generator its sample did too
+    srv = _server(model_dir)
+    hot = {"temperature": 3.0, "max_tokens": 8, "ignore_eos": True, "logprobs": True}
+    alone = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={**hot, "seed": 7}, request_id="a")
+    others = [[1, 40], [1, 50, 60, 70, 80], [1, 9]]
+    batched, *_ = await asyncio.gather(
+        srv.generate(prompt_ids=[1, 2, 3], sampling_params={**hot, "seed": 7}, request_id="b"),
+        *[
+            srv.generate(prompt_ids=p, sampling_params={**hot, "seed": i}, request_id=str(i))
+            for i, p in enumerate(others)
+        ],
+    )
+    assert srv.stats["generate_calls"] == 2  # alone, then one padded batch of four
+    assert batched.token_ids == alone.token_ids
+    assert torch.allclose(torch.tensor(batched.log_probs), torch.tensor(alone.log_probs), atol=1e-4)
+    reseeded = await srv.generate(prompt_ids=[1, 2, 3], sampling_params={**hot, "seed": 8}, request_id="c")
+    assert reseeded.token_ids != alone.token_ids
+
+
+def test_seeded_sampling_draws_from_the_softmax_of_the_warped_logits(model_dir):
+    # the Gumbel-max trick after temperature, top-k and top-p: what do_sample draws from
+    gen = HFGenerator(str(model_dir))
+    prompt, n, temperature = [1, 2, 3], 4000, 0.1  # the tiny model's logits are small: sharpen them
+    settings = SamplingSettings(
+        temperature=temperature, top_p=0.9, top_k=5, repetition_penalty=1.0, ignore_eos=True
+    )
+    reqs = [GenerationRequest(prompt, 1, settings, False, str(i), seed=i) for i in range(n)]
+    drawn = collections.Counter(ids[0] for ids, _ in gen.generate(reqs))
+    with torch.no_grad():
+        logits = gen.model(torch.tensor([prompt])).logits[0, -1]
+
+    def warped(t: float) -> dict[int, float]:
+        top = torch.topk(logits / t, 5)
+        probs = torch.softmax(top.values, -1)  # sorted, largest first
+        keep = int((probs.cumsum(0) < 0.9).sum()) + 1  # the smallest prefix holding 0.9
+        kept = probs[:keep] / probs[:keep].sum()
+        return dict(zip(top.indices[:keep].tolist(), kept.tolist()))
+
+    def distance(p: dict[int, float]) -> float:  # total variation from what was drawn
+        return 0.5 * sum(abs(drawn[t] / n - p.get(t, 0.0)) for t in set(drawn) | set(p))
+
+    expected = warped(temperature)
+    assert set(drawn) == set(expected) and len(expected) >= 2  # the nucleus, all of it, nothing else
+    assert distance(expected) < 0.03
+    assert distance(warped(1.0)) > 0.2  # the temperature left out: clearly another distribution
+
+
+async def test_full_determinism_seeds_each_request_from_its_id_and_the_step(model_dir):
+    # verl's rollout.full_determinism: request ids are deterministic ("det-<index>"), and so is
+    # each sample, whatever the arrival order and batching
+    cfg = {"full_determinism": True, "seed": 3}
+    hot = {"temperature": 3.0, "max_tokens": 8, "ignore_eos": True}
+    prompts = {f"det-{i}": [1, 2, 3] if i < 2 else [1, 40 + i] for i in range(4)}
+    first = _server(model_dir, cfg)
+    await first.set_global_steps(1)
+    together = await asyncio.gather(
+        *[first.generate(prompt_ids=p, sampling_params=dict(hot), request_id=k) for k, p in prompts.items()]
+    )
+    second = _server(model_dir, cfg)
+    await second.set_global_steps(1)
+    one_by_one = {}
+    for k in reversed(prompts):
+        one_by_one[k] = await second.generate(prompt_ids=prompts[k], sampling_params=dict(hot), request_id=k)
+    assert [o.token_ids for o in together] == [one_by_one[k].token_ids for k in prompts]
+    assert together[0].token_ids != together[1].token_ids  # same prompt, another sample of the group
+    await second.set_global_steps(2)
+    later = await second.generate(prompt_ids=prompts["det-0"], sampling_params=dict(hot), request_id="det-0")
+    assert later.token_ids != together[0].token_ids  # a new step draws anew
+
+
 def test_bad_sampling_params_are_rejected():
     kw = dict(prompt_len=4, response_length=8, prompt_length=32, max_model_len=40)
     with pytest.raises(ValueError, match="stop"):
@@ -152,6 +232,8 @@ async def test_bad_request_fails_alone_and_generate_errors_reach_every_caller(mo
         return_exceptions=True,
     )
     assert all(isinstance(r, RuntimeError) for r in results), results
+    with pytest.raises(RuntimeError, match="NaN"):  # greedy too: an argmax of NaN is token 0, silently
+        await srv.generate(prompt_ids=[1, 3], sampling_params=dict(greedy), request_id="nan")
     await srv.update_weights(healthy)
     ok = await srv.generate(prompt_ids=[1, 3], sampling_params=dict(greedy), request_id="after")
     assert len(ok.token_ids) >= 1

@@ -15,11 +15,19 @@ three pieces on top of ``transformers``:
 
 Log-probs follow vLLM's default ``logprobs_mode=processed_logprobs``: log-softmax of the logits
 divided by the temperature (before top-k/top-p), which is also what verl's actor computes.
+
+Sampling is seeded per request, as vLLM's per-request ``seed`` is: each request draws its own
+noise (the Gumbel-max trick, :class:`SeededGumbel`), so what it samples does not depend on
+which requests arrived in the same batching window. The seed is the request's ``seed``
+sampling parameter if it has one; with verl's ``rollout.full_determinism`` a hash of
+``rollout.seed``, the replica, the training step and verl's deterministic request id; else a
+draw from torch's global generator (random unless the caller seeded it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -44,12 +52,11 @@ SUPPORTED_SAMPLING_KEYS = frozenset(
         "max_tokens",
         "max_new_tokens",
         "ignore_eos",
+        "seed",
     }
 )
 #: keys accepted and ignored on purpose (no effect on what a CPU rollout returns)
-IGNORED_SAMPLING_KEYS = frozenset(
-    {"seed", "n", "detokenize", "skip_special_tokens", "spaces_between_special_tokens"}
-)
+IGNORED_SAMPLING_KEYS = frozenset({"n", "detokenize", "skip_special_tokens", "spaces_between_special_tokens"})
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,8 @@ class GenerationRequest:
     settings: SamplingSettings
     want_logprobs: bool
     request_id: str
+    #: seeds this request's sampling noise (unused when greedy)
+    seed: int = 0
     future: asyncio.Future = field(repr=False, default=None)  # type: ignore[assignment]
 
 
@@ -162,6 +171,41 @@ def parse_sampling_params(
     return settings, max_tokens, bool(params.get("logprobs", False))
 
 
+def request_seed(*parts: Any) -> int:
+    """A 63-bit seed from ``parts`` (a stable hash: the same in every process, unlike ``hash``)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class SeededGumbel:
+    """A ``transformers`` logits processor that adds Gumbel noise drawn from one generator per row.
+
+    The argmax of ``logits + Gumbel noise`` is a sample from ``softmax(logits)`` (the Gumbel-max
+    trick), so greedy decoding over warped logits plus this noise samples as ``do_sample`` would.
+    Why not ``do_sample``: it draws every row from torch's one global generator, so a request's
+    sample depends on the requests it was batched with, which depends on arrival timing. Here
+    each row's draws come from its own seed only."""
+
+    def __init__(self, seeds: list[int]):
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        vocab = scores.shape[-1]
+        u = torch.stack([torch.rand(vocab, generator=g) for g in self.generators])
+        tiny = torch.finfo(u.dtype).tiny
+        return scores + (-torch.log(-torch.log(u.clamp_(min=tiny)))).to(scores.dtype)
+
+
+class RejectNaN:
+    """A logits processor that fails the batch when the model's logits contain NaN (broken
+    weights): greedy decoding would otherwise return token 0 for it, a silent answer."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(scores).any():
+            raise RuntimeError("the model's logits contain NaN: nothing to decode")
+        return scores
+
+
 class HFGenerator:
     """Batched generation + log-probs with a ``transformers`` causal LM (no Ray, testable alone)."""
 
@@ -201,22 +245,36 @@ class HFGenerator:
         for i, r in enumerate(requests):
             input_ids[i, width - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids, dtype=torch.long)
             attention[i, width - len(r.prompt_ids) :] = 1
-        max_new = max(r.max_tokens for r in requests)
+        from transformers import (
+            LogitsProcessorList,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        # Always greedy over processed logits: sampling is the warpers do_sample would apply,
+        # then per-row noise (SeededGumbel), so no row draws from the global generator.
+        processors: list[Any] = [RejectNaN()]
+        if not settings.greedy:
+            processors.append(TemperatureLogitsWarper(settings.temperature))
+            if settings.top_k > 0:
+                processors.append(TopKLogitsWarper(settings.top_k))
+            if settings.top_p < 1.0:
+                processors.append(TopPLogitsWarper(settings.top_p))
+            processors.append(SeededGumbel([r.seed for r in requests]))
         kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_new,
-            do_sample=not settings.greedy,
+            max_new_tokens=max(r.max_tokens for r in requests),
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            logits_processor=LogitsProcessorList(processors),
             pad_token_id=self.pad_id,
             eos_token_id=None if settings.ignore_eos else sorted(self.eos_ids),
             return_dict_in_generate=True,
             output_logits=True,
             repetition_penalty=settings.repetition_penalty,
         )
-        if not settings.greedy:
-            kwargs.update(
-                temperature=settings.temperature, top_p=settings.top_p, top_k=max(settings.top_k, 0)
-            )
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         new_tokens = out.sequences[:, width:]
         logits = torch.stack(out.logits, dim=1).float() if out.logits else None  # (B, T, V) raw logits
@@ -313,7 +371,12 @@ class HFRolloutServer:
         )
         self._ensure_worker()
         await self._paused.wait()
-        req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id)
+        seed = sampling_params.get("seed")
+        if seed is None and self.config.full_determinism:
+            seed = request_seed(self.config.seed, self.replica_rank, self.global_steps, request_id)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id, int(seed))
         req.future = asyncio.get_running_loop().create_future()
         self.stats["requests"] += 1
         await self._queue.put(req)
