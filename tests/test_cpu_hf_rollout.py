@@ -179,6 +179,25 @@ async def test_full_determinism_seeds_each_request_from_its_id_and_the_step(mode
     assert later.token_ids != together[0].token_ids  # a new step draws anew
 
 
+async def test_full_determinism_tells_a_groups_samples_apart_when_verl_sends_one_id(model_dir):
+    # verl's v1 agent loop sends "det-0" for every request: a prompt's n samples arrive alike
+    # and must still differ (or a GRPO group has one answer and zero advantages), the same way
+    # in every run
+    cfg = {"full_determinism": True, "seed": 3}
+    hot = {"temperature": 3.0, "max_tokens": 8, "ignore_eos": True}
+    runs = []
+    for _ in range(2):
+        srv = _server(model_dir, cfg)
+        await srv.set_global_steps(5)
+        group = [
+            await srv.generate(prompt_ids=[1, 2, 3], sampling_params=dict(hot), request_id="det-0")
+            for _ in range(4)
+        ]
+        runs.append([o.token_ids for o in group])
+    assert runs[0] == runs[1]
+    assert len({tuple(t) for t in runs[0]}) == 4
+
+
 def test_bad_sampling_params_are_rejected():
     kw = dict(prompt_len=4, response_length=8, prompt_length=32, max_model_len=40)
     with pytest.raises(ValueError, match="stop"):

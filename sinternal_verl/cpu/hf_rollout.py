@@ -20,13 +20,15 @@ Sampling is seeded per request, as vLLM's per-request ``seed`` is: each request 
 noise (the Gumbel-max trick, :class:`SeededGumbel`), so what it samples does not depend on
 which requests arrived in the same batching window. The seed is the request's ``seed``
 sampling parameter if it has one; with verl's ``rollout.full_determinism`` a hash of
-``rollout.seed``, the replica, the training step and verl's deterministic request id; else a
-draw from torch's global generator (random unless the caller seeded it).
+``rollout.seed``, the replica, the training step, the request id, the prompt and a count of
+alike requests (``HFRolloutServer._deterministic_seed``); else a draw from torch's global
+generator (random unless the caller seeded it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import os
@@ -338,6 +340,10 @@ class HFRolloutServer:
         self._paused: asyncio.Event | None = None  # set == generation allowed
         self._lock: asyncio.Lock | None = None
         self.stats = {"requests": 0, "generate_calls": 0, "weight_updates": 0}
+        #: under full_determinism: requests seen this step per (request id, prompt), the n
+        #: samples of one prompt arrive alike (``_deterministic_seed``)
+        self._alike: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._alike_step: int | None = None
 
     # verl's replica calls ------------------------------------------------------------------
     def get_server_address(self) -> tuple[str, int]:
@@ -373,7 +379,7 @@ class HFRolloutServer:
         await self._paused.wait()
         seed = sampling_params.get("seed")
         if seed is None and self.config.full_determinism:
-            seed = request_seed(self.config.seed, self.replica_rank, self.global_steps, request_id)
+            seed = self._deterministic_seed(request_id, prompt_ids)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id, int(seed))
@@ -387,6 +393,24 @@ class HFRolloutServer:
             stop_reason="completed",
             extra_fields={"global_steps": self.global_steps},
         )
+
+    def _deterministic_seed(self, request_id: str, prompt_ids: list[int]) -> int:
+        """A request's seed under verl's full_determinism: a stable hash of ``rollout.seed``, the
+        replica, the step, the request id, the prompt and how many alike requests came before
+        it this step.
+
+        Why the count: verl's request ids do not tell a prompt's n samples apart (its v1 agent
+        loop sends "det-0" for every request), so without it a GRPO group's samples shared a
+        seed, came out identical, and every advantage was zero (measured: the demo's RL moved
+        nothing). Alike requests are interchangeable, so which of them gets which count does
+        not change the group; verl's agent loop sends them in session order."""
+        if self.global_steps != self._alike_step:
+            self._alike.clear()
+            self._alike_step = self.global_steps
+        prompt = hashlib.blake2b(repr(prompt_ids).encode(), digest_size=8).hexdigest()
+        k = self._alike[request_id, prompt]
+        self._alike[request_id, prompt] += 1
+        return request_seed(self.config.seed, self.replica_rank, self.global_steps, request_id, prompt, k)
 
     def _ensure_loop_state(self) -> None:
         """Queue, lock and batch worker belong to the running loop (Ray has one; tests and
