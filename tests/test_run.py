@@ -16,6 +16,7 @@ from sinternal_verl.cli import main as cli_main
 from sinternal_verl.run import RunConfig, run
 from sinternal_verl.run.manifest import path_hash
 from sinternal_verl.run.proc import StageFailed, run_child
+from sinternal_verl.run.stages import ppo_determinism
 from sinternal_verl.settings import ConfigError, load_yaml
 
 CHEAP = {
@@ -237,3 +238,21 @@ def test_toy_replay_mixes_teaching_rows_into_verification_sft(tmp_path):
     off = RunContext(load(RunConfig, {"run_dir": str(tmp_path)}), tmp_path)
     with pytest.raises(ValueError, match="toy.enabled"):
         _with_replay(off, tmp_path / "train.parquet", 0.5)
+
+
+def test_determinism_reaches_verl_everywhere_but_a_rollout_that_would_seed_a_group_alike():
+    on = dict(a.split("=", 1) for a in ppo_determinism(7, True, "hf"))
+    assert on["data.seed"] == "7"  # the RL data order
+    for part in (
+        "actor_rollout_ref.actor.fsdp_config",
+        "actor_rollout_ref.ref.fsdp_config",
+        "actor_rollout_ref.rollout",
+    ):
+        assert on[f"{part}.seed"] == "7" and on[f"{part}.full_determinism"] == "True"
+    # verl's vLLM server seeds every request alike under full_determinism: a GRPO group's
+    # samples would be the same answer, so that rollout stays unseeded; the engines do not
+    vllm = dict(a.split("=", 1) for a in ppo_determinism(7, True, "vllm"))
+    assert vllm["actor_rollout_ref.rollout.full_determinism"] == "False"
+    assert vllm["actor_rollout_ref.actor.fsdp_config.full_determinism"] == "True"
+    off = dict(a.split("=", 1) for a in ppo_determinism(7, False, "hf"))
+    assert off["data.seed"] == "7" and "True" not in off.values()  # data order seeded regardless

@@ -190,6 +190,15 @@ class RunConfig(Settings):
     stages: list[str] = setting(
         list(STAGES), "stages to run, in the canonical order; a left-out stage is passed through"
     )
+    seed: int = setting(
+        42, "seed of verl's trainers: the RL data order, the engines and the rollout (verl's own seeds)"
+    )
+    deterministic: bool = setting(
+        False,
+        "verl's full_determinism in the trainers (seeded engines and LoRA init, deterministic kernels; "
+        "the hf rollout seeds each request from its id): the same config gives the same run on a CPU; "
+        "slower on GPUs, and the vLLM rollout stays unseeded (verl 0.9.1 seeds its requests alike)",
+    )
     toy: ToySettings = setting(ToySettings(), "toy world (make demo)")
     teach: TeachSettings = setting(TeachSettings(), "toy world: teach the tiny policy the answer format")
     verification_data: VerificationDataSettings = setting(

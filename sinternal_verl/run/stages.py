@@ -174,10 +174,35 @@ def _loss_summary(log: Path) -> dict[str, Any]:
     }
 
 
+def sft_determinism(seed: int, deterministic: bool) -> list[str]:
+    """verl ``sft_trainer`` overrides for ``RunConfig.seed`` / ``.deterministic``. Without
+    full_determinism verl's engine seeds nothing: a LoRA's initial weights differ from run to
+    run (two demo runs: adapters up to 0.28 apart)."""
+    return [f"engine.seed={seed}", f"engine.full_determinism={deterministic}"]
+
+
+def ppo_determinism(seed: int, deterministic: bool, rollout: str) -> list[str]:
+    """verl ``main_ppo`` overrides for ``RunConfig.seed`` / ``.deterministic``: the engines'
+    seeds and full_determinism switches, and ``data.seed`` whatever ``deterministic`` says
+    (without it verl shuffles the RL data unseeded).
+
+    The rollout's full_determinism only for our ``hf`` rollout, which then seeds each request
+    from its id. verl 0.9.1's vLLM server gives every request the same seed under it
+    (``vllm_async_server.py``: ``setdefault("seed", replica_rank + seed)``), and a seeded vLLM
+    request samples the same answer for the same prompt: a GRPO group's n samples would come
+    out alike and every advantage would be zero."""
+    out = [f"data.seed={seed}"]
+    for part in ("actor_rollout_ref.actor.fsdp_config", "actor_rollout_ref.ref.fsdp_config"):
+        out += [f"{part}.seed={seed}", f"{part}.full_determinism={deterministic}"]
+    part = "actor_rollout_ref.rollout"
+    return out + [f"{part}.seed={seed}", f"{part}.full_determinism={deterministic and rollout == 'hf'}"]
+
+
 def _sft_common(ctx: RunContext) -> list[str]:
     from ..cpu.overrides import sft_overrides
 
-    return sft_overrides() if ctx.cfg.device == "cpu" else []
+    cpu = sft_overrides() if ctx.cfg.device == "cpu" else []
+    return cpu + sft_determinism(ctx.cfg.seed, ctx.cfg.deterministic)
 
 
 def _copy_hf(src: Path, dst: Path) -> Path:
@@ -445,6 +470,7 @@ def stage_rl(ctx: RunContext) -> StageResult:
         f"trainer.test_freq={r.steps if r.test_freq == 0 else r.test_freq}", f"trainer.save_freq={r.save_freq if r.save_freq > 0 else r.steps}",
         "trainer.logger=[console,file]", f"trainer.default_local_dir={ckpt}", "trainer.resume_mode=auto",
         "trainer.project_name=sinternal_run", f"trainer.experiment_name={r.algorithm}",
+        *ppo_determinism(ctx.cfg.seed, ctx.cfg.deterministic, "hf" if ctx.cfg.device == "cpu" else r.rollout),
     ]  # fmt: skip
     if ctx.cfg.device != "cpu":
         args += [f"actor_rollout_ref.rollout.name={r.rollout}", f"trainer.n_gpus_per_node={r.nproc}"]
