@@ -2,9 +2,10 @@
 calls vs the same server serving one request per call (``max_batch_size=1``), in one run.
 
     python benchmarks/bench_hf_rollout.py [--requests 32] [--max-tokens 32] [--hidden 64] [--layers 2]
+        [--temperature 0]
 
 Both configurations get the same prompts (verl's agent loop sends all prompts x n at once),
-greedy, ``ignore_eos`` so every request generates exactly ``--max-tokens`` tokens. The baseline
+greedy unless ``--temperature`` (sampling: per-request seeded noise), ``ignore_eos`` so every request generates exactly ``--max-tokens`` tokens. The baseline
 for the ratio is ``max_batch_size=1``. The model is the tiny random Qwen3 from
 ``sinternal_verl.cpu.tiny`` (sizes configurable).
 """
@@ -35,8 +36,10 @@ def _server(model_dir: Path, max_batch_size: int, batch_wait_s: float, max_token
     return HFRolloutServer(config=rollout, model_config=OmegaConf.create({"path": str(model_dir)}))
 
 
-async def _serve_all(srv: HFRolloutServer, prompts: list[list[int]], max_tokens: int) -> float:
-    params = {"temperature": 0, "max_tokens": max_tokens, "ignore_eos": True, "logprobs": True}
+async def _serve_all(
+    srv: HFRolloutServer, prompts: list[list[int]], max_tokens: int, temperature: float = 0.0
+) -> float:
+    params = {"temperature": temperature, "max_tokens": max_tokens, "ignore_eos": True, "logprobs": True}
     t0 = time.perf_counter()
     outs = await asyncio.gather(
         *[
@@ -57,6 +60,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--batch-wait-s", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy; above: sampling")
     ap.add_argument(
         "--repeat", type=int, default=3, help="runs per config, interleaved; the median is reported"
     )
@@ -78,7 +82,7 @@ def main() -> None:
         for _ in range(args.repeat):  # interleaved, so load from other processes hits both alike
             for mbs, srv in servers.items():
                 srv.stats.update(requests=0, generate_calls=0)
-                times[mbs].append(asyncio.run(_serve_all(srv, prompts, args.max_tokens)))
+                times[mbs].append(asyncio.run(_serve_all(srv, prompts, args.max_tokens, args.temperature)))
                 calls[mbs] = srv.stats["generate_calls"]
         rows = [(label, statistics.median(times[mbs]), calls[mbs]) for label, mbs in configs]
     base = rows[0][1]
