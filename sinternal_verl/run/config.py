@@ -196,8 +196,8 @@ class RunConfig(Settings):
     deterministic: bool = setting(
         False,
         "verl's full_determinism in the trainers (seeded engines and LoRA init, deterministic kernels; "
-        "the hf rollout seeds each request from its id): the same config gives the same run on a CPU; "
-        "slower on GPUs, and the vLLM rollout stays unseeded (verl 0.9.1 seeds its requests alike)",
+        "the hf rollout seeds every request): the same config gives the same run on a CPU, RL up to float "
+        "differences; slower on GPUs, and the vLLM rollout stays unseeded (verl 0.9.1 seeds its requests alike)",
     )
     toy: ToySettings = setting(ToySettings(), "toy world (make demo)")
     teach: TeachSettings = setting(TeachSettings(), "toy world: teach the tiny policy the answer format")
