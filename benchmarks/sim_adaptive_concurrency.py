@@ -62,6 +62,9 @@ def main() -> None:
     p.add_argument(
         "--growth", type=float, default=0.0, help="guard service time x (1 + g x busy slots / cap)"
     )
+    p.add_argument(
+        "--start-skew", type=float, default=0.0, help="each client starts its first step up to S seconds late"
+    )
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
@@ -81,11 +84,12 @@ def main() -> None:
         jitter=args.jitter,
         sigma=args.sigma,
         growth=args.growth,
+        start_skew=args.start_skew,
     )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, gap {model.gap}s; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(

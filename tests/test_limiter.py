@@ -736,6 +736,26 @@ def test_default_limits_keep_a_guard_busy_whatever_its_service_times(jitter):
         assert step.queue <= 0.5, (seed, step)
 
 
+def test_the_simulation_starts_each_client_up_to_the_start_skew_late():
+    # The real benchmark's worker processes do not start (or get the CPU) at one moment, and
+    # slow start turns a fraction of a round trip between them into limits far apart.
+    # ``Model.start_skew`` delays each client's first step by a uniform draw per seed.
+    fixed = functools.partial(FixedLimit, 8)
+    service = 32 / 1280.0
+    for seed in range(3):
+        firsts = []
+        for skew in (0.0, 0.5):
+            step = simulate(32, 4, fixed, n=256, warm_steps=0, model=Model(start_skew=skew), seed=seed)
+            first: dict[int, float] = {}
+            for t, k in step.answers:
+                first.setdefault(k, t)
+            assert len(first) == 4 and min(first.values()) >= service
+            firsts.append(sorted(first.values()))
+        together, skewed = firsts
+        assert together[-1] - together[0] < 0.1 * service  # the same moment, up to the clients' CPU
+        assert skewed[-1] - skewed[0] > 2 * service and skewed[-1] <= 0.5 + 2 * service
+
+
 @pytest.mark.parametrize("cap, jitter", [(32, 0.0), (128, 0.2)])
 def test_four_workers_several_steps_in_keep_the_guard_busy_with_a_small_queue(cap, jitter):
     # verl's reward workers start every step together. Without the cap at idle, a worker that
