@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -18,6 +19,7 @@ from sinternal_verl.cpu.hf_rollout import (
     HFRolloutServer,
     SamplingSettings,
     parse_sampling_params,
+    parse_seed,
 )
 from sinternal_verl.cpu.tiny import build_tiny_model
 
@@ -210,6 +212,34 @@ def test_bad_sampling_params_are_rejected():
     assert max_tokens == 36 and lp  # clamped to the context left
     with pytest.raises(ValueError, match="unknown hf rollout option"):
         HFRolloutOptions.from_rollout_config({"engine_kwargs": {"hf": {"max_batch": 3}}})
+
+
+def test_a_seed_is_an_integer_torch_can_seed_with_or_a_clear_error():
+    assert parse_seed(None) is None
+    assert parse_seed(7) == parse_seed(7.0) == parse_seed(np.int64(7)) == 7
+    assert parse_seed(-(2**63)) == -(2**63) and parse_seed(2**64 - 1) == 2**64 - 1
+    for bad in (1.5, "7", True, [7], float("nan")):
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            parse_seed(bad)
+    for bad in (2**64, -(2**63) - 1):
+        with pytest.raises(ValueError, match=r"seed must be in \[-2\*\*63, 2\*\*64\)"):
+            parse_seed(bad)
+
+
+async def test_a_bad_seed_fails_its_request_alone(model_dir):
+    # torch refuses to seed a generator with 2**64: raised inside the batch, it failed every
+    # request batched with it; checked on arrival, only the request that carried it fails
+    srv = _server(model_dir)
+    hot = {"temperature": 1.0, "max_tokens": 2}
+    good, bad, cut = await asyncio.gather(
+        srv.generate(prompt_ids=[1, 2], sampling_params={**hot, "seed": 3}, request_id="g"),
+        srv.generate(prompt_ids=[1, 2], sampling_params={**hot, "seed": 2**64}, request_id="b"),
+        srv.generate(prompt_ids=[1, 2], sampling_params={**hot, "seed": 2.5}, request_id="c"),
+        return_exceptions=True,
+    )
+    assert not isinstance(good, Exception) and len(good.token_ids) >= 1
+    assert isinstance(bad, ValueError) and "2**64" in str(bad)
+    assert isinstance(cut, ValueError) and "2.5" in str(cut)
 
 
 async def test_weight_update_changes_generation_and_rejects_bad_weights(model_dir):

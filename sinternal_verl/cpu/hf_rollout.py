@@ -31,6 +31,7 @@ import asyncio
 import collections
 import hashlib
 import logging
+import operator
 import os
 import time
 from dataclasses import dataclass, field
@@ -171,6 +172,28 @@ def parse_sampling_params(
     if not 0.0 < settings.top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {settings.top_p}")
     return settings, max_tokens, bool(params.get("logprobs", False))
+
+
+def parse_seed(value: Any) -> int | None:
+    """A request's ``seed`` sampling parameter: ``None`` (unseeded) or an integer that torch can
+    seed a generator with (``[-2**63, 2**64)``); an integral float (``7.0`` from JSON) counts.
+
+    Checked on arrival, like prompt token ids: a seed torch rejects would fail inside the batch
+    and take every request batched with it down; a ``1.5`` silently cut to ``1`` would make two
+    different seeds sample alike."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        seed = operator.index(value)
+    except TypeError:
+        raise ValueError(f"sampling parameter seed must be an integer, got {value!r}") from None
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"sampling parameter seed must be in [-2**63, 2**64), got {seed}")
+    return seed
 
 
 def request_seed(*parts: Any) -> int:
@@ -375,14 +398,14 @@ class HFRolloutServer:
             prompt_length=self.config.prompt_length,
             max_model_len=self.max_model_len,
         )
+        seed = parse_seed(sampling_params.get("seed"))
         self._ensure_worker()
         await self._paused.wait()
-        seed = sampling_params.get("seed")
         if seed is None and self.config.full_determinism:
             seed = self._deterministic_seed(request_id, prompt_ids)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id, int(seed))
+        req = GenerationRequest(prompt_ids, max_tokens, settings, want_lp, request_id, seed)
         req.future = asyncio.get_running_loop().create_future()
         self.stats["requests"] += 1
         await self._queue.put(req)
