@@ -16,7 +16,9 @@ Printed per case over ``--seeds`` seeds: the measured step's
 throughput / ceiling (median, min), / the same run of a limiter-less blast (fixed 2 x C in
 flight over all clients), the guard's mean wait queue / C (Little's law over the step) and
 the spread of the clients' finishing times in round trips. Seeds move the wall-clock phase of
-the drain boundaries and the jitter draws.
+the drain boundaries, the jitter draws and, with ``--start-skew S``, how late each client starts
+its first step (the real benchmark's worker processes are a fraction of a round trip apart,
+which at cap 512 is what its step 2 pays for).
 
 ``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
 ``--set limit_tolerance=0.2`` simulates other settings; ``--trace S`` prints each case's limits every S
