@@ -133,6 +133,13 @@ def sequential_run(url: str, n: int, tag: str) -> tuple[float, list[float]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=2000, help="items through the server")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=200,
+        help="items through the server before the measured run (a large guard needs thousands: slow start "
+        "doubles per round trip, and a 512-slot guard's is 0.4 s)",
+    )
     p.add_argument("--sequential-items", type=int, default=100)
     p.add_argument("--service-time", type=float, default=0.1, help="fake guard seconds per request")
     p.add_argument("--guard-concurrency", type=int, default=16, help="fake guard requests served at once")
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 guard_ceiling(guard_url, max(a.items // 2, 200), 2 * a.guard_concurrency)
             )
         with console.status("warming up the server ..."):
-            asyncio.run(server_run(server_url, min(200, a.items), a.batch, a.client_concurrency, "warm"))
+            asyncio.run(server_run(server_url, a.warmup, a.batch, a.client_concurrency, "warm"))
         with console.status(f"server: {a.items} items ..."):
             srv, slat = asyncio.run(server_run(server_url, a.items, a.batch, a.client_concurrency, "run"))
         with console.status(f"sequential client: {a.sequential_items} items ..."):
