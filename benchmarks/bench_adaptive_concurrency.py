@@ -110,12 +110,14 @@ async def _worker_main(
 
     sampler = asyncio.create_task(_sampler(http, t_start, trajectory, period))
     cold = 0.0
+    steps = []  # (start, end) of each warm-up step; monotonic time is one clock for every process
     for step in range(warm_steps):
         if together or step:  # a step starts for every worker at once, as verl dispatches one
             await asyncio.to_thread(barrier.wait)
         c0 = time.monotonic()
         await run(_items(warm, f"{tag}-warm{step}"))
-        cold = cold or warm / (time.monotonic() - c0)
+        steps.append((c0, time.monotonic()))
+        cold = cold or warm / (steps[-1][1] - c0)
     await asyncio.to_thread(barrier.wait)
     await asyncio.to_thread(go.wait)
     t0 = time.monotonic()
@@ -128,6 +130,7 @@ async def _worker_main(
         "t1": t1,
         "start": t_start,
         "cold": cold,
+        "steps": steps,
         "trajectory": trajectory,
         "stats": http.stats(),
     }
@@ -202,8 +205,17 @@ def run_case(
     for p in procs:
         p.join(30)
     start, end = min(r["t0"] for r in results), max(r["t1"] for r in results)
+    # each warm-up step's rate over every worker, as the measured step's: a run's first steps
+    # (slow start, then the limits it left) next to the one measured
+    warm_rates = [
+        (warm // workers)
+        * workers
+        / (max(r["steps"][k][1] for r in results) - min(r["steps"][k][0] for r in results))
+        for k in range(warm_steps)
+    ]
     return {
         "rate": (n // workers) * workers / (end - start),
+        "warm_rates": warm_rates,
         "results": results,
         "guard": guard_stats,
         "cold": sum(r["cold"] for r in results),
@@ -379,7 +391,8 @@ def main() -> None:
                 print(
                     f"cap {cap:4d} x {service * 1e3:5.1f} ms, {w} worker(s): adaptive "
                     f"{[round(c['rate']) for c in ours_runs]}/s, blast {[round(c['rate']) for c in blasts]}/s; "
-                    f"guard queue mean {ours['queue_mean']:.1f} max {ours['queue_max']}",
+                    f"guard queue mean {ours['queue_mean']:.1f} max {ours['queue_max']}; its warm-up steps x ceiling "
+                    + " ".join(f"{r / a.ceiling:.2f}" for r in ours["warm_rates"]),
                     flush=True,
                 )
 
