@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import logging
 import operator
 import os
@@ -39,6 +38,8 @@ from typing import Any
 
 import ray
 import torch
+
+from ..seeding import stable_seed
 
 logger = logging.getLogger("sinternal_verl.cpu.hf_rollout")
 
@@ -194,12 +195,6 @@ def parse_seed(value: Any) -> int | None:
     if not -(2**63) <= seed < 2**64:
         raise ValueError(f"sampling parameter seed must be in [-2**63, 2**64), got {seed}")
     return seed
-
-
-def request_seed(*parts: Any) -> int:
-    """A 63-bit seed from ``parts`` (a stable hash: the same in every process, unlike ``hash``)."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 class SeededGumbel:
@@ -365,7 +360,7 @@ class HFRolloutServer:
         self.stats = {"requests": 0, "generate_calls": 0, "weight_updates": 0}
         #: under full_determinism: requests seen this step per (request id, prompt), the n
         #: samples of one prompt arrive alike (``_deterministic_seed``)
-        self._alike: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._alike: collections.Counter[tuple[str, tuple[int, ...]]] = collections.Counter()
         self._alike_step: int | None = None
 
     # verl's replica calls ------------------------------------------------------------------
@@ -430,10 +425,10 @@ class HFRolloutServer:
         if self.global_steps != self._alike_step:
             self._alike.clear()
             self._alike_step = self.global_steps
-        prompt = hashlib.blake2b(repr(prompt_ids).encode(), digest_size=8).hexdigest()
+        prompt = tuple(prompt_ids)
         k = self._alike[request_id, prompt]
         self._alike[request_id, prompt] += 1
-        return request_seed(self.config.seed, self.replica_rank, self.global_steps, request_id, prompt, k)
+        return stable_seed(self.config.seed, self.replica_rank, self.global_steps, request_id, prompt, k)
 
     def _ensure_loop_state(self) -> None:
         """Queue, lock and batch worker belong to the running loop (Ray has one; tests and

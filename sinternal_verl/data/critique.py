@@ -36,6 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..seeding import stable_seed
 from ..trajectory import split_reasoning
 from .config import CritiqueConfig, PipelineConfig
 from .stage import StageRun, stream_results
@@ -94,8 +95,7 @@ def uses_expert(seed: int, key: str, fraction: float) -> bool:
         return True
     if fraction <= 0.0:
         return False
-    h = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:16], 16)
-    return h / float(1 << 64) < fraction
+    return stable_seed(int(seed), key, bits=64) / float(1 << 64) < fraction
 
 
 class ResponseCache:

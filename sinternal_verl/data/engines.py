@@ -6,15 +6,17 @@ transformers engine on a tiny local model, production with vLLM on GPUs. Heavy i
 (vllm, torch) happen inside the engine constructors, i.e. inside the Ray actor, so the driver
 never needs vllm installed.
 
-Seeds are per prompt (``base seed + prompt id``), not per batch, so a prompt's samples do
-not depend on which engine or batch it landed in: a resumed run reproduces them.
+Seeds are per prompt (:func:`prompt_seed`, a stable hash of the base seed and the prompt id), not
+per batch, so a prompt's samples do not depend on which engine or batch it landed in: a resumed
+run reproduces them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ..seeding import stable_seed
 
 
 @dataclass
@@ -47,7 +49,9 @@ class Engine(Protocol):
 
 
 def prompt_seed(base: int, prompt_id: str) -> int:
-    return (base * 1_000_003 + int(hashlib.sha256(prompt_id.encode()).hexdigest()[:8], 16)) % (2**31 - 1)
+    """A prompt's sampling seed, in ``[0, 2**31 - 1)``: the range vLLM and torch seeds were taken
+    in here (the modulo folds the one value ``2**31 - 1`` onto 0)."""
+    return stable_seed(int(base), prompt_id, bits=31) % (2**31 - 1)
 
 
 def render_chat(tokenizer: Any, prompt: str, chat_template_kwargs: dict) -> str:

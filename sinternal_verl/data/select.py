@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import random
 
+from ..seeding import stable_seed
 from .config import SelectConfig
 
 
@@ -49,7 +50,7 @@ def select_examples(
         if key not in labels:
             raise RuntimeError(f"prompt {key} has samples but no labels; rerun the label stage")
         labs = labels[key]["labels"]
-        rng = random.Random(f"{cfg.seed}:{key}")
+        rng = random.Random(stable_seed(int(cfg.seed), key))
         not_truncated = [j for j, lab in enumerate(labs) if lab["skipped"] is None]
         readable = [j for j in not_truncated if labs[j]["parse_ok"]]
         usable = {j: lab for j in readable if (lab := _label(labs[j], cfg.controversial_as)) is not None}
