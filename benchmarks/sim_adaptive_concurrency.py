@@ -18,7 +18,10 @@ flight over all clients), the guard's mean wait queue / C (Little's law over the
 the spread of the clients' finishing times in round trips. Seeds move the wall-clock phase of
 the drain boundaries, the jitter draws and, with ``--start-skew S``, how late each client starts
 its first step (the real benchmark's worker processes are a fraction of a round trip apart,
-which at cap 512 is what its step 2 pays for).
+which at cap 512 is what its step 2 pays for); with ``--step-skew S``, how late each starts
+*every* step, drawn anew per step (on a loaded host whose opening burst lands behind the
+others' in the guard's queue is a lottery each step; 0.05 s puts 4 workers at cap 512 three
+steps in at about the real benchmark's figure).
 
 ``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
 ``--set limit_tolerance=0.2`` simulates other settings; ``--trace S`` prints each case's limits every S
@@ -67,6 +70,9 @@ def main() -> None:
     p.add_argument(
         "--start-skew", type=float, default=0.0, help="each client starts its first step up to S seconds late"
     )
+    p.add_argument(
+        "--step-skew", type=float, default=0.0, help="each client starts every step up to S seconds late"
+    )
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
@@ -87,11 +93,12 @@ def main() -> None:
         sigma=args.sigma,
         growth=args.growth,
         start_skew=args.start_skew,
+        step_skew=args.step_skew,
     )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, gap {model.gap}s; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(

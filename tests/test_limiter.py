@@ -802,6 +802,32 @@ def test_the_simulation_starts_each_client_up_to_the_start_skew_late():
         assert skewed[-1] - skewed[0] > 2 * service and skewed[-1] <= 0.5 + 2 * service
 
 
+def test_the_simulation_can_start_every_step_late_by_a_new_draw():
+    # On a loaded host each worker process sends a step's opening burst when it gets the CPU:
+    # whose burst lands behind the others' is drawn anew every step (``Model.step_skew``).
+    fixed = functools.partial(FixedLimit, 8)
+    service = 32 / 1280.0
+
+    def firsts(skew: float, seed: int, warm_steps: int) -> list[float]:
+        step = simulate(
+            32, 4, fixed, n=256, warm=256, warm_steps=warm_steps, model=Model(step_skew=skew), seed=seed
+        )
+        first: dict[int, float] = {}
+        for t, k in step.answers:
+            first.setdefault(k, t)
+        assert len(first) == 4
+        return [first[k] for k in range(4)]
+
+    for seed in range(3):
+        together = firsts(0.0, seed, 2)
+        assert max(together) - min(together) < 0.1 * service
+        late = [firsts(0.5, seed, w) for w in (0, 1, 2)]  # the measured step after 0-2 warm-ups
+        for f in late:
+            assert max(f) - min(f) > 2 * service and max(f) <= 0.5 + 2 * service
+        assert late[0] != late[1] != late[2]  # a new draw every step
+        assert firsts(0.5, seed, 2) == late[2]  # deterministic
+
+
 @pytest.mark.parametrize("cap, jitter", [(32, 0.0), (128, 0.2)])
 def test_four_workers_several_steps_in_keep_the_guard_busy_with_a_small_queue(cap, jitter):
     # verl's reward workers start every step together. Without the cap at idle, a worker that

@@ -59,6 +59,11 @@ class Model:
     #: processes that come up, or get the CPU, at different moments, so slow start leaves their
     #: limits unequal (the real benchmark's 4 workers on 2 cores: up to 1.75 x apart)
     start_skew: float = 0.0
+    #: each client starts *every* step up to this many seconds late (uniform, drawn per step):
+    #: verl dispatches a step to every reward worker at once, but on a loaded host each
+    #: process sends its opening burst when it gets the CPU, so whose burst lands behind the
+    #: others' in the guard's queue is a lottery drawn anew every step
+    step_skew: float = 0.0
 
 
 @dataclass
@@ -169,13 +174,20 @@ def simulate(
                 next_trace = now + trace_every
         return now
 
+    step_rng = random.Random(f"{seed}:steps")  # its own stream: other draws stay as they were
+
+    def skew(step: int) -> list[float]:
+        first = skews if step == 0 else [0.0] * workers
+        if not model.step_skew:
+            return first
+        return [s + step_rng.uniform(0, model.step_skew) for s in first]
+
     t0 = 0.0
-    no_skew = [0.0] * workers
     for step in range(warm_steps):
-        t0 = run_step(t0, warm // workers, skews if step == 0 else no_skew) + model.gap
+        t0 = run_step(t0, warm // workers, skew(step)) + model.gap
     waits = 0.0
     answers.clear()
-    end = run_step(t0, n // workers, skews if not warm_steps else no_skew)
+    end = run_step(t0, n // workers, skew(warm_steps))
     span = end - t0
     done = [c.done_at - t0 for c in clients]
     return StepResult(
