@@ -313,6 +313,28 @@ def test_a_drain_lowers_the_limit_for_one_window_and_takes_its_latency_as_the_fl
     assert lim.relearns == 0
 
 
+def test_a_drain_the_client_went_idle_in_is_given_up_at_the_next_step():
+    # The step ended inside a drain. What comes next is the step's opening burst, not a drain
+    # of every client: measured as the drain's window, its queue cut the limit once more.
+    c = past_slow_start(rtt=0.1, backoff=0.5)
+    lim = c.lim
+    c.window(0.1)
+    saved = lim._limit
+    lim.drain()
+    assert lim.draining
+    c.cap = 0
+    while c.tickets:  # the step's last requests (sent before the drain): no drain window yet
+        c.answer(0.1)
+    assert lim.draining
+    busy = list(lim._busy_limits)
+    c.cap = None
+    c.fill()  # the next step
+    restored = int(min(saved, statistics.median_high(busy)))
+    assert not lim.draining and lim.limit == restored and len(c.tickets) == restored
+    c.window(0.3)  # the opening burst meets everyone's: a queue, one window of it
+    assert not lim.draining and lim.limit >= restored
+
+
 def test_a_drain_that_finds_the_upstream_slower_relearns_the_floor():
     c = past_slow_start(rtt=0.1)
     lim = c.lim
@@ -480,7 +502,7 @@ def test_a_drain_before_any_floor_takes_its_window_as_the_floor():
     # An overload can end slow start before its first window: no floor yet. The transport
     # does not drain then (no floor, no period), but a direct call must not fail.
     c = Client(AdaptiveLimit(initial=8, window_min=4))
-    c.lim.on_overload(c.tickets[0])
+    c.lim.on_overload(c.tickets.popleft())
     assert c.lim.floor is None and c.lim.drain_period() is None
     saved = c.lim._limit
     c.lim.drain()
