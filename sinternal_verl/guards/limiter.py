@@ -64,7 +64,7 @@ HyStart's delay exit), reduced to what this transport needs:
   share met the others' return as a queue, the common cut kept every share, and the steps
   alternated between workers finishing early and late (in the simulation, 4 workers at
   cap 32 after three steps: the guard's queue 0.41-0.49 x cap without the cap, 0.32-0.35
-  with it).
+  with it). A drain it went idle in is given up: the next step's opening burst is no drain.
 * **Drains re-measure the floor** (Envoy's periodic minRTT window, BBR's ProbeRTT). A client
   that starts while others keep a queue learns an inflated floor and would keep a queue of
   its own for good; a replica that gets slower would be cut towards nothing against a floor
