@@ -21,3 +21,10 @@ def stable_seed(*parts: Any, bits: int = 63) -> int:
         raise ValueError(f"bits must be in [1, 64], got {bits}")
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> (64 - bits)
+
+
+def prompt_seed(base: int, prompt_id: str) -> int:
+    """A prompt's sampling seed (the sample stage, the evaluation's generation), in
+    ``[0, 2**31 - 1)``: the range vLLM and torch seeds were taken in here (the modulo folds the
+    one value ``2**31 - 1`` onto 0)."""
+    return stable_seed(int(base), prompt_id, bits=31) % (2**31 - 1)

@@ -12,9 +12,9 @@ PKG = Path(__file__).resolve().parents[1] / "sinternal_verl"
 #: lowest first; a unit is a top-level module or subpackage of ``sinternal_verl``
 LAYERS: list[set[str]] = [
     # the settings mechanism, then the leaves: version checks, trajectory reading, answer-only
-    # judges, specifications
+    # judges, specifications, stable seeds
     {"settings"},
-    {"compat", "trajectory", "judges", "specs", "assets"},
+    {"compat", "trajectory", "judges", "specs", "assets", "seeding"},
     # verl on CPU (platform, tiny models), then the fakes and fixtures built on it
     {"cpu"},
     {"testing"},

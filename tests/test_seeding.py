@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from sinternal_verl.data.critique import uses_expert
-from sinternal_verl.data.engines import prompt_seed
-from sinternal_verl.seeding import stable_seed
+from sinternal_verl.seeding import prompt_seed, stable_seed
 
 
 def test_stable_seed_is_a_fixed_function_of_its_parts():

@@ -6,17 +6,16 @@ transformers engine on a tiny local model, production with vLLM on GPUs. Heavy i
 (vllm, torch) happen inside the engine constructors, i.e. inside the Ray actor, so the driver
 never needs vllm installed.
 
-Seeds are per prompt (:func:`prompt_seed`, a stable hash of the base seed and the prompt id), not
-per batch, so a prompt's samples do not depend on which engine or batch it landed in: a resumed
-run reproduces them.
+Seeds are per prompt (:func:`sinternal_verl.seeding.prompt_seed`, a stable hash of the base seed
+and the prompt id, carried by each :class:`GenRequest`), not per batch, so a prompt's samples do not
+depend on which engine or batch it landed in: a resumed run reproduces them. This module imports only
+the standard library at import time: the real-vLLM tests load it alone in vLLM's own venv.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from ..seeding import stable_seed
 
 
 @dataclass
@@ -46,12 +45,6 @@ class GenResult:
 
 class Engine(Protocol):
     def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
-
-
-def prompt_seed(base: int, prompt_id: str) -> int:
-    """A prompt's sampling seed, in ``[0, 2**31 - 1)``: the range vLLM and torch seeds were taken
-    in here (the modulo folds the one value ``2**31 - 1`` onto 0)."""
-    return stable_seed(int(base), prompt_id, bits=31) % (2**31 - 1)
 
 
 def render_chat(tokenizer: Any, prompt: str, chat_template_kwargs: dict) -> str:

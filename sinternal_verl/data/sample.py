@@ -18,9 +18,10 @@ import asyncio
 import os
 from collections.abc import Callable
 
+from ..seeding import prompt_seed
 from ..trajectory import split_reasoning
 from .config import PipelineConfig
-from .engines import EngineHost, GenRequest, GenResult, prompt_seed
+from .engines import EngineHost, GenRequest, GenResult
 from .prompts import PromptRow
 from .stage import StageRun, count_by, stream_results
 from .store import StageStore

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.engines import EngineHost, GenRequest, GenResult, prompt_seed
+from ..data.engines import EngineHost, GenRequest, GenResult
 from ..data.stage import InjectedCrash
+from ..seeding import prompt_seed
 from .benchmarks.tables import read_table
 from .cache import RecordCache, generation_dir, sample_key
 from .config import BenchmarkSpec, EvalConfig, ModelSpec
