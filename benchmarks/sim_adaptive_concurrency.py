@@ -21,7 +21,10 @@ its first step (the real benchmark's worker processes are a fraction of a round 
 which at cap 512 is what its step 2 pays for); with ``--step-skew S``, how late each starts
 *every* step, drawn anew per step (on a loaded host whose opening burst lands behind the
 others' in the guard's queue is a lottery each step; 0.05 s puts 4 workers at cap 512 three
-steps in at about the real benchmark's figure).
+steps in at about the real benchmark's figure). With ``--slow-factor F`` the guard's service
+time is multiplied by F once half of the measured step is answered (a replica that slows down,
+the real benchmark's last case on one guard) and ``x ceiling`` is the rate after that against
+the new ceiling (use a larger ``--n``: at cap 512 half of 4096 requests is four round trips).
 
 ``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
 ``--set limit_tolerance=0.2`` simulates other settings; ``--trace S`` prints each case's limits every S
@@ -73,6 +76,12 @@ def main() -> None:
     p.add_argument(
         "--step-skew", type=float, default=0.0, help="each client starts every step up to S seconds late"
     )
+    p.add_argument(
+        "--slow-factor",
+        type=float,
+        default=1.0,
+        help="the guard gets F x slower halfway through the measured step",
+    )
     p.add_argument("--client-send", type=float, default=Model.client_send)
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
@@ -94,11 +103,12 @@ def main() -> None:
         growth=args.growth,
         start_skew=args.start_skew,
         step_skew=args.step_skew,
+        slow_factor=args.slow_factor,
     )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(
@@ -121,10 +131,10 @@ def main() -> None:
                     print("  the measured step's answers per second / ceiling, every trace interval:")
                     print("  " + " ".join(f"{x:.2f}" for x in _rates(r.answers, trace, args.ceiling)))
                 b = simulate(cap, w, blast, model=model, seed=seed, **common)
-                rates.append(r.rate)
+                rates.append(r.rate if r.rate_after is None else r.rate_after)
                 queues.append(r.queue)
                 spreads.append(r.spread_rtts)
-                blasts.append(b.rate)
+                blasts.append(b.rate if b.rate_after is None else b.rate_after)
             if args.per_seed:
                 print(f"  cap {cap} x {w} per seed: " + " ".join(f"{i}:{r:.2f}" for i, r in enumerate(rates)))
             ok = sum(

@@ -850,6 +850,22 @@ def test_the_simulation_can_start_every_step_late_by_a_new_draw():
         assert firsts(0.5, seed, 2) == late[2]  # deterministic
 
 
+def test_the_simulation_can_slow_the_guard_down_halfway_through_the_measured_step():
+    # The real benchmark's last case (a replica that gets 2x slower) on one guard: once half
+    # of the measured step is answered the service time doubles, so the ceiling halves while
+    # the slots stay. A blast that keeps every slot busy runs at the new ceiling after that.
+    blast = functools.partial(FixedLimit, 64)
+    plain = simulate(32, 1, blast, n=2048, warm_steps=0, seed=0)
+    slowed = simulate(32, 1, blast, n=2048, warm_steps=0, model=Model(slow_factor=2.0), seed=0)
+    assert plain.rate_after is None
+    assert slowed.rate_after is not None and 0.95 <= slowed.rate_after <= 1.05
+    # the second half takes twice as long: the step 1.5 x, so its rate over the old ceiling 2/3
+    assert 0.62 <= slowed.rate / plain.rate <= 0.70
+    answers = [t for t, _ in slowed.answers]
+    half = answers[1024] - answers[0]
+    assert answers[-1] - answers[1024] > 1.8 * half
+
+
 @pytest.mark.parametrize("cap, jitter", [(32, 0.0), (128, 0.2)])
 def test_four_workers_several_steps_in_keep_the_guard_busy_with_a_small_queue(cap, jitter):
     # verl's reward workers start every step together. Without the cap at idle, a worker that

@@ -64,6 +64,10 @@ class Model:
     #: process sends its opening burst when it gets the CPU, so whose burst lands behind the
     #: others' in the guard's queue is a lottery drawn anew every step
     step_skew: float = 0.0
+    #: once half of the measured step is answered, the guard's service time is multiplied by
+    #: this (a replica that another job starts sharing): its ceiling falls by the same factor,
+    #: while its number of slots, hence the limit that saturates it, stays
+    slow_factor: float = 1.0
 
 
 @dataclass
@@ -81,13 +85,16 @@ class StepResult:
     step's dispatch to its last answer; ``queue``: the guard's mean wait queue (requests
     waiting for a slot, Little's law over the step) over its cap; ``spread_rtts``: first
     and last client's finishing times apart, in service times; ``limits``: at the end;
-    ``answers``: (seconds into the step, client) of every answer, in order."""
+    ``answers``: (seconds into the step, client) of every answer, in order; with
+    ``Model.slow_factor``, ``rate_after``: requests per second after the guard slowed down over
+    its new ceiling (``None`` without a slowdown)."""
 
     rate: float
     queue: float
     spread_rtts: float
     limits: list[int]
     answers: list[tuple[float, int]]
+    rate_after: float | None = None
 
 
 def simulate(
@@ -137,8 +144,11 @@ def simulate(
             c.cpu_free = t0 + model.client_send
             push(c.cpu_free, _ARRIVE, (k, t0, c.limit.on_send()))
 
-    def run_step(start: float, per_client: int, skew: list[float]) -> float:
+    slowed_at: list[float] = []  # when the guard slowed down (the measured step only)
+
+    def run_step(start: float, per_client: int, skew: list[float], slow_after: int = 0) -> float:
         nonlocal guard_free, waits
+        answered = 0
         for k, c in enumerate(clients):
             c.pending = per_client
             c.cpu_free = max(c.cpu_free, start + skew[k])
@@ -166,6 +176,10 @@ def simulate(
                     lim.drain()
                 c.in_flight -= 1
                 answers.append((now, k))
+                answered += 1
+                if answered == slow_after:
+                    guard.service_time_s *= model.slow_factor
+                    slowed_at.append(now)
                 send_more(k, now)
                 if not c.pending and not c.in_flight:
                     c.done_at = now
@@ -187,15 +201,21 @@ def simulate(
         t0 = run_step(t0, warm // workers, skew(step)) + model.gap
     waits = 0.0
     answers.clear()
-    end = run_step(t0, n // workers, skew(warm_steps))
+    total = n // workers * workers
+    slow_after = total // 2 if model.slow_factor != 1.0 else 0
+    end = run_step(t0, n // workers, skew(warm_steps), slow_after)
     span = end - t0
     done = [c.done_at - t0 for c in clients]
+    rate_after = None
+    if slowed_at:
+        rate_after = (total - slow_after) / (end - slowed_at[0]) / (ceiling / model.slow_factor)
     return StepResult(
         rate=(n // workers) * workers / span / ceiling,
         queue=waits / span / cap,
         spread_rtts=(max(done) - min(done)) / service,
         limits=[c.limit.limit for c in clients],
         answers=[(t - t0, k) for t, k in answers],
+        rate_after=rate_after,
     )
 
 
