@@ -492,6 +492,29 @@ def main() -> None:
         f"  after:  {rate_after:.0f}/s = {rate_after / ideal_after:.3f} x ceiling {ideal_after:.0f}/s; "
         f"B's share of requests {b_after / max(1, all_after):.2f} (its share of the capacity: 0.33)"
     )
+    # Recovery over time: B's share of the requests answered in each interval after it
+    # slowed, the rate against the new ideal, and the drains (every worker, B's URL) begun in
+    # it. The limiter re-learns B's floor at a drain, so this shows how long B was starved.
+    every = 0.5
+    edges = [t_slow + k * every for k in range(int((case["t1"] - t_slow) / every) + 1)]
+    if len(edges) > 1:
+        shares, rates, drains = [], [], []
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            b_n = all_n = d_n = 0
+            for r in case["results"]:
+
+                def stats_at(t: float, r: dict = r) -> dict:
+                    return min(r["trajectory"], key=lambda x: abs(r["start"] + x[0] - t))[1]
+
+                s_lo, s_hi = stats_at(lo), stats_at(hi)
+                b_n += s_hi[f"requests/{url_b}"] - s_lo[f"requests/{url_b}"]
+                all_n += sum(s_hi[f"requests/{u}"] - s_lo[f"requests/{u}"] for u in (url_a, url_b))
+                d_n += s_hi.get(f"drains/{url_b}", 0) - s_lo.get(f"drains/{url_b}", 0)
+            shares.append(f"{b_n / max(1, all_n):.2f}")
+            rates.append(f"{all_n / every / ideal_after:.2f}")
+            drains.append(str(d_n))
+        print(f"  every {every}s after the slowdown: B's share {' '.join(shares)}")
+        print(f"    x ceiling {' '.join(rates)}; drains of B begun {' '.join(drains)}")
     for name, u, g in (("A", url_a, case["guard"][0]), ("B", url_b, case["guard"][1])):
         print(
             f"  replica {name}: queue mean {g['mean_waiting']:.1f} max {g['max_waiting']}; "
