@@ -81,10 +81,11 @@ HyStart's delay exit), reduced to what this transport needs:
   again: above it, the floor rises only if the next window is as slow (a queue falls with
   the cut, a slower upstream does not; and only if even the fastest answer is above: a stall
   of our own spares some), and the limit goes back to the last one that showed no queue
-  (the cuts since were made against a floor the upstream can no longer reach); below it, the drain goes on cutting while the floor keeps falling
-  (``_judge_drain_window``); within the tolerance, a window above the floor beyond its noise
-  raises it (an engine whose step grows with its batch is slower at the drained load
-  without any queue, and that is the latency to compare with). A drain to the share the
+  (the cuts since were made against a floor the upstream can no longer reach); below it,
+  the drain goes on cutting while the floor keeps falling (``_judge_drain_window``); within
+  the tolerance, a window above the floor beyond its noise raises it (an engine whose step
+  grows with its batch is slower at the drained load without any queue, and that is the
+  latency to compare with). A drain to the share the
   floor allows is also a test of what the latency above the floor is: a queue empties at
   that share and the latency falls to the floor, while an engine slower with a larger
   batch (vLLM's step) only gets a little faster. When the drain's first window fell less
@@ -624,9 +625,9 @@ class AdaptiveLimit:
                 # showed no queue, and the gradient takes it from there. Restoring the limit
                 # the drain started from left a replica 2x slower at the fraction of its share
                 # those cuts had left, growing back by 1.1 x per window of ``window_min``
-                # requests, several round trips each at a small limit (the real benchmark: B's
-                # share of the requests fell to 0.04-0.06 of a third after its drains). Not
-                # slow start: a drain that misjudged, e.g. behind a queue of clients that did
+                # requests, several round trips each at a small limit (the real benchmark's
+                # slowing replica B, a third of the capacity: its share of the requests stayed
+                # at 0.04-0.06 after its drains). Not slow start: a drain that misjudged, e.g. behind a queue of clients that did
                 # not drain, would overshoot by a whole limit for a round trip.
                 saved = self._clear_limit
             self._set(saved)
