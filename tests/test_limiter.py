@@ -339,21 +339,18 @@ def test_a_drain_that_finds_the_upstream_slower_relearns_the_floor():
     c = past_slow_start(rtt=0.1)
     lim = c.lim
     c.window(0.1)
-    clear = lim.limit  # the next window shows no queue yet (a cut needs two in a row)
     for _ in range(6):  # the upstream becomes 2x slower for good: cut against a stale floor
         c.window(0.2)
     cut = lim.limit
-    assert cut < 20 < clear
+    assert cut < 20
     lim.drain()
     c.window(0.2)  # above the floor: cut once more to tell a queue from a slower upstream
     assert lim.draining and lim.limit == cut // 4 and lim.floor == pytest.approx(0.1)
     c.window(0.2)  # as slow at a quarter of the limit: the upstream's own latency
-    # the cuts since the rise were against a floor it can no longer reach: the limit goes back
-    # to the last one that showed no queue, not to the one the drain started from
-    assert lim.floor == pytest.approx(0.2) and lim.relearns == 1 and lim.limit == clear
+    assert lim.floor == pytest.approx(0.2) and lim.relearns == 1 and lim.limit == cut
     for _ in range(8):
         c.window(0.2)
-    assert lim.limit > clear  # no queue against the new floor: growing again
+    assert lim.limit > 2 * cut  # no queue against the new floor: growing again
 
 
 @pytest.mark.parametrize(
@@ -867,20 +864,6 @@ def test_the_simulation_can_slow_the_guard_down_halfway_through_the_measured_ste
     answers = [t for t, _ in slowed.answers]
     half = answers[1024] - answers[0]
     assert answers[-1] - answers[1024] > 1.8 * half
-
-
-def test_four_workers_keep_a_guard_that_got_twice_as_slow_busier_after_a_drain():
-    # Against the floor it had, a guard that got slower looks queued: each window cuts again
-    # until a drain re-measures the floor. The drain then restores the last limit that showed
-    # no queue: these seeds keep 0.66-0.94 of the new ceiling, median 0.82. Restoring the
-    # limit the drain started from (cut to a fraction by then) kept 0.56-0.92, median 0.69.
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
-    rates = []
-    for seed in range(6):
-        step = simulate(128, 4, default, n=8192, model=Model(slow_factor=2.0), seed=seed)
-        assert step.rate_after is not None and step.rate_after >= 0.6, (seed, step.rate_after)
-        rates.append(step.rate_after)
-    assert statistics.median(rates) >= 0.78, rates
 
 
 @pytest.mark.parametrize("cap, jitter", [(32, 0.0), (128, 0.2)])

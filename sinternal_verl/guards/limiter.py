@@ -80,12 +80,10 @@ HyStart's delay exit), reduced to what this transport needs:
   skipped. A drain window off the floor by more than the tolerance cuts once more and looks
   again: above it, the floor rises only if the next window is as slow (a queue falls with
   the cut, a slower upstream does not; and only if even the fastest answer is above: a stall
-  of our own spares some), and the limit goes back to the last one that showed no queue
-  (the cuts since were made against a floor the upstream can no longer reach); below it,
-  the drain goes on cutting while the floor keeps falling (``_judge_drain_window``); within
-  the tolerance, a window above the floor beyond its noise raises it (an engine whose step
-  grows with its batch is slower at the drained load without any queue, and that is the
-  latency to compare with). A drain to the share the
+  of our own spares some); below it, the drain goes on cutting while the floor keeps falling
+  (``_judge_drain_window``); within the tolerance, a window above the floor beyond its noise
+  raises it (an engine whose step grows with its batch is slower at the drained load
+  without any queue, and that is the latency to compare with). A drain to the share the
   floor allows is also a test of what the latency above the floor is: a queue empties at
   that share and the latency falls to the floor, while an engine slower with a larger
   batch (vLLM's step) only gets a little faster. When the drain's first window fell less
@@ -243,9 +241,6 @@ class AdaptiveLimit:
         self._fastest = 0.0
         #: the previous window's latency (a cut needs two windows in a row to show a queue)
         self._prev_latency: float | None = None
-        #: the limit of the last gradient window that showed no queue (what a drain that finds
-        #: the upstream slower restores, if higher than the limit it drained from)
-        self._clear_limit: float | None = None
         #: last window's latency (its mean, seconds)
         self.latency: float | None = None
         #: increases and decreases (latency and overload) so far, drains, and floor re-learns
@@ -619,20 +614,13 @@ class AdaptiveLimit:
                 self._set(max(float(self.minimum), self._limit * self.backoff))
                 return
             saved, self._drain_saved, self._prev_latency = self._drain_saved, None, None
-            if verdict == "slower" and self._clear_limit is not None and self._clear_limit > saved:
-                # The upstream got slower: the cuts since its latency rose were made against a
-                # floor it can no longer reach, so the limit goes back to the last one that
-                # showed no queue, and the gradient takes it from there. Restoring the limit
-                # the drain started from left a replica 2x slower at the fraction of its share
-                # those cuts had left, growing back by 1.1 x per window of ``window_min``
-                # requests, several round trips each at a small limit (the real benchmark's
-                # slowing replica B, a third of the capacity: its share of the requests stayed
-                # at 0.04-0.06 after its drains). Not slow start: a drain that misjudged, e.g. behind a queue of clients that did
-                # not drain, would overshoot by a whole limit for a round trip.
-                saved = self._clear_limit
             self._set(saved)
             self._restart_windows()  # windows of a drain's size were under way
             if verdict == "slower":
+                # The upstream got slower: the cuts since were made against a floor it can no
+                # longer reach; from here the gradient grows the limit back. (Not slow start:
+                # a drain that misjudged, e.g. behind a queue of clients that did not drain,
+                # would overshoot by a whole limit for a round trip.)
                 self.relearns += 1
             return
         if self._floor is None or high < self._floor:
@@ -652,8 +640,6 @@ class AdaptiveLimit:
             self._restart_windows()
             self.relearns += 1
             return
-        if rho <= 1.0 + self.tolerance:
-            self._clear_limit = limit
         gradient = min(1.0 + self.tolerance, max(self.backoff, (1.0 + self.tolerance) / rho))
         new = limit * gradient + self.headroom * math.sqrt(limit)
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
