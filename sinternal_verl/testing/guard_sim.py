@@ -148,7 +148,6 @@ def simulate(
 
     def run_step(start: float, per_client: int, skew: list[float], slow_after: int = 0) -> float:
         nonlocal guard_free, waits
-        answered = 0
         for k, c in enumerate(clients):
             c.pending = per_client
             c.cpu_free = max(c.cpu_free, start + skew[k])
@@ -176,8 +175,7 @@ def simulate(
                     lim.drain()
                 c.in_flight -= 1
                 answers.append((now, k))
-                answered += 1
-                if answered == slow_after:
+                if len(answers) == slow_after:  # answers holds the measured step's only
                     guard.service_time_s *= model.slow_factor
                     slowed_at.append(now)
                 send_more(k, now)
@@ -210,7 +208,7 @@ def simulate(
     if slowed_at:
         rate_after = (total - slow_after) / (end - slowed_at[0]) / (ceiling / model.slow_factor)
     return StepResult(
-        rate=(n // workers) * workers / span / ceiling,
+        rate=total / span / ceiling,
         queue=waits / span / cap,
         spread_rtts=(max(done) - min(done)) / service,
         limits=[c.limit.limit for c in clients],
