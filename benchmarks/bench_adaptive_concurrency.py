@@ -224,6 +224,12 @@ def run_case(
     }
 
 
+def _sample_at(result: dict, t: float) -> tuple:
+    """A worker's trajectory sample (seconds since its start, stats, successes) nearest to
+    ``t`` on the host's monotonic clock."""
+    return min(result["trajectory"], key=lambda x: abs(result["start"] + x[0] - t))
+
+
 def _trajectory(result: dict, url: str, points: int = 12) -> str:
     traj = [(t, s.get(f"limit/{url}")) for t, s, _ in result["trajectory"]]
     if not traj:
@@ -472,11 +478,7 @@ def main() -> None:
     before = after = 0.0
     b_after = all_after = 0
     for r in case["results"]:
-
-        def at(t: float, r: dict = r) -> tuple:
-            return min(r["trajectory"], key=lambda x: abs(r["start"] + x[0] - t))
-
-        s0, s1, s2 = at(case["t0"]), at(t_slow), at(case["t1"])
+        s0, s1, s2 = (_sample_at(r, t) for t in (case["t0"], t_slow, case["t1"]))
         before += s1[2] - s0[2]
         after += s2[2] - s1[2]
         b_after += s2[1][f"requests/{url_b}"] - s1[1][f"requests/{url_b}"]
@@ -502,11 +504,7 @@ def main() -> None:
         for lo, hi in zip(edges, edges[1:], strict=False):
             b_n = all_n = d_n = 0
             for r in case["results"]:
-
-                def stats_at(t: float, r: dict = r) -> dict:
-                    return min(r["trajectory"], key=lambda x: abs(r["start"] + x[0] - t))[1]
-
-                s_lo, s_hi = stats_at(lo), stats_at(hi)
+                s_lo, s_hi = _sample_at(r, lo)[1], _sample_at(r, hi)[1]
                 b_n += s_hi[f"requests/{url_b}"] - s_lo[f"requests/{url_b}"]
                 all_n += sum(s_hi[f"requests/{u}"] - s_lo[f"requests/{u}"] for u in (url_a, url_b))
                 d_n += s_hi.get(f"drains/{url_b}", 0) - s_lo.get(f"drains/{url_b}", 0)
