@@ -59,6 +59,16 @@ def past_slow_start(rtt: float = 0.1, **kw) -> Client:
     return c
 
 
+def draining(rtt: float = 0.1, **kw) -> tuple[Client, float]:
+    """A client past slow start, one more window at its floor ``rtt``, then a drain begun:
+    the client and the limit the drain will restore."""
+    c = past_slow_start(rtt=rtt, **kw)
+    c.window(rtt)
+    saved = c.lim._limit
+    c.lim.drain()
+    return c, saved
+
+
 # ---------------------------------------------------------------- windows are cohorts
 def test_a_window_is_judged_when_every_request_of_it_has_answered_not_the_fastest_few():
     # A burst of 16 sent at once against a guard whose service times vary: the first answers
@@ -297,11 +307,8 @@ def test_noisy_service_times_do_not_drag_the_floor_below_the_upstream():
 
 # ---------------------------------------------------------------- drains
 def test_a_drain_lowers_the_limit_for_one_window_and_takes_its_latency_as_the_floor():
-    c = past_slow_start(rtt=0.1, backoff=0.5)
+    c, saved = draining(rtt=0.1, backoff=0.5)
     lim = c.lim
-    c.window(0.1)
-    saved = lim._limit
-    lim.drain()
     assert lim.draining and lim.limit == int(saved * 0.5) and lim.drains == 1
     lim.drain()  # during a drain: ignored
     assert lim.drains == 1
@@ -316,11 +323,8 @@ def test_a_drain_lowers_the_limit_for_one_window_and_takes_its_latency_as_the_fl
 def test_a_drain_the_client_went_idle_in_is_given_up_at_the_next_step():
     # The step ended inside a drain. What comes next is the step's opening burst, not a drain
     # of every client: measured as the drain's window, its queue cut the limit once more.
-    c = past_slow_start(rtt=0.1, backoff=0.5)
+    c, saved = draining(rtt=0.1, backoff=0.5)
     lim = c.lim
-    c.window(0.1)
-    saved = lim._limit
-    lim.drain()
     assert lim.draining
     c.cap = 0
     while c.tickets:  # the step's last requests (sent before the drain): no drain window yet
@@ -365,11 +369,8 @@ def test_a_drain_that_finds_a_queue_keeps_the_floor(second):
     # learnt an inflated floor, say): halving every limit leaves a queue. Raising the floor to
     # it would let every client keep that queue for good, and the next drain would find it
     # again: the floor only rises when a second cut leaves the latency where it was.
-    c = past_slow_start(rtt=0.1)
+    c, saved = draining(rtt=0.1)
     lim = c.lim
-    c.window(0.1)
-    saved = lim._limit
-    lim.drain()
     c.window(0.25)
     assert lim.draining
     c.window(second)
@@ -381,11 +382,8 @@ def test_a_drain_that_finds_the_floor_lower_keeps_cutting_while_it_falls():
     # A client that started while others kept a queue learnt a floor 3x the true one and
     # grew against it, keeping that queue itself. At its drain, each cut lowers the latency
     # further: the drain goes on until a cut no longer does, and one drain finds the floor.
-    c = past_slow_start(rtt=0.3, backoff=0.5)
+    c, saved = draining(rtt=0.3, backoff=0.5)
     lim = c.lim
-    c.window(0.3)
-    saved = lim._limit
-    lim.drain()
     c.window(0.2)  # lower: the floor falls, and the drain goes on
     assert lim.draining and lim.floor == pytest.approx(0.2) and lim.limit == int(saved / 4)
     c.window(0.1)
@@ -399,11 +397,8 @@ def test_once_a_deep_drain_found_the_floor_later_drains_cut_only_to_the_share_it
     # A deep drain (by backoff) halves the upstream's load for a round trip; once one found
     # the floor where it was, a drain cuts each limit to limit * floor / latency: every
     # client together to what the upstream serves at once, and no further.
-    c = past_slow_start(rtt=0.1, backoff=0.5)
+    c, saved = draining(rtt=0.1, backoff=0.5)
     lim = c.lim
-    c.window(0.1)
-    saved = lim._limit
-    lim.drain()
     assert lim.limit == int(saved * 0.5)  # the first drain is deep
     c.window(0.1)  # the floor where it was: checked
     assert not lim.draining and lim._limit == saved
