@@ -91,7 +91,7 @@ def main() -> None:
         "--trace", type=float, default=0.0, help="print the limits every S seconds (of --trace-seed)"
     )
     p.add_argument("--trace-seed", type=int, default=0)
-    p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling")
+    p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling / queue x cap")
     args = p.parse_args()
     model = Model(
         client_send=args.client_send,
@@ -136,7 +136,12 @@ def main() -> None:
                 spreads.append(r.spread_rtts)
                 blasts.append(b.rate if b.rate_after is None else b.rate_after)
             if args.per_seed:
-                print(f"  cap {cap} x {w} per seed: " + " ".join(f"{i}:{r:.2f}" for i, r in enumerate(rates)))
+                print(
+                    f"  cap {cap} x {w} per seed: "
+                    + " ".join(
+                        f"{i}:{r:.2f}/{q:.2f}" for i, (r, q) in enumerate(zip(rates, queues, strict=True))
+                    )
+                )
             ok = sum(
                 (r >= 0.9 or r >= 0.95 * b) and q <= 0.5
                 for r, b, q in zip(rates, blasts, queues, strict=True)
