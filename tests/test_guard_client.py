@@ -512,10 +512,12 @@ async def test_timeouts_shrink_the_limit(fake_guard):
 async def test_limits_drain_at_wall_clock_period_boundaries(fake_guard, every_rtts, drains):
     # At each boundary of the drain period (limit_drain_every_rtts round trips, as wall-clock
     # seconds: the same moments in all processes) the transport asks each limit to re-measure
-    # its floor. A ten-thousandth of a loopback round trip: a period of microseconds, so
-    # nearly every answer is in a new one.
+    # its floor. A ten-thousandth of a loopback round trip and no minimum period: a period of
+    # microseconds, so nearly every answer is in a new one.
     fake_guard.fault("429", count=1)  # leave slow start (drains wait for it to end)
-    client = transport(fake_guard.url, limit_initial=8, max_retries=2, limit_drain_every_rtts=every_rtts)
+    client = transport(
+        fake_guard.url, limit_initial=8, max_retries=2, limit_drain_every_rtts=every_rtts, limit_drain_min_s=0
+    )
     await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(60)))
     s = client.stats()
     await client.aclose()

@@ -134,10 +134,18 @@ class HTTPClientConfig(Settings):
     )
     limit_drain_every_rtts: float = setting(
         32.0,
-        "adaptive: every this many round trips at the floor latency, rounded up to a power-of-two number of "
-        "seconds (so the clients of one guard pick the same wall-clock moments), each limit drops for about "
-        "one round trip to re-measure its floor: by limit_backoff until a drain confirmed the floor, "
-        "then to limit x floor / latency; 0: never",
+        "adaptive: every this many round trips at the floor latency (and at most once every "
+        "limit_drain_min_s), rounded up to a power-of-two number of seconds (so the clients of one guard "
+        "pick the same wall-clock moments), each limit drops for about one round trip to re-measure its "
+        "floor: by limit_backoff until a drain confirmed the floor, then to limit x floor / latency; 16 for a "
+        "guard shared with jobs whose load changes (a slower guard is re-measured twice as soon, a steady one "
+        "loses a few percent); 0: never",
+        ge=0,
+    )
+    limit_drain_min_s: float = setting(
+        1.0,
+        "adaptive: the shortest drain period (seconds, rounded up to a power of two like the period): "
+        "a fast guard shared by several clients needs a few decision windows between drains",
         ge=0,
     )
 
@@ -206,6 +214,7 @@ class HTTPClientConfig(Settings):
             backoff=self.limit_backoff,
             window_min=self.limit_window_min,
             drain_every_rtts=self.limit_drain_every_rtts,
+            drain_min_s=self.limit_drain_min_s,
             noise_z=self.limit_noise_z,
         )
 
