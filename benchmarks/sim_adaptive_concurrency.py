@@ -28,7 +28,10 @@ the new ceiling (use a larger ``--n``: at cap 512 half of 4096 requests is four 
 
 ``PYTHONPATH=$PWD python benchmarks/sim_adaptive_concurrency.py`` (20 seeds: about 15 s);
 ``--set limit_tolerance=0.2`` simulates other settings; ``--trace S`` prints each case's limits every S
-simulated seconds for one seed, and the measured step's throughput over time.
+simulated seconds for one seed, and the measured step's throughput over time. ``--shares``
+asks whether the clients' shares follow their floors: per case, over all seeds' clients, the
+correlation of each client's floor (over the clients' mean) with its share of the answers while
+every client was still busy (over the mean share), and the spread of both.
 """
 
 from __future__ import annotations
@@ -54,6 +57,19 @@ def _limit_factory(overrides: dict):
 def _rates(answers: list[tuple[float, int]], every: float, ceiling: float) -> list[float]:
     counts = collections.Counter(int(t / every) for t, _ in answers)
     return [counts[i] / every / ceiling for i in range(max(counts) + 1)] if counts else []
+
+
+def _deviations(answers: list[tuple[float, int]], floors: list[float]) -> list[tuple[float, float]]:
+    """Per client of one measured step: (its floor / the clients' mean floor - 1, its answers
+    while every client was busy / the mean - 1). Busy: until the first client's last answer."""
+    last: dict[int, float] = {}
+    for t, c in answers:
+        last[c] = t
+    busy_until = min(last.values())
+    counts = collections.Counter(c for t, c in answers if t <= busy_until)
+    mean_count = statistics.fmean(counts[c] for c in range(len(floors)))
+    mean_floor = statistics.fmean(floors)
+    return [(f / mean_floor - 1.0, counts[c] / mean_count - 1.0) for c, f in enumerate(floors)]
 
 
 def main() -> None:
@@ -92,6 +108,11 @@ def main() -> None:
     )
     p.add_argument("--trace-seed", type=int, default=0)
     p.add_argument("--per-seed", action="store_true", help="print each seed's x ceiling / queue x cap")
+    p.add_argument(
+        "--shares",
+        action="store_true",
+        help="print how the clients' shares of a step follow their floors (correlation, spreads)",
+    )
     args = p.parse_args()
     model = Model(
         client_send=args.client_send,
@@ -117,7 +138,7 @@ def main() -> None:
     met = total = 0
     for cap in args.caps:
         for w in args.workers:
-            rates, queues, spreads, blasts = [], [], [], []
+            rates, queues, spreads, blasts, devs = [], [], [], [], []
             blast = functools.partial(FixedLimit, max(1, 2 * cap // w))
             common = {"n": args.n, "warm": args.warm, "warm_steps": args.warm_steps, "ceiling": args.ceiling}
             for seed in range(args.seeds):
@@ -126,7 +147,15 @@ def main() -> None:
                     print(
                         f"  trace: cap {cap} x {w}, seed {seed}; per client: limit/in flight, latency/floor ms, D draining"
                     )
-                r = simulate(cap, w, make_limit, model=model, seed=seed, trace_every=trace, **common)
+                made = []
+
+                def recording(made=made):
+                    made.append(make_limit())
+                    return made[-1]
+
+                r = simulate(cap, w, recording, model=model, seed=seed, trace_every=trace, **common)
+                if args.shares and w > 1:
+                    devs += _deviations(r.answers, [lim.floor for lim in made])
                 if trace:
                     print("  the measured step's answers per second / ceiling, every trace interval:")
                     print("  " + " ".join(f"{x:.2f}" for x in _rates(r.answers, trace, args.ceiling)))
@@ -141,6 +170,16 @@ def main() -> None:
                     + " ".join(
                         f"{i}:{r:.2f}/{q:.2f}" for i, (r, q) in enumerate(zip(rates, queues, strict=True))
                     )
+                )
+            if devs:
+                floor_devs, share_devs = zip(*devs, strict=True)
+                try:
+                    corr = f"{statistics.correlation(floor_devs, share_devs):.2f}"
+                except statistics.StatisticsError:  # every floor (or share) alike
+                    corr = "none"
+                print(
+                    f"  cap {cap} x {w} shares: correlation with the floor {corr}; "
+                    f"spread (sd) of the floors {statistics.pstdev(floor_devs):.2%}, of the shares {statistics.pstdev(share_devs):.2%}"
                 )
             ok = sum(
                 (r >= 0.9 or r >= 0.95 * b) and q <= 0.5
