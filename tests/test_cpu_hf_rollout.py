@@ -218,7 +218,7 @@ def test_a_seed_is_an_integer_torch_can_seed_with_or_a_clear_error():
     assert parse_seed(None) is None
     assert parse_seed(7) == parse_seed(7.0) == parse_seed(np.int64(7)) == 7
     assert parse_seed(-(2**63)) == -(2**63) and parse_seed(2**64 - 1) == 2**64 - 1
-    for bad in (1.5, "7", True, [7], float("nan")):
+    for bad in (1.5, "7", True, np.True_, [7], float("nan")):
         with pytest.raises(ValueError, match="seed must be an integer"):
             parse_seed(bad)
     for bad in (2**64, -(2**63) - 1):

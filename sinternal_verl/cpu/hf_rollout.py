@@ -186,12 +186,13 @@ def parse_seed(value: Any) -> int | None:
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    not_an_integer = ValueError(f"sampling parameter seed must be an integer, got {value!r}")
+    if isinstance(value, bool):  # ``operator.index`` takes it; no one means True as a seed
+        raise not_an_integer
     try:
-        if isinstance(value, bool):
-            raise TypeError
-        seed = operator.index(value)
+        seed = operator.index(value)  # any integer type, numpy's too
     except TypeError:
-        raise ValueError(f"sampling parameter seed must be an integer, got {value!r}") from None
+        raise not_an_integer from None
     if not -(2**63) <= seed < 2**64:
         raise ValueError(f"sampling parameter seed must be in [-2**63, 2**64), got {seed}")
     return seed
