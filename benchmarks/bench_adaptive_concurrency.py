@@ -269,6 +269,86 @@ def _trace(case: dict, url: str, step: float) -> list[str]:
     return lines
 
 
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_cases(rows: list, ceiling: float, out: str) -> list[str]:
+    """``limits.png``: each case's median adaptive run, every worker's limit over time (t = 0:
+    the measured step starts; before it, the warm-up), beside the cap split equally;
+    ``throughput.png``: each case against the ceiling and the blast, with the 0.9 target."""
+    plt = _plt()
+    os.makedirs(out, exist_ok=True)
+    ncols = max(len({w for _, _, w, *_ in rows}), 1)
+    nrows = (len(rows) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, (cap, service, w, ours, _blast, url) in zip(axes.flat, rows, strict=False):
+        for k, r in enumerate(ours["results"]):
+            pts = [(r["start"] + t - ours["t0"], s.get(f"limit/{url}")) for t, s, _ in r["trajectory"]]
+            ax.plot([t for t, _ in pts], [v for _, v in pts], lw=1, label=f"worker {k}")
+        ax.axhline(cap / w, color="grey", ls="--", lw=1, label="cap / workers")
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_title(
+            f"cap {cap} x {service * 1e3:.0f} ms, {w} worker(s): {ours['rate'] / ceiling:.2f} x ceiling"
+        )
+        ax.set_xlabel("s from the measured step's start")
+        ax.set_ylabel("limit")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(rows) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths = [os.path.join(out, "limits.png")]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 3.8))
+    names = [f"{cap} x {w}" for cap, _, w, *_ in rows]
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [o["rate"] / ceiling for _, _, _, o, _, _ in rows], 0.4, label="x ceiling")
+    ax.bar([i + 0.2 for i in x], [o["rate"] / b["rate"] for _, _, _, o, b, _ in rows], 0.4, label="x blast")
+    ax.axhline(0.9, color="red", ls="--", lw=1, label="target 0.9 x ceiling")
+    ax.set_xticks(list(x), names)
+    ax.set_xlabel("guard cap x reward workers")
+    ax.set_ylim(0, 1.1)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    paths.append(os.path.join(out, "throughput.png"))
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def _plot_slowing(case: dict, urls: dict, t_slow: float, out: str) -> str:
+    """``slowing.png``: every worker's limit per replica over time, the slowdown marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for k, r in enumerate(case["results"]):
+        for (name, u), style in zip(urls.items(), ("-", ":"), strict=True):
+            pts = [(r["start"] + t - case["t0"], s.get(f"limit/{u}")) for t, s, _ in r["trajectory"]]
+            ax.plot(
+                [t for t, _ in pts],
+                [v for _, v in pts],
+                style,
+                lw=1,
+                color=f"C{k}",
+                label=f"worker {k}, {name}",
+            )
+    ax.axvline(t_slow - case["t0"], color="black", ls="--", lw=1, label="B 2x slower")
+    ax.set_xlabel("s from the measured step's start")
+    ax.set_ylabel("limit")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = os.path.join(out, "slowing.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 PERIOD = 0.1
 
 
@@ -345,6 +425,12 @@ def main() -> None:
         "and answers/s in all",
     )
     ap.add_argument("--period", type=float, default=PERIOD, help="seconds between limiter samples")
+    ap.add_argument(
+        "--plot",
+        metavar="DIR",
+        default="",
+        help="also write limits.png (every worker's limit over time, per case), throughput.png and slowing.png there",
+    )
     ap.add_argument(
         "--repeats", type=int, default=2, help="interleaved blast/adaptive pairs per case (medians kept)"
     )
@@ -444,6 +530,9 @@ def main() -> None:
             print(f"\ntrace, cap {cap}, {w} worker(s), median run (t = 0: the measured phase starts):")
             print("\n".join(_trace(ours, url, a.trace)))
 
+    if a.plot:
+        print("\nplots: " + ", ".join(_plot_cases(rows, a.ceiling, a.plot)))
+
     # ------------------------------------------------------------ a replica slows down halfway
     if a.slow_n <= 0:
         return
@@ -518,6 +607,8 @@ def main() -> None:
             f"  replica {name}: queue mean {g['mean_waiting']:.1f} max {g['max_waiting']}; "
             f"limits worker 0: {_trajectory(case['results'][0], u, 16)}"
         )
+    if a.plot:
+        print(f"  plot: {_plot_slowing(case, {'A': url_a, 'B': url_b}, t_slow, a.plot)}")
 
 
 if __name__ == "__main__":
