@@ -102,6 +102,9 @@ def main() -> None:
     p.add_argument("--client-recv", type=float, default=Model.client_recv)
     p.add_argument("--guard-cpu", type=float, default=Model.guard_cpu)
     p.add_argument("--gap", type=float, default=Model.gap, help="seconds between steps")
+    p.add_argument(
+        "--cores", type=int, default=Model.cores, help="cores the clients and the guard share (0: one each)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
     p.add_argument(
         "--trace", type=float, default=0.0, help="print the limits every S seconds (of --trace-seed)"
@@ -125,11 +128,12 @@ def main() -> None:
         start_skew=args.start_skew,
         step_skew=args.step_skew,
         slow_factor=args.slow_factor,
+        cores=args.cores,
     )
     make_limit = _limit_factory(_overrides(args.set))
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
-        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s; "
+        f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s, cores {model.cores or 'one per process'}; "
         f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(

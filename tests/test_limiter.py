@@ -860,6 +860,23 @@ def test_the_simulation_can_start_every_step_late_by_a_new_draw():
         assert firsts(0.5, seed, 2) == late[2]  # deterministic
 
 
+def test_the_simulation_can_make_its_processes_share_cores():
+    # The real benchmark runs its clients and the guard on 2 cores, so one process's burst
+    # delays the others (``Model.cores``). With 1 ms of CPU per send, per answer and per
+    # guard request, one client on its own core is bound by its 2 ms a request; on one core
+    # shared with the guard, by all 3 ms; on two cores, one for each process, as on its own.
+    costs = dict(client_send=1e-3, client_recv=1e-3, guard_cpu=1e-3)
+    fixed = functools.partial(FixedLimit, 64)
+
+    def rate(cores: int) -> float:
+        return simulate(32, 1, fixed, n=512, warm_steps=0, model=Model(cores=cores, **costs)).rate * 1280.0
+
+    own, shared, two = rate(0), rate(1), rate(2)
+    assert 0.95 * 500 <= own <= 1.001 * 500
+    assert 0.95 * 1000 / 3 <= shared <= 1.001 * 1000 / 3
+    assert two == own
+
+
 def test_the_simulation_can_slow_the_guard_down_halfway_through_the_measured_step():
     # The real benchmark's last case (a replica that gets 2x slower) on one guard: once half
     # of the measured step is answered the service time doubles, so the ceiling halves while

@@ -68,6 +68,11 @@ class Model:
     #: this (a replica that another job starts sharing): its ceiling falls by the same factor,
     #: while its number of slots, hence the limit that saturates it, stays
     slow_factor: float = 1.0
+    #: cores the processes share (0: each process has its own). The real benchmark runs 4
+    #: clients and the guard on 2 cores, so a start-of-step burst of one process delays the
+    #: others' work: every CPU charge above takes a free core or waits for the first to free,
+    #: in the order the charges are made (no preemption)
+    cores: int = 0
 
 
 @dataclass
@@ -127,6 +132,7 @@ def simulate(
     events: list = []
     seq = 0
     guard_free = 0.0
+    core_free = [0.0] * model.cores  # when each shared core is next free
     waits = 0.0
     answers: list[tuple[float, int]] = []
 
@@ -135,13 +141,29 @@ def simulate(
         seq += 1
         heapq.heappush(events, (t, kind, seq, data))
 
+    def run_on_cpu(ready: float, cost: float) -> tuple[float, float]:
+        """A CPU charge of ``cost`` seconds that its process can start at ``ready``: when it
+        starts and ends on the shared cores (``Model.cores``). It takes the core that became
+        free last by ``ready`` (a process's consecutive charges stay on one core, and a core
+        free earlier stays for another process's charge made later for an earlier moment),
+        else the core that frees first, and waits for it."""
+        if core_free:
+            idle = [i for i, t in enumerate(core_free) if t <= ready]
+            if idle:
+                i = max(idle, key=core_free.__getitem__)
+            else:
+                i = min(range(len(core_free)), key=core_free.__getitem__)
+                ready = core_free[i]
+            core_free[i] = ready + cost
+        return ready, ready + cost
+
     def send_more(k: int, now: float) -> None:
         c = clients[k]
         while c.pending and c.in_flight < c.limit.limit:
             c.pending -= 1
             c.in_flight += 1
-            t0 = max(now, c.cpu_free)  # the request's clock starts when its loop takes it up
-            c.cpu_free = t0 + model.client_send
+            # the request's clock starts when its loop takes it up
+            t0, c.cpu_free = run_on_cpu(max(now, c.cpu_free), model.client_send)
             push(c.cpu_free, _ARRIVE, (k, t0, c.limit.on_send()))
 
     slowed_at: list[float] = []  # when the guard slowed down (the measured step only)
@@ -156,7 +178,7 @@ def simulate(
         while events:
             now, kind, _, data = heapq.heappop(events)
             if kind == _ARRIVE:  # the guard's HTTP server takes the requests one at a time
-                guard_free = max(now, guard_free) + model.guard_cpu
+                guard_free = run_on_cpu(max(now, guard_free), model.guard_cpu)[1]
                 push(guard_free, _ADMIT, data)
             elif kind == _ADMIT:
                 begin, finish = guard.reserve(now)
@@ -164,7 +186,7 @@ def simulate(
                 push(finish, _ANSWER, data)
             elif kind == _ANSWER:  # back at the client: its loop handles it when free
                 c = clients[data[0]]
-                c.cpu_free = max(now, c.cpu_free) + model.client_recv
+                c.cpu_free = run_on_cpu(max(now, c.cpu_free), model.client_recv)[1]
                 push(c.cpu_free, _PROCESSED, data)
             else:
                 k, t0, ticket = data
