@@ -15,6 +15,9 @@ The model, per request (each step in time order over all processes):
   server), one request at a time; then ``reserve`` gives its slot's start and finish (C
   slots, FIFO, service time S = C / ceiling, uniform in ``S * [1 - jitter, 1 + jitter]`` or
   lognormal with ``sigma``);
+* with ``Model.cores``, those CPU charges share that many cores, as the real benchmark's four
+  clients and guard share two (without it each process has a core of its own, and a variant
+  can gain there what the real benchmark does not show);
 * the transport's loop around the limit, as in ``OpenAIHTTPClient._request``: a request takes
   a ticket (``on_send``) and is sent while fewer than ``limit`` are in flight; at an answer,
   ``on_sample(rtt, in_flight, ticket)``, then ``drain_due(wall clock)`` / ``drain``, then the
