@@ -65,6 +65,11 @@ HyStart's delay exit), reduced to what this transport needs:
   alternated between workers finishing early and late (in the simulation, 4 workers at
   cap 32 after three steps: the guard's queue 0.41-0.49 x cap without the cap, 0.32-0.35
   with it). A drain it went idle in is given up: the next step's opening burst is no drain.
+  Nor is that burst's window a queue to cut for: hundreds of requests sent at once wait for
+  the client's and the upstream's CPU, and read with the previous step's last window as two
+  windows in a row, it cut a lone client under the guard's batch (the real benchmark at cap
+  512 x 1, nine interleaved pairs: 4 met the target with that cut, 9 without). The opening
+  window may grow the limit, never cut it, and the next window is judged alone.
 * **Drains re-measure the floor** (Envoy's periodic minRTT window, BBR's ProbeRTT). A client
   that starts while others keep a queue learns an inflated floor and would keep a queue of
   its own for good; a replica that gets slower would be cut towards nothing against a floor
@@ -260,6 +265,8 @@ class AdaptiveLimit:
         self._outstanding = 0
         #: the limit each gradient window left, since the client was last idle (``_resume``)
         self._busy_limits: collections.deque[float] = collections.deque(maxlen=_BUSY_WINDOWS)
+        #: is the next window judged the first since the client was idle (``_resume``)?
+        self._opening = False
 
     # ------------------------------------------------------------------ reading
     @property
@@ -367,10 +374,11 @@ class AdaptiveLimit:
     def _judge(self, c: _Cohort, in_flight: int) -> None:
         if not c.samples:
             return
+        opening, self._opening = self._opening, False
         if self._slow_start:
             self._end_startup_window(c, in_flight)
         else:
-            self._end_window(c)
+            self._end_window(c, opening)
 
     def _complete(self, c: _Cohort) -> bool:
         return not c.outstanding and self._sent >= c.end
@@ -399,10 +407,18 @@ class AdaptiveLimit:
         steps start up to 0.05 s apart, three steps in: 0.79 of the ceiling kept; 0.83 given
         up; in one seed a worker came into the next step draining at half its limit, cut it
         to a quarter there, and finished a second after the others). Not at a limit of 1:
-        there every answer leaves nothing in flight until the next send, busy or not."""
+        there every answer leaves nothing in flight until the next send, busy or not.
+
+        The first window judged from here (the step's opening burst) does not cut, and the
+        window after it is judged alone (``_end_window``): the burst's latency holds the
+        client's and the upstream's CPU for hundreds of requests sent at once (575 ms at cap
+        512 x 1 where the guard's waves account for 446), and the window before it is the
+        previous step's last, at a limit since capped. Cut on both, a lone client fell under
+        the guard's batch and its step took a ninth wave."""
         if self._drain_saved is not None and self.limit > 1:
             self._limit, self._drain_saved, self._drain_first = self._drain_saved, None, None
             self._restart_windows()
+        self._opening = True
         busy = self._busy_limits
         if busy:
             typical = statistics.median_high(busy)
@@ -627,7 +643,10 @@ class AdaptiveLimit:
                 self._floor = min(low, floor * tol)
         return "restore"
 
-    def _end_window(self, c: _Cohort) -> None:
+    def _end_window(self, c: _Cohort, opening: bool = False) -> None:
+        """A gradient window (or a drain's). ``opening``: the first judged after the client
+        was idle, which may grow the limit but not cut it, and is not the window before the
+        next one (``_resume`` says why)."""
         lat, high, peak = self._close_window(c)
         limit = self._limit
         prev, self._prev_latency = self._prev_latency, lat
@@ -667,6 +686,9 @@ class AdaptiveLimit:
         new = limit * gradient + self.headroom * math.sqrt(limit)
         if 2 * peak < limit:  # app-limited: no evidence the upstream could take more
             new = min(new, limit)
+        if opening:
+            self._prev_latency = None
+            new = max(new, limit)
         new = min(max(new, float(self.minimum)), float(self.maximum))
         if new < limit:
             self.decreases += 1
