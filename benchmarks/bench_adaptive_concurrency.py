@@ -269,19 +269,20 @@ def _trace(case: dict, url: str, step: float) -> list[str]:
     return lines
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+def _limits_over_time(result: dict, url: str, t0: float) -> tuple[list[float], list[int]]:
+    """A worker's sampled limit for ``url``: seconds from ``t0`` (the host's monotonic
+    clock) and the limits, for plotting."""
+    times = [result["start"] + t - t0 for t, _, _ in result["trajectory"]]
+    return times, [s.get(f"limit/{url}") for _, s, _ in result["trajectory"]]
 
 
 def _plot_cases(rows: list, ceiling: float, out: str) -> list[str]:
     """``limits.png``: each case's median adaptive run, every worker's limit over time (t = 0:
     the measured step starts; before it, the warm-up), beside the cap split equally;
     ``throughput.png``: each case against the ceiling and the blast, with the 0.9 target."""
+    # here, not at the top: the worker processes (spawned) import this module too
+    from sinternal_verl.eval.plots import _plt  # matplotlib on the Agg backend
+
     plt = _plt()
     os.makedirs(out, exist_ok=True)
     ncols = max(len({w for _, _, w, *_ in rows}), 1)
@@ -289,8 +290,7 @@ def _plot_cases(rows: list, ceiling: float, out: str) -> list[str]:
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.2 * nrows), squeeze=False)
     for ax, (cap, service, w, ours, _blast, url) in zip(axes.flat, rows, strict=False):
         for k, r in enumerate(ours["results"]):
-            pts = [(r["start"] + t - ours["t0"], s.get(f"limit/{url}")) for t, s, _ in r["trajectory"]]
-            ax.plot([t for t, _ in pts], [v for _, v in pts], lw=1, label=f"worker {k}")
+            ax.plot(*_limits_over_time(r, url, ours["t0"]), lw=1, label=f"worker {k}")
         ax.axhline(cap / w, color="grey", ls="--", lw=1, label="cap / workers")
         ax.axvline(0.0, color="black", lw=0.8)
         ax.set_title(
@@ -325,14 +325,14 @@ def _plot_cases(rows: list, ceiling: float, out: str) -> list[str]:
 
 def _plot_slowing(case: dict, urls: dict, t_slow: float, out: str) -> str:
     """``slowing.png``: every worker's limit per replica over time, the slowdown marked."""
+    from sinternal_verl.eval.plots import _plt
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for k, r in enumerate(case["results"]):
         for (name, u), style in zip(urls.items(), ("-", ":"), strict=True):
-            pts = [(r["start"] + t - case["t0"], s.get(f"limit/{u}")) for t, s, _ in r["trajectory"]]
             ax.plot(
-                [t for t, _ in pts],
-                [v for _, v in pts],
+                *_limits_over_time(r, u, case["t0"]),
                 style,
                 lw=1,
                 color=f"C{k}",
