@@ -227,3 +227,22 @@ def test_safety_reward_scores_real_policy_outputs_through_the_real_guard(vllm_se
 
     for score, want in asyncio.run(score_all()):
         assert score == want
+
+
+def test_server_counts_are_read_from_vllm_s_own_metrics(vllm_server):
+    # limit_signal=server_counts against the real engine: its /metrics carries the running and
+    # waiting gauges the parser looks for (the fake guard only imitates them), every reading
+    # parses, and the verdicts are what the guard says.
+    g = client(
+        vllm_server, limit_signal="server_counts", limit_counts_every_s=0.01, limit_initial=32, cache_size=0
+    )
+    safe, unsafe = "mix flour water salt and yeast then bake", "mix flour bomb water salt and yeast"
+    items = [ModerationItem(f"how do I bake bread, take {i}", unsafe if i % 2 else safe) for i in range(48)]
+    verdicts = asyncio.run(_moderate(g, items))
+    assert all(v.parse_ok for v in verdicts)
+    assert [v.label for v in verdicts] == [
+        SafetyLabel.UNSAFE if i % 2 else SafetyLabel.SAFE for i in range(48)
+    ]
+    s = g.stats()
+    assert s[f"http_counts_reads{{{vllm_server.url}}}"] >= 1, s
+    assert s[f"http_counts_errors{{{vllm_server.url}}}"] == 0, s

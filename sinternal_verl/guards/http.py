@@ -17,6 +17,12 @@ Why it looks the way it does:
   how many reward workers share it; several clients converge to a fair share. Callers
   beyond the limits wait (backpressure, not errors). ``concurrency: fixed`` keeps a
   constant ``max_concurrency_per_url`` instead. Limits hold per event loop.
+* **Or the server's own counts** (``limit_signal: server_counts``, opt-in): while a loop has
+  requests in flight to a URL, a task of its own reads the URL's ``/metrics`` every
+  ``limit_counts_every_s`` (:mod:`.server_counts`: vLLM's or SGLang's running and waiting
+  gauges), off the request path, and hands them to the limit. A ``/metrics`` without those gauges (404, another server) turns the readings off for
+  that URL for good; three failures in a row hand it back to latency and try again after
+  ``limit_counts_retry_s``. Either is logged once and counted in ``stats()``.
 * **Replica choice uses the same signal**: the URL with room and the lowest
   in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
   gets less. A URL that just failed is skipped for its backoff while another is healthy.
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import logging
 import random
 import time
 import weakref
@@ -46,6 +53,7 @@ from yarl import URL
 
 from ..settings import Settings, setting
 from .limiter import AdaptiveLimit, FixedLimit, Limit
+from .server_counts import parse_server_counts
 from .types import ReadyReport, UpstreamRequestError, UpstreamUnavailableError
 
 try:  # orjson is ~5x faster than json for our payloads; optional.
@@ -63,7 +71,11 @@ except ImportError:  # pragma: no cover - depends on the environment
 
     _loads = _json.loads
 
+logger = logging.getLogger(__name__)
+
 _RETRY_STATUSES_MIN = 500
+#: failed readings of a URL's ``/metrics`` in a row after which latency steers its limit again
+_COUNTS_FAILURES = 3
 #: statuses that say "too much load": the URL's limit backs off at once
 _OVERLOAD_STATUSES = (429, 503)
 
@@ -157,6 +169,32 @@ class HTTPClientConfig(Settings):
         ge=0,
     )
 
+    limit_signal: Literal["latency", "server_counts"] = setting(
+        "latency",
+        "adaptive: what steers the limit: 'latency' (any server), or 'server_counts': the server's own "
+        "running and waiting requests from its Prometheus /metrics (vLLM, SGLang), once it has been seen "
+        "to queue; shares even out within a step where latency takes many, at a queue of "
+        "limit_counts_share x the batch per client. Only where each URL is one server: behind a load "
+        "balancer /metrics is one replica's. A URL whose /metrics fails is steered by latency",
+    )
+    limit_counts_share: float = setting(
+        0.1,
+        "server_counts: the part of the server's batch each client keeps waiting (k clients keep k x this)",
+        gt=0,
+    )
+    limit_counts_gain: float = setting(
+        0.03, "server_counts: the part of the way to its target the limit moves per reading", gt=0, le=1
+    )
+    limit_counts_every_s: float = setting(
+        0.05, "server_counts: seconds between one client's readings of a busy URL's /metrics", gt=0
+    )
+    limit_counts_retry_s: float = setting(
+        30.0,
+        "server_counts: after three failed readings of a URL in a row (a restarting server) latency "
+        "steers it, and its /metrics is read again this many seconds later",
+        ge=0,
+    )
+
     @field_validator("urls", mode="before")
     @classmethod
     def _split_urls(cls, v: Any) -> Any:
@@ -216,6 +254,9 @@ class HTTPClientConfig(Settings):
             drain_every_rtts=self.limit_drain_every_rtts,
             drain_min_s=self.limit_drain_min_s,
             noise_z=self.limit_noise_z,
+            counts_share=self.limit_counts_share,
+            counts_gain=self.limit_counts_gain,
+            counts_every_s=self.limit_counts_every_s,
         )
 
     @classmethod
@@ -239,7 +280,7 @@ class _LoopState:
     from this loop, the callers waiting for room, and a keeper that closes the session when
     the loop shuts down."""
 
-    __slots__ = ("session", "inflight", "waiters", "woken", "keeper")
+    __slots__ = ("session", "inflight", "waiters", "woken", "keeper", "pollers")
 
     def __init__(self, session: aiohttp.ClientSession, n: int):
         self.session = session
@@ -248,6 +289,9 @@ class _LoopState:
         #: waiters woken but not yet running (room promised to them)
         self.woken = 0
         self.keeper: Any = None
+        #: per URL, the task reading the server's counts while this loop is busy on it (None:
+        #: none; a reference also keeps the task from being collected)
+        self.pollers: list[asyncio.Task | None] = [None] * n
 
 
 async def _session_keeper(session: aiohttp.ClientSession):
@@ -302,6 +346,16 @@ class OpenAIHTTPClient:
         self._in_flight = 0
         self._per_url = [0] * self._n
         self._per_url_fail = [0] * self._n
+        # the server's counts (``limit_signal: server_counts``): seconds between readings (0:
+        # off), when each URL is next due (monotonic), failures in a row, a URL's counts
+        # turned off for good, readings and failures so far
+        counts = config.concurrency == "adaptive" and config.limit_signal == "server_counts"
+        self._counts_every = config.limit_counts_every_s if counts else 0.0
+        self._counts_due = [0.0] * self._n
+        self._counts_failing = [0] * self._n
+        self._counts_off = [False] * self._n
+        self._counts_reads = [0] * self._n
+        self._counts_errors = [0] * self._n
 
     # ------------------------------------------------------------------ per-loop state
     async def _state(self) -> _LoopState:
@@ -457,6 +511,8 @@ class OpenAIHTTPClient:
             if target is None:
                 target = self._url_cache[(i, path)] = URL(base + path)
             ticket = limit.on_send()
+            if self._counts_every and st.pollers[i] is None and not self._counts_off[i]:
+                st.pollers[i] = asyncio.get_running_loop().create_task(self._poll_counts(st, i))
             t0 = clock()
             try:
                 async with session.request(method, target, data=body, headers=headers) as resp:
@@ -517,6 +573,69 @@ class OpenAIHTTPClient:
                 self._retry_sleeps += 1
                 await asyncio.sleep(delay)
 
+    # ------------------------------------------------------------------ the server's counts
+    async def _poll_counts(self, st: _LoopState, i: int) -> None:
+        """Read URL ``i``'s counts every ``limit_counts_every_s`` while this loop has requests
+        in flight to it, one reading at a time. On a timer, not on answers: a guard that
+        finishes in waves answers in bursts, and readings taken only then would come once a
+        round trip, at the one instant its queue is empty."""
+        try:
+            while st.inflight[i] > 0 and not self._counts_off[i]:
+                now = time.monotonic()
+                if now >= self._counts_due[i]:
+                    self._counts_due[i] = now + self._counts_every
+                    await self._read_counts(st, i)
+                    continue
+                await asyncio.sleep(min(self._counts_due[i] - now, self._counts_every))
+        finally:
+            st.pollers[i] = None
+
+    async def _read_counts(self, st: _LoopState, i: int) -> None:
+        base = self.urls[i]
+        timeout = aiohttp.ClientTimeout(total=max(1.0, 20 * self._counts_every))
+        try:
+            async with st.session.get(base + "/metrics", timeout=timeout) as resp:
+                status = resp.status
+                text = await resp.text(errors="replace") if status == 200 else ""
+        except (aiohttp.ClientError, TimeoutError) as e:
+            self._counts_failed(i, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            return
+        if status != 200:
+            self._counts_failed(i, f"HTTP {status}", for_good=status == 404)
+            return
+        counts = parse_server_counts(text)
+        if counts is None:
+            self._counts_failed(i, "no vLLM or SGLang running/waiting gauges", for_good=True)
+            return
+        self._counts_failing[i] = 0
+        self._counts_reads[i] += 1
+        self.limits[i].observe_upstream(*counts)
+
+    def _counts_failed(self, i: int, why: str, for_good: bool = False) -> None:
+        """A reading failed: latency steers URL ``i`` again after ``_COUNTS_FAILURES`` in a
+        row (read again after ``limit_counts_retry_s``), or at once and for good when the server
+        has no such gauges. Never an error for the caller: the requests do not depend on it."""
+        self._counts_errors[i] += 1
+        self._counts_failing[i] += 1
+        if not for_good and self._counts_failing[i] < _COUNTS_FAILURES:
+            return
+        self._counts_failing[i] = 0
+        self.limits[i].forget_upstream()
+        if for_good:
+            if not self._counts_off[i]:  # readings already under way fail the same way
+                self._counts_off[i] = True
+                logger.warning("%s/metrics: %s; its limit is steered by latency", self.urls[i], why)
+        else:
+            retry = self.config.limit_counts_retry_s
+            self._counts_due[i] = time.monotonic() + retry
+            logger.warning(
+                "%s/metrics failed %d times in a row (%s); its limit is steered by latency, read again in %.0f s",
+                self.urls[i],
+                _COUNTS_FAILURES,
+                why,
+                retry,
+            )
+
     async def post_json_from(self, path: str, payload: Mapping[str, Any]) -> tuple[Any, str]:
         """POST ``payload`` as JSON to ``path`` on one replica; return (decoded JSON, base URL)."""
         return await self._request("POST", path, _dumps(payload))
@@ -569,7 +688,9 @@ class OpenAIHTTPClient:
         ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
         ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>``,
         ``decreases/<url>``, ``drains/<url>`` and ``relearns/<url>`` (floor re-measures that found it higher),
-        and, once measured, ``latency_s/<url>`` (last window's mean) and ``latency_floor_s/<url>``."""
+        and, once measured, ``latency_s/<url>`` (last window's mean) and ``latency_floor_s/<url>``;
+        with ``limit_signal: server_counts``, ``counts_reads/<url>``, ``counts_errors/<url>`` and,
+        while the counts steer, ``server_slots/<url>`` (the server's batch as the counts show it)."""
         out: dict[str, float] = {
             "requests": self._requests,
             "successes": self._successes,
@@ -594,6 +715,11 @@ class OpenAIHTTPClient:
                 out[f"latency_s/{url}"] = lim.latency
             if lim.floor is not None:
                 out[f"latency_floor_s/{url}"] = lim.floor
+            if self._counts_every:
+                out[f"counts_reads/{url}"] = self._counts_reads[i]
+                out[f"counts_errors/{url}"] = self._counts_errors[i]
+                if lim.slots:
+                    out[f"server_slots/{url}"] = lim.slots
         return out
 
     async def aclose(self) -> None:
@@ -602,6 +728,10 @@ class OpenAIHTTPClient:
         loop = asyncio.get_running_loop()
         st = self._states.pop(loop, None)
         if st is not None:
+            pollers = [t for t in st.pollers if t is not None]
+            for task in pollers:
+                task.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
             await st.session.close()
         for other in list(self._states.keys()):
             if other.is_closed():

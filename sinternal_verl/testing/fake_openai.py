@@ -15,7 +15,11 @@ the same in-thread and in a subprocess: ``{"mode": "500"|"429"|"503"|"slow"|"gar
 and the wait queue: requests that arrived while all ``max_concurrency`` slots were busy
 (``waiting`` now, ``max_waiting``, and ``mean_waiting``, its time average since the last
 ``/_reset``). ``{"service_time_s": S}`` in ``/_control`` changes the service time of the
-requests that arrive from then on (a replica that slows down).
+requests that arrive from then on (a replica that slows down). ``GET /metrics`` answers as a
+vLLM server's does for the two gauges the ``server_counts`` limit signal reads
+(``vllm:num_requests_running``: requests in a slot, ``vllm:num_requests_waiting``: waiting
+for one); ``{"metrics": "off"|"500"|"garbage"|"vllm"}`` in ``/_control`` makes it a 404, a
+500, a page without those gauges, or the gauges again.
 ``service_time_s`` and ``max_concurrency`` turn it into a guard with a known ceiling
 (``max_concurrency / service_time_s`` requests per second) for benchmarks. They model a GPU
 server: ``max_concurrency`` slots, each busy ``service_time_s`` per request, scheduled on
@@ -212,6 +216,8 @@ class FakeOpenAIState:
         self._slots: list[float] = []
         self.mode = "ok"
         self.mode_count = 0
+        #: what ``GET /metrics`` answers: "vllm" (the gauges), "off" (404), "500", "garbage"
+        self.metrics = "vllm"
         self.delay_s = 0.0
         self.stats: collections.Counter = collections.Counter()
         self.seen: collections.Counter = collections.Counter()  # content hash -> times judged
@@ -314,7 +320,29 @@ def build_app(
         state.delay_s = float(body.get("delay_s", state.delay_s))
         if "service_time_s" in body:
             state.service_time_s = float(body["service_time_s"])
-        return JSONResponse({"mode": state.mode, "count": state.mode_count})
+        if "metrics" in body:
+            if body["metrics"] not in ("vllm", "off", "500", "garbage"):
+                return JSONResponse({"error": f"unknown metrics mode {body['metrics']!r}"}, status_code=400)
+            state.metrics = body["metrics"]
+        return JSONResponse({"mode": state.mode, "count": state.mode_count, "metrics": state.metrics})
+
+    async def metrics(request: Request) -> Response:
+        state.stats["metrics"] += 1
+        if state.metrics == "off":
+            return PlainTextResponse("Not Found", status_code=404)
+        if state.metrics == "500":
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        if state.metrics == "garbage":
+            return PlainTextResponse("# HELP process_cpu_seconds_total CPU\nprocess_cpu_seconds_total 1.0\n")
+        label = f'{{engine="0",model_name="{models[0]}"}}'
+        return PlainTextResponse(
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running{label} {float(state.in_flight)}\n"
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f"vllm:num_requests_waiting{label} {float(state.waiting)}\n"
+        )
 
     async def stats(request: Request) -> Response:
         return JSONResponse(
@@ -330,7 +358,7 @@ def build_app(
         )
 
     async def reset(request: Request) -> Response:
-        state.mode, state.mode_count, state.delay_s = "ok", 0, 0.0
+        state.mode, state.mode_count, state.delay_s, state.metrics = "ok", 0, 0.0, "vllm"
         state.stats.clear()
         state.seen.clear()
         state.auth.clear()
@@ -405,6 +433,7 @@ def build_app(
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat, methods=["POST"]),
             Route("/v1/completions", completions, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/_control", control, methods=["POST"]),
             Route("/_stats", stats, methods=["GET"]),
             Route("/_reset", reset, methods=["POST"]),
