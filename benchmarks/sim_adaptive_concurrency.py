@@ -105,6 +105,14 @@ def main() -> None:
     p.add_argument(
         "--cores", type=int, default=Model.cores, help="cores the clients and the guard share (0: one each)"
     )
+    p.add_argument(
+        "--counts",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each busy client reads the guard's running/waiting counts every S seconds, as "
+        "limit_signal=server_counts does (its settings: --set limit_counts_share=...)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
     p.add_argument(
         "--trace", type=float, default=0.0, help="print the limits every S seconds (of --trace-seed)"
@@ -129,12 +137,17 @@ def main() -> None:
         step_skew=args.step_skew,
         slow_factor=args.slow_factor,
         cores=args.cores,
+        poll=args.counts,
     )
-    make_limit = _limit_factory(_overrides(args.set))
+    overrides = _overrides(args.set)
+    if args.counts:  # what the transport does with limit_signal=server_counts, every S seconds
+        overrides = {"limit_signal": "server_counts", "limit_counts_every_s": args.counts, **overrides}
+    make_limit = _limit_factory(overrides)
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
         f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s, cores {model.cores or 'one per process'}; "
-        f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
+        + (f"the guard's counts read every {args.counts}s; " if args.counts else "")
+        + f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(
         f"{'cap x W':>9} | {'x ceiling med (min)':>20} | {'x blast':>7} | {'queue/cap':>9} | {'ends apart (RTTs)':>17} | met"

@@ -900,6 +900,42 @@ def test_the_simulation_can_make_its_processes_share_cores():
     assert two == own
 
 
+class _CountsReader(FixedLimit):
+    """A fixed bound that keeps the guard's counts it is handed (``Model.poll``)."""
+
+    def __init__(self, limit: int):
+        super().__init__(limit)
+        self.readings: list[tuple[int, int]] = []
+
+    def observe_upstream(self, running: int, waiting: int) -> None:
+        self.readings.append((running, waiting))
+
+
+def test_the_simulation_can_hand_a_limit_the_guard_s_own_counts():
+    # What a vLLM server's /metrics says (its batch and its queue), read by a busy client
+    # every ``Model.poll`` seconds: 48 in flight on 32 slots hold the slots full and up to
+    # 16 waiting (fewer while answers and re-sends are in transit, which a server does not
+    # count either). Reading changes nothing in the schedule, and an idle client stops.
+    made: list[_CountsReader] = []
+
+    def reader() -> _CountsReader:
+        made.append(_CountsReader(48))
+        return made[-1]
+
+    run = functools.partial(simulate, 32, 1, n=2048, warm_steps=0, seed=0)
+    polled = run(reader, model=Model(poll=0.01))
+    readings = made[0].readings
+    assert polled.rate == run(functools.partial(FixedLimit, 48)).rate
+    span = polled.answers[-1][0]
+    assert span / 0.01 - 2 <= len(readings) <= span / 0.01 + 2
+    assert all(0 <= r <= 32 and 0 <= w and r + w <= 48 for r, w in readings)
+    assert statistics.median(r for r, _ in readings) == 32
+    assert 8 <= statistics.median(w for _, w in readings) <= 16
+    made.clear()
+    run(reader)  # no poll: no readings
+    assert made[0].readings == []
+
+
 def test_the_simulation_can_slow_the_guard_down_halfway_through_the_measured_step():
     # The real benchmark's last case (a replica that gets 2x slower) on one guard: once half
     # of the measured step is answered the service time doubles, so the ceiling halves while
@@ -1001,3 +1037,21 @@ def test_an_engine_slower_with_a_full_batch_is_still_driven_into_it(growth, shar
         full = simulate(128, 1, blast, model=model, seed=seed, warm_steps=3)
         assert ours.rate >= share * full.rate, (seed, ours.rate, full.rate)
         assert ours.queue <= 0.5, (seed, ours)
+
+
+def test_the_server_s_counts_even_out_shares_at_cap_512_x_4():
+    # ``limit_signal: server_counts`` (eighteenth pass) at the row the latency limiter misses,
+    # cap 512 x 4 on two shared cores: every worker reads the guard's running/waiting counts
+    # every 50 ms, the counts give them one target, their shares even out and the workers end
+    # within half a round trip of each other, with the queue at most half the cap. By latency
+    # alone the same case ends about two round trips apart at 0.78 of the ceiling.
+    counts = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="server_counts").new_limit
+    made = []
+
+    def recording():
+        made.append(counts())
+        return made[-1]
+
+    r = simulate(512, 4, recording, model=Model(cores=2, poll=0.05), seed=0)
+    assert all(lim.slots == 512 for lim in made)
+    assert r.rate >= 0.9 and r.queue <= 0.5 and r.spread_rtts <= 0.5, r

@@ -43,7 +43,7 @@ __all__ = ["Model", "StepResult", "simulate"]
 
 
 # event kinds, in the order they are handled when two fall on the same instant
-_ANSWER, _PROCESSED, _ARRIVE, _ADMIT = range(4)
+_ANSWER, _PROCESSED, _ARRIVE, _ADMIT, _POLL = range(5)
 
 
 @dataclass
@@ -76,6 +76,12 @@ class Model:
     #: others' work: every CPU charge above takes a free core or waits for the first to free,
     #: in the order the charges are made (no preemption)
     cores: int = 0
+    #: seconds between a busy client's readings of the guard's own counts (0: none). A limit
+    #: with ``observe_upstream(running, waiting)`` is handed the requests in the guard's slots
+    #: and those waiting for one, as a vLLM server's ``/metrics`` gauges
+    #: (``vllm:num_requests_running``, ``vllm:num_requests_waiting``) would say; the clients'
+    #: first readings are spread over one period
+    poll: float = 0.0
 
 
 @dataclass
@@ -85,6 +91,7 @@ class _Client:
     in_flight: int = 0
     cpu_free: float = 0.0
     done_at: float = 0.0
+    polling: bool = False
 
 
 @dataclass
@@ -171,13 +178,22 @@ def simulate(
 
     slowed_at: list[float] = []  # when the guard slowed down (the measured step only)
 
+    admitted: list[tuple[float, float]] = []  # (start, finish) in a slot, with ``Model.poll``
+
+    def start_polling(k: int, now: float) -> None:
+        c = clients[k]
+        if model.poll and hasattr(c.limit, "observe_upstream") and not c.polling:
+            c.polling = True
+            push(now + model.poll * (k + 1) / (len(clients) + 1), _POLL, (k,))
+
     def run_step(start: float, per_client: int, skew: list[float], slow_after: int = 0) -> float:
         nonlocal guard_free, waits
         for k, c in enumerate(clients):
             c.pending = per_client
             c.cpu_free = max(c.cpu_free, start + skew[k])
             send_more(k, start)
-        now = next_trace = start
+            start_polling(k, start)
+        now = next_trace = last = start
         while events:
             now, kind, _, data = heapq.heappop(events)
             if kind == _ARRIVE:  # the guard's HTTP server takes the requests one at a time
@@ -186,7 +202,18 @@ def simulate(
             elif kind == _ADMIT:
                 begin, finish = guard.reserve(now)
                 waits += begin - now
+                if model.poll:
+                    admitted.append((begin, finish))
                 push(finish, _ANSWER, data)
+            elif kind == _POLL:  # a busy client reads the guard's counts
+                c = clients[data[0]]
+                admitted[:] = [x for x in admitted if x[1] > now]
+                running = sum(1 for begin, _ in admitted if begin <= now)
+                c.limit.observe_upstream(running, len(admitted) - running)
+                if c.pending or c.in_flight:
+                    push(now + model.poll, _POLL, data)
+                else:
+                    c.polling = False
             elif kind == _ANSWER:  # back at the client: its loop handles it when free
                 c = clients[data[0]]
                 c.cpu_free = run_on_cpu(max(now, c.cpu_free), model.client_recv)[1]
@@ -200,6 +227,7 @@ def simulate(
                     lim.drain()
                 c.in_flight -= 1
                 answers.append((now, k))
+                last = now
                 if len(answers) == slow_after:  # answers holds the measured step's only
                     guard.service_time_s *= model.slow_factor
                     slowed_at.append(now)
@@ -209,7 +237,7 @@ def simulate(
             if trace_every and now >= next_trace:
                 print(f"  t={now - start:6.2f}s  " + "  ".join(state_line(c) for c in clients))
                 next_trace = now + trace_every
-        return now
+        return last  # not a reading's time: the step ends at its last answer
 
     step_rng = random.Random(f"{seed}:steps")  # its own stream: other draws stay as they were
 
