@@ -181,9 +181,10 @@ async def test_latency_stays_in_charge_without_the_setting(slow_guard):
     assert httpx.get(f"{slow_guard}/_stats").json()["counts"].get("metrics", 0) == 0
 
 
-@pytest.mark.parametrize("mode", ["off", "garbage"])
+@pytest.mark.parametrize("mode", ["off", "garbage", "401"])
 async def test_a_server_without_the_gauges_is_steered_by_latency_for_good(slow_guard, mode, caplog):
-    # A 404 or a /metrics without vLLM's or SGLang's gauges: not a server to read. Every
+    # A 404, a /metrics without vLLM's or SGLang's gauges, or one refused to us (401): not a
+    # server to read. Every
     # request still succeeds; the failed readings are counted and said once in the log.
     httpx.post(f"{slow_guard}/_control", json={"metrics": mode}).raise_for_status()
     with caplog.at_level(logging.WARNING, logger="sinternal_verl.guards.http"):

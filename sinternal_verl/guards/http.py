@@ -20,9 +20,10 @@ Why it looks the way it does:
 * **Or the server's own counts** (``limit_signal: server_counts``, opt-in): while a loop has
   requests in flight to a URL, a task of its own reads the URL's ``/metrics`` every
   ``limit_counts_every_s`` (:mod:`.server_counts`: vLLM's or SGLang's running and waiting
-  gauges), off the request path, and hands them to the limit. A ``/metrics`` without those gauges (404, another server) turns the readings off for
-  that URL for good; three failures in a row hand it back to latency and try again after
-  ``limit_counts_retry_s``. Either is logged once and counted in ``stats()``.
+  gauges), off the request path, and hands them to the limit. A ``/metrics`` without those
+  gauges (404, another server) or refused to us (401, 403) turns the readings off for that
+  URL for good; three other failures in a row hand it back to latency and try again after
+  ``limit_counts_retry_s``. Both are logged and counted in ``stats()``.
 * **Replica choice uses the same signal**: the URL with room and the lowest
   in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
   gets less. A URL that just failed is skipped for its backoff while another is healthy.
@@ -600,8 +601,8 @@ class OpenAIHTTPClient:
         except (aiohttp.ClientError, TimeoutError) as e:
             self._counts_failed(i, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
             return
-        if status != 200:
-            self._counts_failed(i, f"HTTP {status}", for_good=status == 404)
+        if status != 200:  # a 4xx will not change (no such page, not for us); a 5xx may
+            self._counts_failed(i, f"HTTP {status}", for_good=400 <= status < 500 and status != 429)
             return
         counts = parse_server_counts(text)
         if counts is None:
@@ -614,7 +615,8 @@ class OpenAIHTTPClient:
     def _counts_failed(self, i: int, why: str, for_good: bool = False) -> None:
         """A reading failed: latency steers URL ``i`` again after ``_COUNTS_FAILURES`` in a
         row (read again after ``limit_counts_retry_s``), or at once and for good when the server
-        has no such gauges. Never an error for the caller: the requests do not depend on it."""
+        has no such gauges or refuses them to us. Never an error for the caller: the requests
+        do not depend on it."""
         self._counts_errors[i] += 1
         self._counts_failing[i] += 1
         if not for_good and self._counts_failing[i] < _COUNTS_FAILURES:

@@ -18,8 +18,8 @@ and the wait queue: requests that arrived while all ``max_concurrency`` slots we
 requests that arrive from then on (a replica that slows down). ``GET /metrics`` answers as a
 vLLM server's does for the two gauges the ``server_counts`` limit signal reads
 (``vllm:num_requests_running``: requests in a slot, ``vllm:num_requests_waiting``: waiting
-for one); ``{"metrics": "off"|"500"|"garbage"|"vllm"}`` in ``/_control`` makes it a 404, a
-500, a page without those gauges, or the gauges again.
+for one); ``{"metrics": "off"|"401"|"500"|"garbage"|"vllm"}`` in ``/_control`` makes it a
+404, a 401, a 500, a page without those gauges, or the gauges again.
 ``service_time_s`` and ``max_concurrency`` turn it into a guard with a known ceiling
 (``max_concurrency / service_time_s`` requests per second) for benchmarks. They model a GPU
 server: ``max_concurrency`` slots, each busy ``service_time_s`` per request, scheduled on
@@ -216,7 +216,7 @@ class FakeOpenAIState:
         self._slots: list[float] = []
         self.mode = "ok"
         self.mode_count = 0
-        #: what ``GET /metrics`` answers: "vllm" (the gauges), "off" (404), "500", "garbage"
+        #: what ``GET /metrics`` answers: "vllm" (the gauges), "off" (404), "401", "500", "garbage"
         self.metrics = "vllm"
         self.delay_s = 0.0
         self.stats: collections.Counter = collections.Counter()
@@ -321,7 +321,7 @@ def build_app(
         if "service_time_s" in body:
             state.service_time_s = float(body["service_time_s"])
         if "metrics" in body:
-            if body["metrics"] not in ("vllm", "off", "500", "garbage"):
+            if body["metrics"] not in ("vllm", "off", "401", "500", "garbage"):
                 return JSONResponse({"error": f"unknown metrics mode {body['metrics']!r}"}, status_code=400)
             state.metrics = body["metrics"]
         return JSONResponse({"mode": state.mode, "count": state.mode_count, "metrics": state.metrics})
@@ -330,8 +330,8 @@ def build_app(
         state.stats["metrics"] += 1
         if state.metrics == "off":
             return PlainTextResponse("Not Found", status_code=404)
-        if state.metrics == "500":
-            return PlainTextResponse("Internal Server Error", status_code=500)
+        if state.metrics in ("401", "500"):
+            return PlainTextResponse("refused", status_code=int(state.metrics))
         if state.metrics == "garbage":
             return PlainTextResponse("# HELP process_cpu_seconds_total CPU\nprocess_cpu_seconds_total 1.0\n")
         label = f'{{engine="0",model_name="{models[0]}"}}'
