@@ -118,7 +118,6 @@ def test_while_counts_steer_there_are_no_drains_and_forgetting_them_brings_laten
     assert lim.drains == 0 and not lim.draining
     lim.forget_upstream()
     assert lim.slots == 0
-    lim._floor = lim.latency = 0.1  # a floor learnt by latency before the counts took over
     lim.drain()
     assert lim.drains == 1 and lim.draining
 
