@@ -42,12 +42,12 @@ import threading
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_adaptive_concurrency import PERIOD, _overrides, run_case
 
+from sinternal_verl.guards.server_counts import parse_server_counts
 from sinternal_verl.testing.vllm_server import ENV_VLLM_PYTHON, VLLMServer, VLLMServerSpec
 
 #: the engine's gauges read from its Prometheus ``/metrics``
@@ -55,16 +55,14 @@ GAUGES = ("vllm:num_requests_waiting", "vllm:num_requests_running")
 
 
 def read_gauges(url: str) -> dict[str, float]:
-    """The engine's gauges now, summed over engines and label sets (one line each); NaN
-    when the server has no Prometheus ``/metrics`` (not a vLLM)."""
+    """The engine's gauges now, summed over engines and label sets, read by the parser the
+    ``server_counts`` limit signal uses; NaN when the server has no such gauges (not a vLLM)."""
     r = httpx.get(f"{url}/metrics", timeout=5)
-    if r.status_code != 200:
+    counts = parse_server_counts(r.text) if r.status_code == 200 else None
+    if counts is None:
         return dict.fromkeys(GAUGES, float("nan"))
-    out = dict.fromkeys(GAUGES, 0.0)
-    for family in text_string_to_metric_families(r.text):
-        if family.name in out:
-            out[family.name] += sum(sample.value for sample in family.samples)
-    return out
+    running, waiting = counts
+    return {"vllm:num_requests_waiting": float(waiting), "vllm:num_requests_running": float(running)}
 
 
 class GaugeSampler:
