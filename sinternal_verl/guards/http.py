@@ -352,6 +352,7 @@ class OpenAIHTTPClient:
         # turned off for good, readings and failures so far
         counts = config.concurrency == "adaptive" and config.limit_signal == "server_counts"
         self._counts_every = config.limit_counts_every_s if counts else 0.0
+        self._counts_timeout = aiohttp.ClientTimeout(total=max(1.0, 20 * config.limit_counts_every_s))
         self._counts_due = [0.0] * self._n
         self._counts_failing = [0] * self._n
         self._counts_off = [False] * self._n
@@ -593,9 +594,8 @@ class OpenAIHTTPClient:
 
     async def _read_counts(self, st: _LoopState, i: int) -> None:
         base = self.urls[i]
-        timeout = aiohttp.ClientTimeout(total=max(1.0, 20 * self._counts_every))
         try:
-            async with st.session.get(base + "/metrics", timeout=timeout) as resp:
+            async with st.session.get(base + "/metrics", timeout=self._counts_timeout) as resp:
                 status = resp.status
                 text = await resp.text(errors="replace") if status == 200 else ""
         except (aiohttp.ClientError, TimeoutError) as e:
