@@ -19,6 +19,17 @@ def test_requests_wait_for_the_earliest_free_slot():
     assert state.reserve(5.0) == (5.0, 6.0)
 
 
+def test_the_running_count_is_the_schedule_s_at_most_the_cap():
+    # What /metrics reports as vllm:num_requests_running. Counting request handlers instead
+    # read 5 on 4 slots once on a loaded host: a slot's next request woke before the one it
+    # follows had left.
+    state = FakeOpenAIState(1.0, 2)
+    for _ in range(3):  # two start at 0, the third at 1 in the first slot to free
+        state.reserve(0.0)
+    assert [state.running(t) for t in (0.5, 1.5, 2.5)] == [2, 1, 0]
+    assert FakeOpenAIState(1.0, None).running(0.5) == 0  # no cap: the handlers in flight
+
+
 def test_no_cap_starts_everything_at_once():
     state = FakeOpenAIState(service_time_s=0.5)
     assert [state.reserve(0.0) for _ in range(3)] == [(0.0, 0.5)] * 3

@@ -238,6 +238,14 @@ class FakeOpenAIState:
         self.waiting += delta
         self.max_waiting = max(self.max_waiting, self.waiting)
 
+    def running(self, now: float) -> int:
+        """Requests in a slot at ``now`` by the schedule (:meth:`reserve`), so at most
+        ``max_concurrency`` as on a real engine. ``in_flight`` counts handlers, and on a loaded
+        host a slot's next request can wake before the one it follows has left."""
+        if not self.max_concurrency:
+            return self.in_flight
+        return sum(1 for finish in self._slots if finish > now)
+
     def waiting_stats(self) -> dict:
         self.add_waiting(0)
         span = self._wait_t - self._wait_t0
@@ -338,7 +346,7 @@ def build_app(
         return PlainTextResponse(
             "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
             "# TYPE vllm:num_requests_running gauge\n"
-            f"vllm:num_requests_running{label} {float(state.in_flight)}\n"
+            f"vllm:num_requests_running{label} {float(state.running(asyncio.get_running_loop().time()))}\n"
             "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
             "# TYPE vllm:num_requests_waiting gauge\n"
             f"vllm:num_requests_waiting{label} {float(state.waiting)}\n"
