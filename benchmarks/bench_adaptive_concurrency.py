@@ -179,7 +179,9 @@ def run_case(
                     barrier,
                     go,
                     period,
-                    dict(overrides or {}),
+                    # each worker is told how many share the guard, as verl's reward manager
+                    # tells its workers (reward.num_workers -> guard_limit_counts_clients)
+                    {"limit_counts_clients": workers, **(overrides or {})},
                     together,
                     warm_steps,
                 ),

@@ -49,9 +49,14 @@ from sinternal_verl.guards.limiter import FixedLimit
 from sinternal_verl.testing.guard_sim import Model, simulate
 
 
-def _limit_factory(overrides: dict):
-    cfg = HTTPClientConfig(urls=("http://127.0.0.1:1",), **overrides)
-    return cfg.new_limit
+def _config(overrides: dict) -> HTTPClientConfig:
+    return HTTPClientConfig(urls=("http://127.0.0.1:1",), **overrides)
+
+
+def _limit_factory(overrides: dict, clients: int):
+    """Each client's limit, told how many clients share the guard as verl's reward manager
+    tells its workers (``limit_counts_clients``), unless ``--set`` says otherwise."""
+    return _config({"limit_counts_clients": clients, **overrides}).new_limit
 
 
 def _rates(answers: list[tuple[float, int]], every: float, ceiling: float) -> list[float]:
@@ -108,10 +113,11 @@ def main() -> None:
     p.add_argument(
         "--counts",
         type=float,
-        default=0.0,
+        default=None,
         metavar="S",
         help="each busy client reads the guard's running/waiting counts every S seconds, as "
-        "limit_signal=server_counts does (its settings: --set limit_counts_share=...)",
+        "limit_signal=server_counts does (default: limit_counts_every_s where that is the signal, "
+        "as it is by default; 0 with --set limit_signal=latency)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
     p.add_argument(
@@ -137,12 +143,15 @@ def main() -> None:
         step_skew=args.step_skew,
         slow_factor=args.slow_factor,
         cores=args.cores,
-        poll=args.counts,
+        poll=0.0,
     )
     overrides = _overrides(args.set)
     if args.counts:  # what the transport does with limit_signal=server_counts, every S seconds
         overrides = {"limit_signal": "server_counts", "limit_counts_every_s": args.counts, **overrides}
-    make_limit = _limit_factory(overrides)
+    cfg = _config(overrides)
+    if args.counts is None and cfg.limit_signal == "server_counts":
+        args.counts = cfg.limit_counts_every_s
+    model.poll = args.counts or 0.0
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
         f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s, cores {model.cores or 'one per process'}; "
@@ -156,6 +165,7 @@ def main() -> None:
     for cap in args.caps:
         for w in args.workers:
             rates, queues, spreads, blasts, devs = [], [], [], [], []
+            make_limit = _limit_factory(overrides, w)
             blast = functools.partial(FixedLimit, max(1, 2 * cap // w))
             common = {"n": args.n, "warm": args.warm, "warm_steps": args.warm_steps, "ceiling": args.ceiling}
             for seed in range(args.seeds):
@@ -166,7 +176,7 @@ def main() -> None:
                     )
                 made = []
 
-                def recording(made=made):
+                def recording(made=made, make_limit=make_limit):
                     made.append(make_limit())
                     return made[-1]
 

@@ -825,12 +825,15 @@ def test_a_lone_client_finds_the_guard_capacity_it_was_not_told():
 
 
 # ---------------------------------------------------------------- the event simulation
+# Most cases below steer by latency (``limit_signal: latency``): what a guard whose /metrics
+# has no running/waiting gauges gets, and the default's fallback. The simulation hands a
+# limit the guard's counts only with ``Model.poll``.
 @pytest.mark.parametrize("jitter", [0.0, 0.5])
 def test_default_limits_keep_a_guard_busy_whatever_its_service_times(jitter):
     # The case that fell to 0.07 of the guard in the real benchmark (cap 128, one reward
     # worker, 100 ms +-50 %), in simulated time: the limit built from default settings, the
     # fake guard's own slot schedule, a warm-up step, then the measured one.
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="latency").new_limit
     for seed in range(3):
         step = simulate(128, 1, default, model=Model(jitter=jitter), seed=seed)
         assert step.rate >= 0.9, (seed, step)
@@ -983,7 +986,7 @@ def test_four_workers_several_steps_in_keep_the_guard_busy_with_a_small_queue(ca
     # step's opening burst: over these seeds the guard's queue had a median of 0.50 x cap at
     # 32 x 4 (0.47-0.54; 0.59 before a step's last window was judged at idle), against 0.34
     # (0.30-0.45) with it. At 128 x 4, +-20 %, 0.33 and 0.21 (0.52 and 0.21 before).
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="latency").new_limit
     queues = []
     for seed in range(5):
         step = simulate(cap, 4, default, model=Model(jitter=jitter), seed=seed, warm_steps=3)
@@ -997,7 +1000,7 @@ def test_drains_after_the_floor_is_checked_cost_a_small_guard_little():
     # A 25 ms guard drains every second, three times in a 3 s step. Halving every time, one
     # worker got 0.968-0.98 of the ceiling here; dropping to the share the floor allows once a
     # deep drain found the floor, 0.992.
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="latency").new_limit
     for seed in range(5):
         step = simulate(32, 1, default, seed=seed, warm_steps=3)
         assert step.rate >= 0.985, (seed, step)
@@ -1008,7 +1011,7 @@ def test_many_workers_on_a_small_guard_do_not_keep_a_queue_their_floors_hide():
     # together. Only a drain that halves every limit shows them the true one; drains to the
     # share each wrong floor allows kept that queue (median 1.06 x cap over these seeds,
     # against 0.42 with deep drains until one found the floor where it was).
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="latency").new_limit
     queues = [simulate(32, 8, default, seed=seed).queue for seed in range(5)]
     assert statistics.median(queues) <= 0.5, queues
 
@@ -1029,7 +1032,7 @@ def test_many_workers_on_a_small_guard_do_not_keep_a_queue_their_floors_hide():
     ],
 )
 def test_an_engine_slower_with_a_full_batch_is_still_driven_into_it(growth, share):
-    default = HTTPClientConfig(urls=("http://127.0.0.1:1",)).new_limit
+    default = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="latency").new_limit
     blast = functools.partial(FixedLimit, 2 * 128)  # cap 128, one worker, three steps in
     model = Model(growth=growth)
     for seed in range(5):
@@ -1045,7 +1048,7 @@ def test_the_server_s_counts_even_out_shares_at_cap_512_x_4():
     # every 50 ms, the counts give them one target, their shares even out and the workers end
     # within half a round trip of each other, with the queue at most half the cap. By latency
     # alone the same case ends about two round trips apart at 0.78 of the ceiling.
-    counts = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_signal="server_counts").new_limit
+    counts = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_counts_clients=4).new_limit
     made = []
 
     def recording():
@@ -1055,3 +1058,17 @@ def test_the_server_s_counts_even_out_shares_at_cap_512_x_4():
     r = simulate(512, 4, recording, model=Model(cores=2, poll=0.05), seed=0)
     assert all(lim.slots == 512 for lim in made)
     assert r.rate >= 0.9 and r.queue <= 0.5 and r.spread_rtts <= 0.5, r
+
+
+def test_the_job_s_queue_share_is_split_among_its_workers():
+    # verl's default of 8 reward workers, each with its own client, on one cap-128 guard that
+    # publishes its counts. Told they are 8 (``limit_counts_clients``, which the reward manager
+    # fills in from ``reward.num_workers``), they keep the job's ``limit_counts_share`` (0.4 of
+    # the batch) waiting together: 0.39 x cap here. Each keeping it alone, 2.7 x cap.
+    def step(clients: int):
+        limit = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_counts_clients=clients).new_limit
+        return simulate(128, 8, limit, model=Model(cores=2, poll=0.05), seed=0)
+
+    split, alone = step(8), step(1)
+    assert split.rate >= 0.9 and split.queue <= 0.5, split
+    assert alone.queue > 2 * split.queue, alone

@@ -99,6 +99,19 @@ def test_guard_down_raises_unless_fallback(tokenizer):
     assert outs[0]["reward_score"] == 0.25 and outs[0]["reward_extra_info"]["guard_error"] == 1.0
 
 
+@pytest.mark.parametrize("kwargs, share", [({}, 0.4 / 8), ({"guard_limit_counts_clients": 2}, 0.4 / 2)])
+def test_the_reward_workers_split_the_job_s_guard_queue(fake_guard, tokenizer, kwargs, share):
+    # verl starts reward.num_workers reward workers, each with its own guard client: each is
+    # told how many they are, so together they keep the job's guard_limit_counts_share of the
+    # guard's batch waiting (a setting given explicitly wins).
+    config = reward_config({"guard_urls": fake_guard.url, **kwargs})
+    config.reward.num_workers = 8
+    manager, outs = run_manager(config, tokenizer, ROWS[:1])
+    assert outs[0]["reward_score"] == 1.0
+    assert manager.router.settings.guard.limit_counts_clients == round(0.4 / share)
+    assert manager.router._guard.http.limits[0].counts_share == pytest.approx(share)
+
+
 def test_bad_option_fails_at_start_up(tokenizer):
     with pytest.raises(ValueError, match="on_guard_error"):
         load_reward_manager(reward_config({"on_guard_error": "ignore"}), tokenizer)

@@ -174,8 +174,15 @@ async def test_the_transport_reads_the_server_s_counts_and_they_steer_the_limit(
     assert s[f"drains/{slow_guard}"] == 0
 
 
-async def test_latency_stays_in_charge_without_the_setting(slow_guard):
+async def test_the_counts_are_read_by_default(slow_guard):
     s = await run(OpenAIHTTPClient(HTTPClientConfig(urls=(slow_guard,))), 40)
+    assert s["successes"] == 40
+    assert s[f"counts_reads/{slow_guard}"] >= 1 and s[f"counts_errors/{slow_guard}"] == 0
+
+
+@pytest.mark.parametrize("which", [dict(limit_signal="latency"), dict(concurrency="fixed")])
+async def test_latency_or_a_fixed_bound_reads_no_counts(slow_guard, which):
+    s = await run(OpenAIHTTPClient(HTTPClientConfig(urls=(slow_guard,), **which)), 40)
     assert "counts_reads/" + slow_guard not in s and "server_slots/" + slow_guard not in s
     assert httpx.get(f"{slow_guard}/_stats").json()["counts"].get("metrics", 0) == 0
 
@@ -219,3 +226,39 @@ async def test_failing_readings_hand_the_limit_back_to_latency_and_readings_resu
     httpx.post(f"{slow_guard}/_control", json={"metrics": "vllm"}).raise_for_status()
     s = await run(client, 100)
     assert s["successes"] == 260 and s[f"counts_reads/{slow_guard}"] > reads
+
+
+def round_robin_balancer(backends: list[str]):
+    """A load balancer in front of ``backends``: requests go round robin, and ``/metrics``
+    is the first backend's, as behind any balancer that routes the scrape to one replica."""
+    from itertools import count
+
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    turn = count()
+    client = httpx.AsyncClient(timeout=30)
+
+    async def forward(request):
+        base = backends[0] if request.url.path == "/metrics" else backends[next(turn) % len(backends)]
+        r = await client.request(request.method, base + request.url.path, content=await request.body())
+        return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
+
+    return Starlette(routes=[Route(p, forward, methods=["GET", "POST"]) for p in ("/metrics", CHAT)])
+
+
+async def test_behind_a_load_balancer_the_counts_keep_less_queue_not_more():
+    # One URL, two cap-4 replicas, /metrics from one of them: every count is half the
+    # whole, and the rule, made of ratios, takes one replica's batch for the server's. The
+    # job's share (0.4 x 4 slots) then spreads over both replicas: less queue than meant,
+    # never a flood of the 200 requests at once.
+    apps = [build_app(service_time_s=0.02, max_concurrency=4) for _ in range(2)]
+    with ThreadedServer(apps[0]) as a, ThreadedServer(apps[1]) as b:
+        with ThreadedServer(round_robin_balancer([a.url, b.url])) as lb:
+            s = await run(client_for(lb.url), 200)
+            replicas = [httpx.get(f"{u}/_stats").json() for u in (a.url, b.url)]
+    assert s["successes"] == 200 and s[f"counts_reads/{lb.url}"] >= 1
+    assert s[f"server_slots/{lb.url}"] <= 4  # one replica's batch
+    assert [r["counts"]["chat"] for r in replicas] == [100, 100]
+    assert all(r["mean_waiting"] <= 4 for r in replicas), replicas

@@ -17,13 +17,16 @@ Why it looks the way it does:
   how many reward workers share it; several clients converge to a fair share. Callers
   beyond the limits wait (backpressure, not errors). ``concurrency: fixed`` keeps a
   constant ``max_concurrency_per_url`` instead. Limits hold per event loop.
-* **Or the server's own counts** (``limit_signal: server_counts``, opt-in): while a loop has
-  requests in flight to a URL, a task of its own reads the URL's ``/metrics`` every
-  ``limit_counts_every_s`` (:mod:`.server_counts`: vLLM's or SGLang's running and waiting
-  gauges), off the request path, and hands them to the limit. A ``/metrics`` without those
-  gauges (404, another server) or refused to us (401, 403) turns the readings off for that
-  URL for good; three other failures in a row hand it back to latency and try again after
-  ``limit_counts_retry_s``. Both are logged and counted in ``stats()``.
+* **Steered by the server's own counts where it publishes them** (``limit_signal:
+  server_counts``, the default): while a loop has requests in flight to a URL, a task of its
+  own reads the URL's ``/metrics`` every ``limit_counts_every_s`` (:mod:`.server_counts`:
+  vLLM's or SGLang's running and waiting gauges), off the request path, and hands them to the
+  limit. A ``/metrics`` without those gauges (404, another server) or refused to us (401,
+  403) turns the readings off for that URL for good, and latency steers it; three other
+  failures in a row hand it back to latency and try again after ``limit_counts_retry_s``.
+  Both are logged and counted in ``stats()``. The job's clients keep ``limit_counts_share``
+  of the batch waiting together, each ``1 / limit_counts_clients`` of it, so the queue does
+  not grow with verl's ``reward.num_workers``.
 * **Replica choice uses the same signal**: the URL with room and the lowest
   in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
   gets less. A URL that just failed is skipped for its backoff while another is healthy.
@@ -171,17 +174,25 @@ class HTTPClientConfig(Settings):
     )
 
     limit_signal: Literal["latency", "server_counts"] = setting(
-        "latency",
-        "adaptive: what steers the limit: 'latency' (any server), or 'server_counts': the server's own "
-        "running and waiting requests from its Prometheus /metrics (vLLM, SGLang), once it has been seen "
-        "to queue; shares even out within a step where latency takes many, at a queue of "
-        "limit_counts_share x the batch per client. Only where each URL is one server: behind a load "
-        "balancer /metrics is one replica's. A URL whose /metrics fails is steered by latency",
+        "server_counts",
+        "adaptive: what steers the limit: 'server_counts', the server's own running and waiting requests "
+        "from its Prometheus /metrics (vLLM, SGLang), once it has been seen to queue (latency until then, "
+        "and for good where /metrics has no such gauges); shares even out within a step where latency "
+        "takes many. Or 'latency' (any server). Set 'latency' where a URL is a load balancer: its /metrics "
+        "is one replica's",
     )
     limit_counts_share: float = setting(
-        0.1,
-        "server_counts: the part of the server's batch each client keeps waiting (k clients keep k x this)",
+        0.4,
+        "server_counts: the part of the server's batch this job's clients keep waiting together, split "
+        "among limit_counts_clients",
         gt=0,
+    )
+    limit_counts_clients: int = setting(
+        0,
+        "server_counts: how many clients (processes) of this job share each URL; each keeps "
+        "limit_counts_share / this of the batch waiting. 0: verl's reward.num_workers in the reward "
+        "manager, 1 elsewhere (the reward server)",
+        ge=0,
     )
     limit_counts_gain: float = setting(
         0.03, "server_counts: the part of the way to its target the limit moves per reading", gt=0, le=1
@@ -255,7 +266,7 @@ class HTTPClientConfig(Settings):
             drain_every_rtts=self.limit_drain_every_rtts,
             drain_min_s=self.limit_drain_min_s,
             noise_z=self.limit_noise_z,
-            counts_share=self.limit_counts_share,
+            counts_share=self.limit_counts_share / max(1, self.limit_counts_clients),
             counts_gain=self.limit_counts_gain,
             counts_every_s=self.limit_counts_every_s,
         )

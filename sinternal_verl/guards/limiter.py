@@ -111,8 +111,8 @@ HyStart's delay exit), reduced to what this transport needs:
   finds the limit that fits it.
 
 **Or the server's own counts** (``observe_upstream``; the transport's ``limit_signal:
-server_counts``, opt-in). vLLM and SGLang publish the requests in their running batch and
-those waiting for it. Latency says only *that* a server queues, and at a large limit the
+server_counts``, its default where a server publishes them). vLLM and SGLang publish the
+requests in their running batch and those waiting for it. Latency says only *that* a server queues, and at a large limit the
 headroom term evens shares out slowly (2 % of a difference per window at a limit of 150):
 four workers at cap 512 finished a step a round trip apart, and the step took a ninth wave.
 The counts say how much, and every client of the server reads the same two numbers. So the
@@ -127,11 +127,11 @@ that idle: ``L x (batch + alpha) / (running + waiting)``, at most doubling. The 
 most running seen while some waited; until a queue has been seen the latency rules above
 run, slow start included, and from then on the counts steer alone (no gradient, no drains;
 the floor only sets how many readings make a round trip). The cost:
-``k`` clients keep ``k x counts_share`` of the batch queued (0.4 at 4 workers, 0.8 at 8).
-In the simulation (``--counts 0.05 --cores 2``) 1750 of 1992 seeds met both targets against
-1338 by latency, every exact-S 512 x 4 seed among them; the 8-worker rows missed on the
-queue. Behind a load balancer ``/metrics`` is one replica's, which is why it is not the
-default.
+``k`` clients keep ``k x counts_share`` of the batch queued, so the transport hands each of a
+job's ``k`` clients ``1 / k`` of the job's share (``limit_counts_share`` 0.4 over
+``limit_counts_clients``, verl's ``reward.num_workers``). Behind a load balancer
+``/metrics`` is one replica's: every count is a fraction of the whole, and the rule, made of
+ratios, keeps ``1 / replicas`` of the intended queue (a cautious error, not a flood).
 
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,

@@ -17,6 +17,7 @@ called instead of our router, as with verl's own managers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import inspect
 import logging
@@ -51,6 +52,18 @@ def _plain(obj: Any) -> Any:
     return OmegaConf.to_container(obj, resolve=True) if isinstance(obj, DictConfig) else obj
 
 
+def with_job_clients(settings: RewardSettings, num_workers: int | None) -> RewardSettings:
+    """``settings`` with ``guard_limit_counts_clients`` = verl's ``reward.num_workers`` where it
+    was left at 0. verl starts that many reward workers, each with its own guard client, and
+    every one of them shares each guard URL: told how many they are, they keep the job's
+    ``guard_limit_counts_share`` of the guard's batch waiting together instead of each
+    keeping it (eight workers would queue eight times as much)."""
+    if settings.guard.limit_counts_clients or not num_workers:
+        return settings
+    guard = settings.guard.model_copy(update={"limit_counts_clients": int(num_workers)})
+    return dataclasses.replace(settings, guard=guard)
+
+
 @register("sinternal")
 class SInternalRewardManager(RewardManagerBase):
     """Safety (guard) + math reward manager for verl's reward loop."""
@@ -81,6 +94,7 @@ class SInternalRewardManager(RewardManagerBase):
         settings = RewardSettings.from_kwargs(
             _plain(config.reward.get("reward_kwargs")), extra_sections=cls.extra_sections
         )
+        settings = with_job_clients(settings, config.reward.get("num_workers"))
         _raise_gc_threshold(settings.manager.gc_threshold)
         cls.router = RewardRouter(settings)
         cls._max_in_flight = settings.manager.max_trajectories_in_flight
