@@ -53,12 +53,6 @@ def _config(overrides: dict) -> HTTPClientConfig:
     return HTTPClientConfig(urls=("http://127.0.0.1:1",), **overrides)
 
 
-def _limit_factory(overrides: dict, clients: int):
-    """Each client's limit, told how many clients share the guard as verl's reward manager
-    tells its workers (``limit_counts_clients``), unless ``--set`` says otherwise."""
-    return _config({"limit_counts_clients": clients, **overrides}).new_limit
-
-
 def _rates(answers: list[tuple[float, int]], every: float, ceiling: float) -> list[float]:
     counts = collections.Counter(int(t / every) for t, _ in answers)
     return [counts[i] / every / ceiling for i in range(max(counts) + 1)] if counts else []
@@ -115,9 +109,9 @@ def main() -> None:
         type=float,
         default=None,
         metavar="S",
-        help="each busy client reads the guard's running/waiting counts every S seconds, as "
-        "limit_signal=server_counts does (default: limit_counts_every_s where that is the signal, "
-        "as it is by default; 0 with --set limit_signal=latency)",
+        help="the clients read the guard's running/waiting counts every S seconds in all (each of W "
+        "every W x S), as limit_signal=server_counts does (default: limit_counts_every_s where that "
+        "is the signal, as it is by default; 0 with --set limit_signal=latency)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="limiter setting")
     p.add_argument(
@@ -151,11 +145,10 @@ def main() -> None:
     cfg = _config(overrides)
     if args.counts is None and cfg.limit_signal == "server_counts":
         args.counts = cfg.limit_counts_every_s
-    model.poll = args.counts or 0.0
     print(
         f"model: send {model.client_send * 1e6:.0f} us + recv {model.client_recv * 1e6:.0f} us per request per "
         f"client loop, guard {model.guard_cpu * 1e6:.0f} us per request, jitter {model.jitter}, sigma {model.sigma}, growth {model.growth}, start skew {model.start_skew}s, step skew {model.step_skew}s, slow x{model.slow_factor}, gap {model.gap}s, cores {model.cores or 'one per process'}; "
-        + (f"the guard's counts read every {args.counts}s; " if args.counts else "")
+        + (f"the job reads the guard's counts every {args.counts}s; " if args.counts else "")
         + f"ceiling {args.ceiling:.0f}/s, n {args.n}, warm-up {args.warm}, {args.seeds} seeds; settings {args.set or 'default'}"
     )
     print(
@@ -165,7 +158,12 @@ def main() -> None:
     for cap in args.caps:
         for w in args.workers:
             rates, queues, spreads, blasts, devs = [], [], [], [], []
-            make_limit = _limit_factory(overrides, w)
+            # each client is told how many share the guard, as verl's reward manager tells its
+            # workers (unless --set says otherwise); the job reads the guard every S seconds in
+            # all, each of its clients every clients x S
+            per_w = _config({"limit_counts_clients": w, **overrides})
+            make_limit = per_w.new_limit
+            model.poll = (args.counts or 0.0) * per_w.counts_clients
             blast = functools.partial(FixedLimit, max(1, 2 * cap // w))
             common = {"n": args.n, "warm": args.warm, "warm_steps": args.warm_steps, "ceiling": args.ceiling}
             for seed in range(args.seeds):

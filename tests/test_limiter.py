@@ -1044,10 +1044,11 @@ def test_an_engine_slower_with_a_full_batch_is_still_driven_into_it(growth, shar
 
 def test_the_server_s_counts_even_out_shares_at_cap_512_x_4():
     # ``limit_signal: server_counts`` (eighteenth pass) at the row the latency limiter misses,
-    # cap 512 x 4 on two shared cores: every worker reads the guard's running/waiting counts
-    # every 50 ms, the counts give them one target, their shares even out and the workers end
-    # within half a round trip of each other, with the queue at most half the cap. By latency
-    # alone the same case ends about two round trips apart at 0.78 of the ceiling.
+    # cap 512 x 4 on two shared cores: the job reads the guard's running/waiting counts every
+    # 50 ms (each worker every 200 ms), the counts give them one target, their shares even out
+    # and the workers end within half a round trip of each other, with the queue at most half
+    # the cap. By latency alone the same case ends about two round trips apart at 0.78 of the
+    # ceiling.
     counts = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_counts_clients=4).new_limit
     made = []
 
@@ -1055,7 +1056,7 @@ def test_the_server_s_counts_even_out_shares_at_cap_512_x_4():
         made.append(counts())
         return made[-1]
 
-    r = simulate(512, 4, recording, model=Model(cores=2, poll=0.05), seed=0)
+    r = simulate(512, 4, recording, model=Model(cores=2, poll=4 * 0.05), seed=0)
     assert all(lim.slots == 512 for lim in made)
     assert r.rate >= 0.9 and r.queue <= 0.5 and r.spread_rtts <= 0.5, r
 
@@ -1064,10 +1065,11 @@ def test_the_job_s_queue_share_is_split_among_its_workers():
     # verl's default of 8 reward workers, each with its own client, on one cap-128 guard that
     # publishes its counts. Told they are 8 (``limit_counts_clients``, which the reward manager
     # fills in from ``reward.num_workers``), they keep the job's ``limit_counts_share`` (0.4 of
-    # the batch) waiting together: 0.39 x cap here. Each keeping it alone, 2.7 x cap.
+    # the batch) waiting together: 0.37 x cap here. Each keeping it alone, 2.7 x cap. (They
+    # read the guard every 50 ms together, each every 400 ms with an 8x larger step.)
     def step(clients: int):
         limit = HTTPClientConfig(urls=("http://127.0.0.1:1",), limit_counts_clients=clients).new_limit
-        return simulate(128, 8, limit, model=Model(cores=2, poll=0.05), seed=0)
+        return simulate(128, 8, limit, model=Model(cores=2, poll=clients * 0.05), seed=0)
 
     split, alone = step(8), step(1)
     assert split.rate >= 0.9 and split.queue <= 0.5, split

@@ -108,8 +108,14 @@ def test_the_reward_workers_split_the_job_s_guard_queue(fake_guard, tokenizer, k
     config.reward.num_workers = 8
     manager, outs = run_manager(config, tokenizer, ROWS[:1])
     assert outs[0]["reward_score"] == 1.0
-    assert manager.router.settings.guard.limit_counts_clients == round(0.4 / share)
-    assert manager.router._guard.http.limits[0].counts_share == pytest.approx(share)
+    clients = round(0.4 / share)
+    assert manager.router.settings.guard.limit_counts_clients == clients
+    limit = manager.router._guard.http.limits[0]
+    assert limit.counts_share == pytest.approx(share)
+    # the job reads each URL every 50 ms in all: each worker that many times less often, with
+    # a step that many times larger
+    assert limit.counts_every_s == pytest.approx(0.05 * clients)
+    assert limit.counts_gain == pytest.approx(0.03 * clients)
 
 
 def test_bad_option_fails_at_start_up(tokenizer):

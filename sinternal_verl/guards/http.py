@@ -19,14 +19,16 @@ Why it looks the way it does:
   constant ``max_concurrency_per_url`` instead. Limits hold per event loop.
 * **Steered by the server's own counts where it publishes them** (``limit_signal:
   server_counts``, the default): while a loop has requests in flight to a URL, a task of its
-  own reads the URL's ``/metrics`` every ``limit_counts_every_s`` (:mod:`.server_counts`:
+  own reads the URL's ``/metrics`` on a timer (:mod:`.server_counts`:
   vLLM's or SGLang's running and waiting gauges), off the request path, and hands them to the
   limit. A ``/metrics`` without those gauges (404, another server) or refused to us (401,
   403) turns the readings off for that URL for good, and latency steers it; three other
   failures in a row hand it back to latency and try again after ``limit_counts_retry_s``.
   Both are logged and counted in ``stats()``. The job's clients keep ``limit_counts_share``
-  of the batch waiting together, each ``1 / limit_counts_clients`` of it, so the queue does
-  not grow with verl's ``reward.num_workers``.
+  of the batch waiting together, each ``1 / limit_counts_clients`` of it, and read each URL
+  every ``limit_counts_every_s`` together (each ``limit_counts_clients`` times less often, a
+  larger step per reading): neither the queue nor the server's cost of the readings (vLLM
+  renders a 50 KB page, ~6 ms of its API process) grows with verl's ``reward.num_workers``.
 * **Replica choice uses the same signal**: the URL with room and the lowest
   in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
   gets less. A URL that just failed is skipped for its backoff while another is healthy.
@@ -195,10 +197,18 @@ class HTTPClientConfig(Settings):
         ge=0,
     )
     limit_counts_gain: float = setting(
-        0.03, "server_counts: the part of the way to its target the limit moves per reading", gt=0, le=1
+        0.03,
+        "server_counts: the part of the way to its target the limit moves per reading at "
+        "limit_counts_every_s; a client that reads k times less often moves k times as far",
+        gt=0,
+        le=1,
     )
     limit_counts_every_s: float = setting(
-        0.05, "server_counts: seconds between one client's readings of a busy URL's /metrics", gt=0
+        0.05,
+        "server_counts: seconds between this job's readings of a busy URL's /metrics; each of "
+        "limit_counts_clients reads every clients x this. A reading costs the server about what a "
+        "request does (vLLM: a 50 KB page, ~6 ms of its API process on a 2-core box)",
+        gt=0,
     )
     limit_counts_retry_s: float = setting(
         30.0,
@@ -266,10 +276,22 @@ class HTTPClientConfig(Settings):
             drain_every_rtts=self.limit_drain_every_rtts,
             drain_min_s=self.limit_drain_min_s,
             noise_z=self.limit_noise_z,
-            counts_share=self.limit_counts_share / max(1, self.limit_counts_clients),
-            counts_gain=self.limit_counts_gain,
-            counts_every_s=self.limit_counts_every_s,
+            counts_share=self.limit_counts_share / self.counts_clients,
+            counts_gain=min(1.0, self.limit_counts_gain * self.counts_clients),
+            counts_every_s=self.counts_every_s,
         )
+
+    @property
+    def counts_clients(self) -> int:
+        """How many clients split the job's queue share and its readings (0 -> 1)."""
+        return max(1, self.limit_counts_clients)
+
+    @property
+    def counts_every_s(self) -> float:
+        """Seconds between this client's readings of a busy URL: the job reads each URL every
+        ``limit_counts_every_s`` in all, whatever its number of workers, because a reading
+        costs the server about what a request does."""
+        return self.limit_counts_every_s * self.counts_clients
 
     @classmethod
     def from_guard_config(cls, cfg: HTTPClientConfig) -> HTTPClientConfig:
@@ -362,8 +384,8 @@ class OpenAIHTTPClient:
         # off), when each URL is next due (monotonic), failures in a row, a URL's counts
         # turned off for good, readings and failures so far
         counts = config.concurrency == "adaptive" and config.limit_signal == "server_counts"
-        self._counts_every = config.limit_counts_every_s if counts else 0.0
-        self._counts_timeout = aiohttp.ClientTimeout(total=max(1.0, 20 * config.limit_counts_every_s))
+        self._counts_every = config.counts_every_s if counts else 0.0
+        self._counts_timeout = aiohttp.ClientTimeout(total=max(1.0, 20 * config.counts_every_s))
         self._counts_due = [0.0] * self._n
         self._counts_failing = [0] * self._n
         self._counts_off = [False] * self._n
@@ -588,8 +610,8 @@ class OpenAIHTTPClient:
 
     # ------------------------------------------------------------------ the server's counts
     async def _poll_counts(self, st: _LoopState, i: int) -> None:
-        """Read URL ``i``'s counts every ``limit_counts_every_s`` while this loop has requests
-        in flight to it, one reading at a time. On a timer, not on answers: a guard that
+        """Read URL ``i``'s counts every ``counts_every_s`` (the job's interval x its clients)
+        while this loop has requests in flight to it, one reading at a time. On a timer, not on answers: a guard that
         finishes in waves answers in bursts, and readings taken only then would come once a
         round trip, at the one instant its queue is empty."""
         try:

@@ -112,9 +112,10 @@ HyStart's delay exit), reduced to what this transport needs:
 
 **Or the server's own counts** (``observe_upstream``; the transport's ``limit_signal:
 server_counts``, its default where a server publishes them). vLLM and SGLang publish the
-requests in their running batch and those waiting for it. Latency says only *that* a server queues, and at a large limit the
-headroom term evens shares out slowly (2 % of a difference per window at a limit of 150):
-four workers at cap 512 finished a step a round trip apart, and the step took a ninth wave.
+requests in their running batch and those waiting for it. Latency says only *that* a server
+queues, and at a large limit the headroom term evens shares out slowly (2 % of a difference
+per window at a limit of 150): four workers at cap 512 finished a step a round trip apart,
+and the step took a ninth wave.
 The counts say how much, and every client of the server reads the same two numbers. So the
 rule is FAST TCP's equilibrium computed from them: a client with ``L`` in flight owns about
 ``L x waiting / (running + waiting)`` of the queue, and the ``L`` at which that is its share

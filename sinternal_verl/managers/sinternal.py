@@ -56,8 +56,9 @@ def with_job_clients(settings: RewardSettings, num_workers: int | None) -> Rewar
     """``settings`` with ``guard_limit_counts_clients`` = verl's ``reward.num_workers`` where it
     was left at 0. verl starts that many reward workers, each with its own guard client, and
     every one of them shares each guard URL: told how many they are, they keep the job's
-    ``guard_limit_counts_share`` of the guard's batch waiting together instead of each
-    keeping it (eight workers would queue eight times as much)."""
+    ``guard_limit_counts_share`` of the guard's batch waiting together, and read its
+    ``/metrics`` at the job's ``guard_limit_counts_every_s`` together, instead of each (eight
+    workers would queue eight times as much, and cost the guard eight times the readings)."""
     if settings.guard.limit_counts_clients or not num_workers:
         return settings
     guard = settings.guard.model_copy(update={"limit_counts_clients": int(num_workers)})
