@@ -19,16 +19,16 @@ Why it looks the way it does:
   constant ``max_concurrency_per_url`` instead. Limits hold per event loop.
 * **Steered by the server's own counts where it publishes them** (``limit_signal:
   server_counts``, the default): while a loop has requests in flight to a URL, a task of its
-  own reads the URL's ``/metrics`` on a timer (:mod:`.server_counts`:
-  vLLM's or SGLang's running and waiting gauges), off the request path, and hands them to the
-  limit. A ``/metrics`` without those gauges (404, another server) or refused to us (401,
-  403) turns the readings off for that URL for good, and latency steers it; three other
-  failures in a row hand it back to latency and try again after ``limit_counts_retry_s``.
-  Both are logged and counted in ``stats()``. The job's clients keep ``limit_counts_share``
-  of the batch waiting together, each ``1 / limit_counts_clients`` of it, and read each URL
-  every ``limit_counts_every_s`` together (each ``limit_counts_clients`` times less often, a
-  larger step per reading): neither the queue nor the server's cost of the readings (vLLM
-  renders a 50 KB page, ~6 ms of its API process) grows with verl's ``reward.num_workers``.
+  own reads the URL's ``/metrics`` on a timer (:mod:`.server_counts`: vLLM's or SGLang's
+  running and waiting gauges), off the request path, and hands them to the limit. A
+  ``/metrics`` without those gauges (404, another server) or refused to us (401, 403) turns
+  the readings off for that URL for good, and latency steers it; three other failures in a
+  row hand it back to latency and try again after ``limit_counts_retry_s``. Both are logged
+  and counted in ``stats()``. The job's clients keep ``limit_counts_share`` of the batch
+  waiting together, each ``1 / limit_counts_clients`` of it, and read each URL every
+  ``limit_counts_every_s`` together (each ``limit_counts_clients`` times less often, a larger
+  step per reading): neither the queue nor the server's cost of the readings (vLLM renders a
+  50 KB page, ~6 ms of its API process) grows with verl's ``reward.num_workers``.
 * **Replica choice uses the same signal**: the URL with room and the lowest
   in-flight / limit ratio is picked (ties rotate), so a slow replica, whose limit shrank,
   gets less. A URL that just failed is skipped for its backoff while another is healthy.
@@ -611,9 +611,9 @@ class OpenAIHTTPClient:
     # ------------------------------------------------------------------ the server's counts
     async def _poll_counts(self, st: _LoopState, i: int) -> None:
         """Read URL ``i``'s counts every ``counts_every_s`` (the job's interval x its clients)
-        while this loop has requests in flight to it, one reading at a time. On a timer, not on answers: a guard that
-        finishes in waves answers in bursts, and readings taken only then would come once a
-        round trip, at the one instant its queue is empty."""
+        while this loop has requests in flight to it, one reading at a time. On a timer, not
+        on answers: a guard that finishes in waves answers in bursts, and readings taken only
+        then would come once a round trip, at the one instant its queue is empty."""
         try:
             while st.inflight[i] > 0 and not self._counts_off[i]:
                 now = time.monotonic()
