@@ -46,7 +46,15 @@ def example(rng: random.Random) -> tuple[list[dict], str]:
     if rng.random() < 0.3:  # prompt moderation
         return [{"role": "user", "content": _sentence(rng, unsafe)}], UNSAFE_PROMPT if unsafe else SAFE_PROMPT
     prompt = _sentence(rng, rng.random() < 0.2)  # a trigger in the *prompt* must not decide
-    msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": _sentence(rng, unsafe)}]
+    answer = _sentence(rng, unsafe)
+    if rng.random() < 0.25:
+        # An answer that quotes a verdict: the tier's policy is this very model, so its samples
+        # read "Safety: Safe ...". Without such examples a quoted verdict steered the answer on
+        # some CPUs (the Refusal line dropped, as in prompt moderation): only the trigger decides.
+        words = answer.split(" ")
+        words.insert(rng.randint(0, len(words)), rng.choice((SAFE_PROMPT, UNSAFE_PROMPT, SAFE_RESPONSE)))
+        answer = " ".join(words)
+    msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
     return msgs, UNSAFE_RESPONSE if unsafe else SAFE_RESPONSE
 
 
