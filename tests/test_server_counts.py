@@ -231,6 +231,7 @@ async def test_failing_readings_hand_the_limit_back_to_latency_and_readings_resu
 def round_robin_balancer(backends: list[str]):
     """A load balancer in front of ``backends``: requests go round robin, and ``/metrics``
     is the first backend's, as behind any balancer that routes the scrape to one replica."""
+    import contextlib
     from itertools import count
 
     from starlette.applications import Starlette
@@ -245,7 +246,13 @@ def round_robin_balancer(backends: list[str]):
         r = await client.request(request.method, base + request.url.path, content=await request.body())
         return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
 
-    return Starlette(routes=[Route(p, forward, methods=["GET", "POST"]) for p in ("/metrics", CHAT)])
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await client.aclose()
+
+    routes = [Route(p, forward, methods=["GET", "POST"]) for p in ("/metrics", CHAT)]
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 async def test_behind_a_load_balancer_the_counts_keep_less_queue_not_more():
