@@ -644,3 +644,84 @@ async def test_guard_stats_carry_the_limits_for_metrics(fake_guard):
     await g.aclose()
     assert flat[f"http_limit{{{fake_guard.url}}}"] == 4 and flat[f"http_requests{{{fake_guard.url}}}"] == 1
     assert flat["http_requests"] == 1 and flat["retries"] == 0
+
+
+class _HoldingServer:
+    """A loopback OpenAI-style server in the test's own loop that answers the first request at
+    once and holds the others until it holds ``hold_until`` at the same moment (then answers
+    every held one and all later ones at once), or for ``patience_s`` at most: what reached it
+    at the same time is then a count, not a race."""
+
+    def __init__(self, hold_until: int, patience_s: float = 30.0):
+        self.hold_until, self.patience_s = hold_until, patience_s
+        self.arrived = self.held = self.most_held = 0
+        self.full = asyncio.Event()
+
+    async def handle(self, request):
+        from aiohttp import web
+
+        await request.read()
+        self.arrived += 1
+        if self.arrived > 1 and not self.full.is_set():
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            if self.held >= self.hold_until:
+                self.full.set()
+            try:
+                await asyncio.wait_for(self.full.wait(), self.patience_s)
+            except TimeoutError:
+                self.full.set()
+            self.held -= 1
+        return web.json_response({"choices": [{"message": {"role": "assistant", "content": "Safety: Safe"}}]})
+
+    async def __aenter__(self) -> str:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post(CHAT, self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc) -> None:
+        await self.runner.cleanup()
+
+
+async def test_a_batch_s_last_callers_go_out_at_once_beyond_the_limit():
+    # ``limit_tail`` (twentieth pass). A limit pinned at 4 (min = max), room for 4 more at a
+    # batch's end; 8 callers: 4 are sent, 4 wait. The first answer gives one of them room,
+    # and leaves 3 waiting plus 1 woken: no more than the room, so all of them go, beyond the
+    # limit. The server answers nothing else until it holds 7 at once (3 + 1 + 3), which it
+    # never would if the limit held them back (it would hold 4 and give up after 30 s).
+    server = _HoldingServer(hold_until=7)
+    async with server as url:
+        client = transport(url, limit_initial=4, limit_min=4, limit_max=4, limit_signal="latency")
+        got = await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(8)))
+        s = client.stats()
+        await client.aclose()
+    assert len(got) == 8 and s["successes"] == 8
+    assert server.most_held == 7 and s[f"tail_sends/{url}"] == 3, (server.most_held, s)
+
+
+async def test_the_tail_is_bounded_by_its_room_and_off_at_zero_and_in_fixed_mode(fake_guard):
+    # 40 callers on a limit pinned at 4: the tail goes out only once 4 or fewer wait, so
+    # never more than 4 + 4 are in flight. With ``limit_tail=0``, or a fixed bound, the limit
+    # is a hard one: 4 at most, and nothing is sent beyond it.
+    httpx_post = __import__("httpx").post
+    httpx_post(f"{fake_guard.url}/_control", json={"mode": "ok", "service_time_s": 0.02}).raise_for_status()
+    u = fake_guard.url
+    pinned = dict(limit_initial=4, limit_min=4, limit_max=4, limit_signal="latency")
+    for kw, bound in (
+        (pinned, 8),
+        ({**pinned, "limit_tail": 0}, 4),
+        (dict(concurrency="fixed", max_concurrency_per_url=4), 4),
+    ):
+        fake_guard.reset()  # its max_in_flight
+        client = transport(u, **kw)
+        await asyncio.gather(*(client.post_json(CHAT, chat_payload(i)) for i in range(40)))
+        s = client.stats()
+        await client.aclose()
+        assert s["successes"] == 40 and fake_guard.stats()["max_in_flight"] <= bound, (kw, fake_guard.stats())
+        assert s[f"tail_sends/{u}"] <= bound - 4, (kw, s)

@@ -175,6 +175,15 @@ class HTTPClientConfig(Settings):
         ge=0,
     )
 
+    limit_tail: float = setting(
+        1.0,
+        "adaptive: a batch's last requests are not held back: when an answer leaves at most this x the "
+        "limits' worth of callers waiting for room, they are all sent, and the server's queue holds them "
+        "(slots that other clients leave as they finish then do not idle while this one waits). 0: the "
+        "limit is a hard bound",
+        ge=0,
+    )
+
     limit_signal: Literal["latency", "server_counts"] = setting(
         "server_counts",
         "adaptive: what steers the limit: 'server_counts', the server's own running and waiting requests "
@@ -279,6 +288,7 @@ class HTTPClientConfig(Settings):
             counts_share=self.limit_counts_share / self.counts_clients,
             counts_gain=min(1.0, self.limit_counts_gain * self.counts_clients),
             counts_every_s=self.counts_every_s,
+            tail=self.limit_tail,
         )
 
     @property
@@ -380,6 +390,8 @@ class OpenAIHTTPClient:
         self._in_flight = 0
         self._per_url = [0] * self._n
         self._per_url_fail = [0] * self._n
+        #: requests sent beyond their URL's limit as a batch's last (``_release``)
+        self._tail_sends = [0] * self._n
         # the server's counts (``limit_signal: server_counts``): seconds between readings (0:
         # off), when each URL is next due (monotonic), failures in a row, a URL's counts
         # turned off for good, readings and failures so far
@@ -427,15 +439,16 @@ class OpenAIHTTPClient:
         pen = self._penalty_until
         return any(i != avoid and pen[i] <= now for i in range(self._n))
 
-    def _pick(self, st: _LoopState, avoid: int) -> int:
+    def _pick(self, st: _LoopState, avoid: int, tail: bool = False) -> int:
         """The URL with room and the lowest in-flight / limit ratio (ties rotate); ``avoid``
         (the URL that just failed) and URLs in their failure backoff are skipped while
-        another URL is healthy. -1: no room now, wait."""
+        another URL is healthy. -1: no room now, wait. ``tail``: a batch's last callers
+        (``_release``), who go beyond the limits, to the least loaded URL."""
         inflight = st.inflight
         limits = self.limits
         n = self._n
         if n == 1:
-            return 0 if inflight[0] < limits[0].limit else -1
+            return 0 if tail or inflight[0] < limits[0].limit else -1
         now = time.monotonic()
         pen = self._penalty_until
         strict = self._healthy_other(avoid, now) if avoid >= 0 else any(p <= now for p in pen)
@@ -448,10 +461,10 @@ class OpenAIHTTPClient:
                 continue
             lim = limits[i].limit
             used = inflight[i]
-            if used >= lim:
+            if used >= lim and not tail:
                 continue
             load = used / lim
-            if load < best_load:
+            if load < best_load or best < 0:
                 best, best_load = i, load
         return best
 
@@ -459,17 +472,36 @@ class OpenAIHTTPClient:
         limits = self.limits
         return sum(max(0, limits[i].limit - st.inflight[i]) for i in range(self._n))
 
-    def _wake(self, st: _LoopState) -> None:
-        """Wake as many waiters as there is room not already promised to woken ones."""
+    def _wake(self, st: _LoopState, answered: bool = False) -> None:
+        """Wake as many waiters as there is room not already promised to woken ones; after an
+        answer (``answered``), all of them if they are a batch's last (``_release``)."""
         if not st.waiters:
             return
         room = self._room(st) - st.woken
         while room > 0 and st.waiters:
             fut = st.waiters.popleft()
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(False)
                 st.woken += 1
                 room -= 1
+        if answered:
+            self._release(st)
+
+    def _release(self, st: _LoopState) -> None:
+        """Send a batch's last callers at once: when those not yet running (waiting, or woken
+        and about to run) are at most the limits' ``tail_room`` in all, wake every waiter to go
+        beyond the limits (the limiter's module docstring says why).
+
+        Judged only when an answer came back, never as callers arrive: a batch's callers
+        arrive one after another in one turn of the loop, and the first few beyond the limit
+        would each find only themselves waiting."""
+        if not st.waiters or len(st.waiters) + st.woken > sum(lim.tail_room for lim in self.limits):
+            return
+        while st.waiters:
+            fut = st.waiters.popleft()
+            if not fut.done():
+                fut.set_result(True)
+                st.woken += 1
 
     async def _acquire(self, st: _LoopState, avoid: int) -> int:
         """A URL index with a slot taken for this loop; waits (FIFO) while there is no room."""
@@ -483,7 +515,7 @@ class OpenAIHTTPClient:
         st.waiters.append(fut)
         while True:
             try:
-                await fut
+                tail = await fut
             except asyncio.CancelledError:
                 if fut.done() and not fut.cancelled():  # woken, then cancelled: pass the room on
                     st.woken -= 1
@@ -495,8 +527,10 @@ class OpenAIHTTPClient:
                         pass
                 raise
             st.woken -= 1
-            i = self._pick(st, avoid)
+            i = self._pick(st, avoid, tail)
             if i >= 0:
+                if st.inflight[i] >= self.limits[i].limit:
+                    self._tail_sends[i] += 1
                 st.inflight[i] += 1
                 self._wake(st)  # more room than this one slot (a limit grew)? wake the next
                 return i
@@ -575,7 +609,7 @@ class OpenAIHTTPClient:
                 self._inflight[i] -= 1
                 self._in_flight -= 1
                 st.inflight[i] -= 1
-                self._wake(st)
+                self._wake(st, answered=200 <= status < 300)
             attempts += 1
             if 200 <= status < 300:
                 try:
@@ -723,6 +757,7 @@ class OpenAIHTTPClient:
         ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
         ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>``,
         ``decreases/<url>``, ``drains/<url>`` and ``relearns/<url>`` (floor re-measures that found it higher),
+        ``tail_sends/<url>`` (requests sent beyond the limit as a batch's last, ``limit_tail``),
         and, once measured, ``latency_s/<url>`` (last window's mean) and ``latency_floor_s/<url>``;
         with ``limit_signal: server_counts``, ``counts_reads/<url>``, ``counts_errors/<url>`` and,
         while the counts steer, ``server_slots/<url>`` (the server's batch as the counts show it)."""
@@ -746,6 +781,7 @@ class OpenAIHTTPClient:
             out[f"decreases/{url}"] = lim.decreases
             out[f"drains/{url}"] = lim.drains
             out[f"relearns/{url}"] = lim.relearns
+            out[f"tail_sends/{url}"] = self._tail_sends[i]
             if lim.latency is not None:
                 out[f"latency_s/{url}"] = lim.latency
             if lim.floor is not None:

@@ -134,6 +134,23 @@ job's ``k`` clients ``1 / k`` of the job's share (``limit_counts_share`` 0.4 ove
 ``/metrics`` is one replica's: every count is a fraction of the whole, and the rule, made of
 ratios, keeps ``1 / replicas`` of the intended queue (a cautious error, not a flood).
 
+**A batch's last round trip goes at once** (``tail``, read by the transport as
+``tail_room``). A limit bounds what a client keeps in flight while it has more work than that.
+When the callers still waiting for room are no more than ``tail x limit`` (the rest of a
+training step's batch fits in about one more round trip), the transport sends them all, and the
+server's queue holds them instead of the client. Why: a step ends when its last request is
+answered, and the clients of one guard do not run out of work together. Those that finish
+leave slots the others' limits are too small to fill, while the last client holds its final
+requests back for a round trip or two; the counts' idle-filling growth takes several readings
+to catch up. Sent, those requests take the freed slots at once. In the simulation (cap 512 x 4
+workers, skewed starts, 10 seeds per condition), 35 of 100 seeds met both targets without
+this and 90 of 100 with it; over the whole matrix, 1196 -> 1256 of 1440. The price is at most
+``tail x limit`` more requests queued at the server for the step's last round trip (8 workers at cap 512 with jittered
+service: the mean queue 0.40 -> 0.51 x cap). A trickle of callers (work that arrives as the
+server serves it) can also take the room: the client then holds up to ``1 + tail`` limits for a
+while, and the signal that steers the limit sees the larger queue and lowers it. ``tail = 0``, or
+the fixed mode, keeps the limit a hard bound.
+
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
 hence this small module.
@@ -174,6 +191,8 @@ class FixedLimit:
     """A constant bound: the explicit ``concurrency: fixed`` mode. Ignores samples."""
 
     adaptive = False
+    #: a fixed bound is a hard one: no request goes beyond it, not even a batch's last
+    tail_room = 0
 
     def __init__(self, limit: int):
         if limit < 1:
@@ -226,6 +245,7 @@ class AdaptiveLimit:
         counts_share: float = 0.1,
         counts_gain: float = 0.03,
         counts_every_s: float = 0.05,
+        tail: float = 1.0,
     ):
         if not 1 <= minimum <= initial <= maximum:
             raise ValueError(f"need 1 <= minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
@@ -261,6 +281,9 @@ class AdaptiveLimit:
         self.counts_share = float(counts_share)
         self.counts_gain = float(counts_gain)
         self.counts_every_s = float(counts_every_s)
+        if not tail >= 0:
+            raise ValueError(f"tail must be >= 0, got {tail}")
+        self.tail = float(tail)
         #: the readings smoothed over about one round trip: (running, waiting)
         self._counts: tuple[float, float] | None = None
         #: the server's batch from its own counts: the most running while some waited (0: none
@@ -315,6 +338,13 @@ class AdaptiveLimit:
     @property
     def limit(self) -> int:
         return max(self.minimum, int(self._limit))
+
+    @property
+    def tail_room(self) -> int:
+        """How many requests beyond the limit a batch's last callers may take: when no more
+        than this many wait for room, the transport sends them all (module docstring: "A
+        batch's last round trip goes at once")."""
+        return int(self.tail * self.limit)
 
     @property
     def floor(self) -> float | None:

@@ -167,9 +167,12 @@ def simulate(
             core_free[i] = ready + cost
         return ready, ready + cost
 
-    def send_more(k: int, now: float) -> None:
+    def send_more(k: int, now: float, answered: bool = False) -> None:
+        """Send while the limit has room; after an answer, also a batch's last requests
+        beyond it (the transport's ``_release``: at most the limit's ``tail_room`` left)."""
         c = clients[k]
-        while c.pending and c.in_flight < c.limit.limit:
+        tail = getattr(c.limit, "tail_room", 0) if answered else 0
+        while c.pending and (c.in_flight < c.limit.limit or c.pending <= tail):
             c.pending -= 1
             c.in_flight += 1
             # the request's clock starts when its loop takes it up
@@ -231,7 +234,7 @@ def simulate(
                 if len(answers) == slow_after:  # answers holds the measured step's only
                     guard.service_time_s *= model.slow_factor
                     slowed_at.append(now)
-                send_more(k, now)
+                send_more(k, now, answered=True)
                 if not c.pending and not c.in_flight:
                     c.done_at = now
             if trace_every and now >= next_trace:
