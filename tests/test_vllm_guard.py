@@ -24,6 +24,7 @@ from sinternal_verl.guards import (
 )
 from sinternal_verl.guards.client import OpenAIGuardClient
 from sinternal_verl.guards.rejection import score_rejected
+from sinternal_verl.guards.server_counts import parse_server_counts
 from sinternal_verl.guards.types import GuardConfigError, GuardRejectedError, verdict_error
 from sinternal_verl.rewards.safety import SafetyRewardConfig as GuardRejectionSettings
 
@@ -231,8 +232,10 @@ def test_safety_reward_scores_real_policy_outputs_through_the_real_guard(vllm_se
 
 def test_server_counts_are_read_from_vllm_s_own_metrics(vllm_server):
     # limit_signal=server_counts against the real engine: its /metrics carries the running and
-    # waiting gauges the parser looks for (the fake guard only imitates them), every reading
-    # parses, and the verdicts are what the guard says.
+    # waiting gauges the parser looks for (the fake guard only imitates them), the client reads
+    # them while it works, and the verdicts are what the guard says. (A reading may time out
+    # on a loaded host, its API process busy with 48 requests and 100 readings a second: that
+    # is counted in counts_errors, not a parse failure, so the page is parsed here directly.)
     g = client(
         vllm_server, limit_signal="server_counts", limit_counts_every_s=0.01, limit_initial=32, cache_size=0
     )
@@ -245,4 +248,5 @@ def test_server_counts_are_read_from_vllm_s_own_metrics(vllm_server):
     ]
     s = g.stats()
     assert s[f"http_counts_reads{{{vllm_server.url}}}"] >= 1, s
-    assert s[f"http_counts_errors{{{vllm_server.url}}}"] == 0, s
+    page = httpx.get(f"{vllm_server.url}/metrics", timeout=30)
+    assert page.status_code == 200 and parse_server_counts(page.text) is not None, page.text[:500]

@@ -686,6 +686,7 @@ class OpenAIHTTPClient:
         do not depend on it."""
         self._counts_errors[i] += 1
         self._counts_failing[i] += 1
+        logger.debug("%s/metrics: reading failed (%s)", self.urls[i], why)
         if not for_good and self._counts_failing[i] < _COUNTS_FAILURES:
             return
         self._counts_failing[i] = 0
