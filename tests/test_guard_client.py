@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from aiohttp import web
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -658,8 +659,6 @@ class _HoldingServer:
         self.full = asyncio.Event()
 
     async def handle(self, request):
-        from aiohttp import web
-
         await request.read()
         self.arrived += 1
         if self.arrived > 1 and not self.full.is_set():
@@ -675,8 +674,6 @@ class _HoldingServer:
         return web.json_response({"choices": [{"message": {"role": "assistant", "content": "Safety: Safe"}}]})
 
     async def __aenter__(self) -> str:
-        from aiohttp import web
-
         app = web.Application()
         app.router.add_post(CHAT, self.handle)
         self.runner = web.AppRunner(app)
