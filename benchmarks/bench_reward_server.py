@@ -153,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the server's guard client at a fixed bound of N per URL instead of its default "
         "(adaptive) limit, to compare with a hand-tuned bound",
     )
+    p.add_argument(
+        "--guard-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the server's guard client, passed to `sinternal-verl serve --guard-option` "
+        "(e.g. limit_tail=0 to compare a hard adaptive bound with the default)",
+    )
     a = p.parse_args(argv)
 
     gport, sport = free_port(), free_port()
@@ -198,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         if a.guard_fixed
                         else []
                     ),
+                    *(arg for kv in a.guard_option for arg in ("--guard-option", kv)),
                 ],
                 env=env,
             )
