@@ -116,9 +116,15 @@ async def test_moderate_parses_and_balances(pool):
 async def test_killed_replica_restarts_and_nothing_is_lost(pool):
     before = pool.replica_info()[0]
     retries_before = pool.stats()["retries"]
-    items = _items(90)  # 23 chunks, 0.05 s each, over 3 replicas: ~0.4 s of work
+    items = _items(300)  # 75 chunks of 0.05 s over 3 replicas, 2 at a time each: ~0.6 s of work
     task = asyncio.ensure_future(pool.moderate(items))
-    await asyncio.sleep(0.15)
+    # Kill once the chunks are with the replicas: a count, not a guessed sleep. A fixed 0.15 s
+    # failed once in a clean-clone CI beside another job (nothing was retried: the kill came
+    # before any call of replica 0 was under way, or after all of them were done)
+    deadline = time.monotonic() + 60
+    while pool.stats()["in_flight"] < 1:
+        assert time.monotonic() < deadline and not task.done(), "the chunks were never dispatched"
+        await asyncio.sleep(0.005)
     ray.kill(pool.handles[0], no_restart=False)
     verdicts = await task
     _check(items, verdicts)  # every item answered, in order, none duplicated
