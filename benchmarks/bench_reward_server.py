@@ -219,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         with console.status("warming up the server ..."):
             asyncio.run(server_run(server_url, a.warmup, a.batch, a.client_concurrency, "warm"))
+        httpx.post(f"{guard_url}/_reset").raise_for_status()  # the guard's queue: this run's only
         with console.status(f"server: {a.items} items ..."):
             srv, slat = asyncio.run(server_run(server_url, a.items, a.batch, a.client_concurrency, "run"))
+        queue = httpx.get(f"{guard_url}/_stats").json()
         with console.status(f"sequential client: {a.sequential_items} items ..."):
             seq, qlat = sequential_run(server_url, a.sequential_items, "seq")
         limits = [
@@ -267,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     mode = f"fixed {a.guard_fixed} per URL" if a.guard_fixed else "default settings (adaptive)"
     console.print(f"server's guard client: {mode}; limit at the end (/metrics): {', '.join(limits) or '?'}")
     console.print(f"server / guard ceiling (measured) = {srv / ceiling:.3f}  (target >= 0.9)")
+    console.print(
+        f"guard queue during the server run: mean {queue['mean_waiting']:.1f} = "
+        f"{queue['mean_waiting'] / a.guard_concurrency:.2f} x cap (target <= 0.5), max {queue['max_waiting']}"
+    )
     console.print(f"server / guard ceiling (theory)   = {srv / theory:.3f}")
     console.print(f"server / sequential    = {srv / seq:.1f}x")
     console.print(

@@ -488,14 +488,20 @@ class OpenAIHTTPClient:
             self._release(st)
 
     def _release(self, st: _LoopState) -> None:
-        """Send a batch's last callers at once: when those not yet running (waiting, or woken
-        and about to run) are at most the limits' ``tail_room`` in all, wake every waiter to go
-        beyond the limits (the limiter's module docstring says why).
+        """Send a batch's last callers at once: when those in flight and those not yet
+        running (waiting, or woken and about to run) fit in the limits plus their
+        ``tail_room``, wake every waiter to go beyond the limits (the limiter's module
+        docstring says why).
 
-        Judged only when an answer came back, never as callers arrive: a batch's callers
-        arrive one after another in one turn of the loop, and the first few beyond the limit
-        would each find only themselves waiting."""
-        if not st.waiters or len(st.waiters) + st.woken > sum(lim.tail_room for lim in self.limits):
+        In flight counts too: a stream of batches (the reward server's) would otherwise be
+        let out batch after batch, each a few beyond the limit, and the guard's queue grew to
+        2.1 x its cap. Judged only when an answer came back, never as callers arrive: a
+        batch's callers arrive one after another in one turn of the loop, and the first few
+        beyond the limit would each find only themselves waiting."""
+        if not st.waiters:
+            return
+        bound = sum(lim.limit + lim.tail_room for lim in self.limits)
+        if sum(st.inflight) + len(st.waiters) + st.woken > bound:
             return
         while st.waiters:
             fut = st.waiters.popleft()

@@ -172,7 +172,9 @@ def simulate(
         beyond it (the transport's ``_release``: at most the limit's ``tail_room`` left)."""
         c = clients[k]
         tail = getattr(c.limit, "tail_room", 0) if answered else 0
-        while c.pending and (c.in_flight < c.limit.limit or c.pending <= tail):
+        bound = c.limit.limit + tail  # in flight and pending together (``_release``)
+        release = tail and c.in_flight + c.pending <= bound
+        while c.pending and (c.in_flight < c.limit.limit or release):
             c.pending -= 1
             c.in_flight += 1
             # the request's clock starts when its loop takes it up
