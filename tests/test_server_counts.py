@@ -5,7 +5,9 @@ that reads them from a real loopback server, with its failure paths."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from itertools import count
 
 import httpx
 import pytest
@@ -231,8 +233,6 @@ async def test_failing_readings_hand_the_limit_back_to_latency_and_readings_resu
 def round_robin_balancer(backends: list[str]):
     """A load balancer in front of ``backends``: requests go round robin, and ``/metrics``
     is the first backend's, as behind any balancer that routes the scrape to one replica."""
-    import contextlib
-    from itertools import count
 
     from starlette.applications import Starlette
     from starlette.responses import Response

@@ -177,8 +177,8 @@ class HTTPClientConfig(Settings):
 
     limit_tail: float = setting(
         1.0,
-        "adaptive: a batch's last requests are not held back: when an answer leaves at most this x the "
-        "limits' worth of callers waiting for room, they are all sent, and the server's queue holds them "
+        "adaptive: a batch's last requests are not held back: when an answer leaves the callers waiting "
+        "for room and those in flight within (1 + this) x the limits, they are all sent, and the server's queue holds them "
         "(slots that other clients leave as they finish then do not idle while this one waits). 0: the "
         "limit is a hard bound",
         ge=0,
@@ -479,13 +479,20 @@ class OpenAIHTTPClient:
             return
         room = self._room(st) - st.woken
         while room > 0 and st.waiters:
-            fut = st.waiters.popleft()
-            if not fut.done():
-                fut.set_result(False)
-                st.woken += 1
-                room -= 1
+            room -= self._wake_first(st, tail=False)
         if answered:
             self._release(st)
+
+    @staticmethod
+    def _wake_first(st: _LoopState, tail: bool) -> int:
+        """Wake the first waiter (``tail``: to go beyond the limits); 1 if one was woken, 0 if
+        it had been cancelled meanwhile."""
+        fut = st.waiters.popleft()
+        if fut.done():
+            return 0
+        fut.set_result(tail)
+        st.woken += 1
+        return 1
 
     def _release(self, st: _LoopState) -> None:
         """Send a batch's last callers at once: when those in flight and those not yet
@@ -504,10 +511,7 @@ class OpenAIHTTPClient:
         if sum(st.inflight) + len(st.waiters) + st.woken > bound:
             return
         while st.waiters:
-            fut = st.waiters.popleft()
-            if not fut.done():
-                fut.set_result(True)
-                st.woken += 1
+            self._wake_first(st, tail=True)
 
     async def _acquire(self, st: _LoopState, avoid: int) -> int:
         """A URL index with a slot taken for this loop; waits (FIFO) while there is no room."""

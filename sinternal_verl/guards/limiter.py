@@ -136,8 +136,8 @@ ratios, keeps ``1 / replicas`` of the intended queue (a cautious error, not a fl
 
 **A batch's last round trip goes at once** (``tail``, read by the transport as
 ``tail_room``). A limit bounds what a client keeps in flight while it has more work than that.
-When the callers still waiting for room are no more than ``tail x limit`` (the rest of a
-training step's batch fits in about one more round trip), the transport sends them all, and the
+When the callers still waiting for room and those in flight fit in ``limit + tail x limit``
+(the rest of a training step's batch fits in about one more round trip), the transport sends them all, and the
 server's queue holds them instead of the client. Why: a step ends when its last request is
 answered, and the clients of one guard do not run out of work together. Those that finish
 leave slots the others' limits are too small to fill, while the last client holds its final
@@ -342,9 +342,9 @@ class AdaptiveLimit:
 
     @property
     def tail_room(self) -> int:
-        """How many requests beyond the limit a batch's last callers may take: when no more
-        than this many wait for room, the transport sends them all (module docstring: "A
-        batch's last round trip goes at once")."""
+        """How many requests beyond the limit a batch's last callers may take: when those
+        waiting for room and those in flight fit in ``limit + tail_room``, the transport sends
+        them all (module docstring: "A batch's last round trip goes at once")."""
         return int(self.tail * self.limit)
 
     @property
