@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 
 import pytest
@@ -700,6 +701,108 @@ async def test_a_batch_s_last_callers_go_out_at_once_beyond_the_limit():
         await client.aclose()
     assert len(got) == 8 and s["successes"] == 8
     assert server.most_held == 7 and s[f"tail_sends/{url}"] == 3, (server.most_held, s)
+
+
+class _GateServer:
+    """A loopback OpenAI-style server in the test's own loop that answers only when the test
+    says (``answer``: the oldest held requests first, and credit for later ones), so what the
+    client has in flight at each step is a count the test sets."""
+
+    def __init__(self):
+        self.held: collections.deque[asyncio.Future] = collections.deque()
+        self.credit = 0
+        self.changed = asyncio.Event()
+
+    async def handle(self, request):
+        await request.read()
+        if self.credit:
+            self.credit -= 1
+        else:
+            fut = asyncio.get_running_loop().create_future()
+            self.held.append(fut)
+            self.changed.set()
+            await fut
+        return web.json_response({"choices": [{"message": {"role": "assistant", "content": "Safety: Safe"}}]})
+
+    def answer(self, n: int) -> None:
+        while n and self.held:
+            self.held.popleft().set_result(None)
+            n -= 1
+        self.credit += n
+
+    async def until_held(self, n: int) -> None:
+        async with asyncio.timeout(60):  # a bound for a broken client only: the count is the test
+            while len(self.held) < n:
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def __aenter__(self) -> str:
+        app = web.Application()
+        app.router.add_post(CHAT, self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc) -> None:
+        self.answer(len(self.held))
+        await self.runner.cleanup()
+
+
+async def _finished(tasks: list[asyncio.Task], n: int) -> None:
+    """Until ``n`` of ``tasks`` have their answers (a finished call has woken whom it wakes)."""
+    pending = set(tasks)
+    while len(tasks) - len(pending) < n:
+        _, pending = await asyncio.wait(pending, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def test_the_tail_goes_once_per_burst_and_not_again_for_a_stream():
+    # A limit pinned at 4 with room for 4 more. Batch A (8 callers): one answer lets its last 4
+    # go at once (3 beyond the limit). Batch B arrives while the limit is full; three answers
+    # later 4 are in flight and 4 wait, which would fit in the room, but the burst's tail is
+    # spent: B waits for room like any stream (the reward server kept 2.4 x its guard's cap
+    # queued at peaks when each dip of its stream was let out). Batch C, after the client
+    # ran dry, is a new burst: its tail goes again.
+    server = _GateServer()
+    async with server as url:
+        client = transport(url, limit_initial=4, limit_min=4, limit_max=4, limit_signal="latency")
+        tail = f"tail_sends/{url}"
+
+        def post(n: int) -> list[asyncio.Task]:
+            return [asyncio.ensure_future(client.post_json(CHAT, chat_payload(i))) for i in range(n)]
+
+        a = post(8)
+        await server.until_held(4)
+        server.answer(1)
+        await server.until_held(7)
+        assert client.stats()[tail] == 3
+        b = post(4)
+        for _ in range(1000):  # loop turns, not time: B's callers queue on their first step
+            if client.stats()["waiting"] == 4:
+                break
+            await asyncio.sleep(0)
+        assert client.stats()["waiting"] == 4
+        server.answer(3)
+        await _finished(a, 4)
+        s = client.stats()
+        assert s["waiting"] == 4 and s[tail] == 3 and s["in_flight"] == 4, s
+        server.answer(1)  # room for one: it goes within the limit
+        await server.until_held(4)
+        await _finished(a, 5)
+        assert client.stats()["waiting"] == 3
+        server.answer(7)
+        await asyncio.gather(*a, *b)
+        c = post(8)
+        await server.until_held(4)
+        server.answer(1)
+        await server.until_held(7)
+        assert client.stats()[tail] == 6
+        server.answer(7)
+        await asyncio.gather(*c)
+        s = client.stats()
+        await client.aclose()
+    assert s["successes"] == 20 and s["waiting"] == 0, s
 
 
 async def test_the_tail_is_bounded_by_its_room_and_off_at_zero_and_in_fixed_mode(fake_guard):

@@ -179,8 +179,8 @@ class HTTPClientConfig(Settings):
         1.0,
         "adaptive: a batch's last requests are not held back: when an answer leaves the callers waiting "
         "for room and those in flight within (1 + this) x the limits, they are all sent, and the server's queue holds them "
-        "(slots that other clients leave as they finish then do not idle while this one waits). 0: the "
-        "limit is a hard bound",
+        "(slots that other clients leave as they finish then do not idle while this one waits); once per burst of "
+        "work, again after a caller found room without waiting. 0: the limit is a hard bound",
         ge=0,
     )
 
@@ -324,7 +324,7 @@ class _LoopState:
     from this loop, the callers waiting for room, and a keeper that closes the session when
     the loop shuts down."""
 
-    __slots__ = ("session", "inflight", "waiters", "woken", "keeper", "pollers")
+    __slots__ = ("session", "inflight", "waiters", "woken", "tail_armed", "keeper", "pollers")
 
     def __init__(self, session: aiohttp.ClientSession, n: int):
         self.session = session
@@ -332,6 +332,9 @@ class _LoopState:
         self.waiters: collections.deque[asyncio.Future] = collections.deque()
         #: waiters woken but not yet running (room promised to them)
         self.woken = 0
+        #: a batch's last callers may still go beyond the limits (``_release``): once per
+        #: burst, armed again when a caller finds room without waiting
+        self.tail_armed = True
         self.keeper: Any = None
         #: per URL, the task reading the server's counts while this loop is busy on it (None:
         #: none; a reference also keeps the task from being collected)
@@ -504,12 +507,19 @@ class OpenAIHTTPClient:
         let out batch after batch, each a few beyond the limit, and the guard's queue grew to
         2.1 x its cap. Judged only when an answer came back, never as callers arrive: a
         batch's callers arrive one after another in one turn of the loop, and the first few
-        beyond the limit would each find only themselves waiting."""
-        if not st.waiters:
+        beyond the limit would each find only themselves waiting.
+
+        Once per burst of work: after a release, callers that arrive while the limits are
+        full wait for room, however few they are, until one finds room without waiting
+        (``tail_armed``). A steady stream (the reward server's) would otherwise be let out
+        again each time its batches ran short for a moment, and hold up to ``1 + tail``
+        limits in flight for as long as it lasts."""
+        if not st.waiters or not st.tail_armed:
             return
         bound = sum(lim.limit + lim.tail_room for lim in self.limits)
         if sum(st.inflight) + len(st.waiters) + st.woken > bound:
             return
+        st.tail_armed = False
         while st.waiters:
             self._wake_first(st, tail=True)
 
@@ -519,6 +529,7 @@ class OpenAIHTTPClient:
             i = self._pick(st, avoid)
             if i >= 0:
                 st.inflight[i] += 1
+                st.tail_armed = True  # room to spare: what comes next is a new burst
                 return i
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -765,7 +776,7 @@ class OpenAIHTTPClient:
         """Counters and gauges since construction, flat: ``requests`` (attempts, retries
         included), ``successes``, ``retries``, ``retry_sleeps`` (retries that waited for a
         backoff because no other replica was healthy), ``errors`` (calls given up),
-        ``in_flight``; per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
+        ``in_flight``, ``waiting`` (callers waiting for room under the limits); per URL ``requests/<url>``, ``failures/<url>``, ``in_flight/<url>``,
         ``limit/<url>`` with ``limit_min/<url>`` and ``limit_max/<url>``, ``increases/<url>``,
         ``decreases/<url>``, ``drains/<url>`` and ``relearns/<url>`` (floor re-measures that found it higher),
         ``tail_sends/<url>`` (requests sent beyond the limit as a batch's last, ``limit_tail``),
@@ -779,6 +790,7 @@ class OpenAIHTTPClient:
             "retry_sleeps": self._retry_sleeps,
             "errors": self._errors,
             "in_flight": self._in_flight,
+            "waiting": sum(len(st.waiters) for st in list(self._states.values())),
         }
         for i, url in enumerate(self.urls):
             lim = self.limits[i]

@@ -47,7 +47,7 @@ class _GuardCollector(Collector):
                 metric += "_per_upstream"
             fam = families.get(metric)
             if fam is None:
-                gauge = any(w in name for w in ("in_flight", "limit", "latency")) or name.endswith(
+                gauge = any(w in name for w in ("in_flight", "waiting", "limit", "latency")) or name.endswith(
                     ("_size", "_max", "_current", "_bytes")
                 )
                 cls = GaugeMetricFamily if gauge else CounterMetricFamily
