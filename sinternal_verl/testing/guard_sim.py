@@ -92,6 +92,8 @@ class _Client:
     cpu_free: float = 0.0
     done_at: float = 0.0
     polling: bool = False
+    #: the transport's ``tail_armed``: a step's last requests go beyond the limit once
+    tail_armed: bool = True
 
 
 @dataclass
@@ -171,9 +173,13 @@ def simulate(
         """Send while the limit has room; after an answer, also a batch's last requests
         beyond it (the transport's ``_release``: at most the limit's ``tail_room`` left)."""
         c = clients[k]
-        tail = getattr(c.limit, "tail_room", 0) if answered else 0
+        tail = getattr(c.limit, "tail_room", 0) if answered and c.tail_armed else 0
         bound = c.limit.limit + tail  # in flight and pending together (``_release``)
-        release = tail and c.in_flight + c.pending <= bound
+        release = bool(tail and c.pending and c.in_flight + c.pending <= bound)
+        if release:
+            c.tail_armed = False
+        elif not answered and c.pending and c.in_flight < c.limit.limit:
+            c.tail_armed = True  # a step's first requests find room: a new burst
         while c.pending and (c.in_flight < c.limit.limit or release):
             c.pending -= 1
             c.in_flight += 1
