@@ -146,11 +146,10 @@ to catch up. Sent, those requests take the freed slots at once. In the simulatio
 4 workers (five conditions x 1 / 3 warm-up steps, 10 seeds each), 35 of 100 seeds met both
 targets without this and 90 of 100 with it; over the whole matrix, 1196 -> 1256 of 1440. The
 price is at most ``tail x limit`` more requests queued at the server for the step's last round
-trip (8 workers at cap 512 with jittered service times: the mean queue 0.40 -> 0.51 x cap). A
-trickle of callers (work that arrives as the server serves it) can also take the room: the
-client then holds up to ``1 + tail`` limits for a while, and the signal that steers the limit
-sees the larger queue and lowers it. ``tail = 0``, or the fixed mode, keeps the limit a hard
-bound.
+trip (8 workers at cap 512 with jittered service times: the mean queue 0.40 -> 0.51 x cap). The
+transport releases once per burst of work (again only after a caller found room without
+waiting), so a steady stream is held by the limit as before. ``tail = 0``, or the fixed mode,
+keeps the limit a hard bound.
 
 Young Python packages exist (``aimd-limiter`` limits a *rate* with no latency signal;
 ``ace-concurrency`` steers by local CPU/memory); neither reads upstream latency or 429s,
