@@ -221,6 +221,33 @@ def test_slow_start_exit_cuts_by_the_gradient_so_the_queue_it_built_drains():
     assert c.lim.windows == windows and c.lim.limit == int(held * 1.1 / 2.0)
 
 
+def test_slow_start_holds_while_the_server_shows_under_half_of_what_was_sent():
+    # The server's counts show fewer requests than half of this client's own in flight: the
+    # rest waits where the counts do not see (a front end taking a burst in, our own sends).
+    # Growth stops for a held round trip, judged by its latency as a risen one would be
+    # (the reward server's cap-128 start: the limit 130 -> 478 in 0.2 s without this).
+    c = Client(AdaptiveLimit(initial=32, window_min=4, tolerance=0.1))
+    c.answer(0.1, 8)
+    lim = c.lim
+    assert lim.slow_start and lim.limit == 40 and lim.floor == pytest.approx(0.1)
+    lim.observe_upstream(20, 0)  # 20 at the server, 40 out: at least half, keep growing
+    c.answer(0.1, 4)
+    assert lim.limit == 44 and not lim._hold
+    lim.observe_upstream(21, 0)  # 21 of 44: under half
+    held = lim.limit
+    assert lim._hold >= held - 1 and not lim.slots
+    c.answer(0.1, 4)
+    assert lim.limit == held  # no growth while held
+    c.window(0.1)  # the held round trip at the floor: the front end caught up
+    assert lim.slow_start and lim.decreases == 0 and not lim._hold
+    c.answer(0.1, 4)
+    assert lim.limit == held + 4  # growing again (behind a load balancer: every other trip)
+    lim.observe_upstream(10, 0)
+    held = lim.limit
+    c.window(0.2)  # the held round trip at 2x the floor: a queue, cut by the gradient
+    assert not lim.slow_start and lim.decreases == 1 and lim.limit == int(held * 1.1 / 2.0)
+
+
 # ---------------------------------------------------------------- the gradient step
 def test_gradient_grows_by_the_tolerance_plus_a_sqrt_headroom_without_a_queue():
     c = past_slow_start(tolerance=0.1, headroom=0.5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from itertools import count
 
 import httpx
@@ -111,6 +112,27 @@ def test_idle_slots_are_filled_and_an_app_limited_client_does_not_grow():
     idle.observe_upstream(64, 8)
     idle.observe_upstream(32, 0)
     assert idle.limit == 40
+
+
+def test_the_limit_at_most_doubles_per_round_trip_of_readings():
+    # A queue of 1 against a share of 51 asks for a hundredfold, and a reading comes before
+    # the last one's sends show in the counts. Readings every 50 ms at a 100 ms floor: at
+    # most x sqrt(2) per reading, x 2 per round trip (the reward server's stream start at cap
+    # 128 went 130 -> 260 -> 460 in two readings, and queued 0.58 x cap on average).
+    lim = AdaptiveLimit(128, window_min=4, counts_share=0.4, counts_every_s=0.05)
+    first = [lim.on_send() for _ in range(4)]
+    for t in first:
+        lim.on_sample(0.1, 4, t)
+    assert lim.floor == pytest.approx(0.1)
+    busy(lim)
+    start = lim.limit
+    lim.observe_upstream(128, 1)
+    assert lim.slots == 128 and start < lim.limit <= math.sqrt(2) * start + 1
+    lim.observe_upstream(128, 1)
+    assert lim.limit <= 2 * start + 1
+    slow = AdaptiveLimit(128, window_min=4, counts_share=0.4, counts_every_s=0.05)
+    busy(slow).observe_upstream(128, 1)  # no floor yet: one reading is a round trip
+    assert slow.limit == 2 * start
 
 
 def test_while_counts_steer_there_are_no_drains_and_forgetting_them_brings_latency_back():

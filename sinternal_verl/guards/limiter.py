@@ -40,7 +40,10 @@ HyStart's delay exit), reduced to what this transport needs:
   ``rho > 1 + tolerance`` the limit is held for one round trip of answers; if those show the
   queue too (a stall does not last a round trip), the limit is cut to
   ``limit * (1 + tolerance) / rho`` at once, so clients that started together drain the
-  queue they built instead of leaving it for a late starter to mistake for the floor.
+  queue they built instead of leaving it for a late starter to mistake for the floor. Where
+  the server publishes its counts, a reading that shows it holding under half of what this
+  client has out holds the limit the same way: the rest waits where the counts do not see
+  (a front end taking a burst in), and the latency of the held round trip judges it.
 * **Then a gradient step per window** (FAST TCP; Envoy and Gradient2 have the same shape):
   ``limit <- limit * clamp((1 + tolerance) / rho, backoff, 1 + tolerance)
   + headroom * sqrt(limit)``. It settles where each client keeps about
@@ -124,7 +127,8 @@ same target for every client. Each reading (``counts_every_s`` apart, smoothed o
 round trip: a wave of answers empties the queue for an instant) moves the limit
 ``counts_gain`` of the way there, so the shares meet at that rate per reading whatever the
 limit. With nothing waiting there is no such ``L``, and the limit grows to fill the slots
-that idle: ``L x (batch + alpha) / (running + waiting)``, at most doubling. The batch is the
+that idle: ``L x (batch + alpha) / (running + waiting)``. Either way the limit at most doubles
+per round trip of readings (``2 ** (counts_every_s / floor)`` per reading). The batch is the
 most running seen while some waited; until a queue has been seen the latency rules above
 run, slow start included, and from then on the counts steer alone (no gradient, no drains;
 the floor only sets how many readings make a round trip). The cost:
@@ -427,6 +431,18 @@ class AdaptiveLimit:
         if waiting > 0 and running > self.slots:
             self.slots = running
         if not self.slots:
+            if (
+                self._slow_start
+                and not self._hold
+                and self._outstanding >= self.window_min
+                and 2 * (running + waiting) < self._outstanding
+            ):
+                # The server holds under half of what this client has out: the rest waits
+                # where its counts do not see (its front end, or our own sends), and slow
+                # start's growth would only lengthen that queue. Hold as a risen latency does,
+                # and let the held round trip's latency judge.
+                self._hold = max(self.window_min, self._outstanding)
+                self._restart_windows()
             return
         self._slow_start = False
         self._hold = 0
@@ -435,9 +451,9 @@ class AdaptiveLimit:
         limit = self._limit
         if 2 * self._outstanding < limit:
             return  # app-limited: no evidence the server could take more
+        weight = min(1.0, self.counts_every_s / self._floor) if self._floor else 1.0
         if self._counts is not None:  # over about a round trip: a wave of answers empties
             # the queue for an instant
-            weight = min(1.0, self.counts_every_s / self._floor) if self._floor else 1.0
             r0, w0 = self._counts
             running, waiting = r0 + weight * (running - r0), w0 + weight * (waiting - w0)
         self._counts = (running, waiting)
@@ -448,7 +464,12 @@ class AdaptiveLimit:
         else:  # slots idle: fill them, every client by the same factor
             target = limit * min(2.0, (self.slots + alpha) / max(total, 1))
         new = limit + self.counts_gain * (target - limit)
-        self._limit = min(max(new, 0.5 * limit, float(self.minimum)), 2.0 * limit, float(self.maximum))
+        # At most doubling per round trip (``weight`` of one per reading), as slow start: a
+        # reading comes before the last one's sends show in the counts, and a queue of one
+        # against a share of 50 asks for a hundredfold (the reward server at cap 128, its
+        # stream resuming: the limit 130 -> 260 -> 460 in two readings, 0.58 x cap queued).
+        grow = 2.0**weight
+        self._limit = min(max(new, 0.5 * limit, float(self.minimum)), grow * limit, float(self.maximum))
         self._busy_limits.append(self._limit)  # ``_resume`` caps the next step's at their median
 
     def forget_upstream(self) -> None:
