@@ -224,8 +224,7 @@ def test_slow_start_exit_cuts_by_the_gradient_so_the_queue_it_built_drains():
 def test_slow_start_holds_while_the_server_shows_under_half_of_what_was_sent():
     # The server's counts show fewer requests than half of this client's own in flight: the
     # rest waits where the counts do not see (a front end taking a burst in, our own sends).
-    # Growth stops for a held round trip, judged by its latency as a risen one would be
-    # (the reward server's cap-128 start: the limit 130 -> 478 in 0.2 s without this).
+    # Growth stops for a held round trip, judged by its latency as a risen one would be.
     c = Client(AdaptiveLimit(initial=32, window_min=4, tolerance=0.1))
     c.answer(0.1, 8)
     lim = c.lim
