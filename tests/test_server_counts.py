@@ -115,7 +115,7 @@ def test_idle_slots_are_filled_and_an_app_limited_client_does_not_grow():
 
 
 def test_the_limit_at_most_doubles_per_round_trip_of_readings():
-    # A queue of 1 against a share of 51 asks for a hundredfold, and a reading comes before
+    # A queue of 1 against a share of 51 asks for a fiftyfold, and a reading comes before
     # the last one's sends show in the counts. Readings every 50 ms at a 100 ms floor: at
     # most x sqrt(2) per reading, x 2 per round trip (the reward server's stream start at cap
     # 128 went 130 -> 260 -> 460 in two readings, and queued 0.58 x cap on average).

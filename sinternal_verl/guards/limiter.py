@@ -466,7 +466,7 @@ class AdaptiveLimit:
         new = limit + self.counts_gain * (target - limit)
         # At most doubling per round trip (``weight`` of one per reading), as slow start: a
         # reading comes before the last one's sends show in the counts, and a queue of one
-        # against a share of 50 asks for a hundredfold (the reward server at cap 128, its
+        # against a share of 51 asks for a fiftyfold (the reward server at cap 128, its
         # stream resuming: the limit 130 -> 260 -> 460 in two readings, 0.58 x cap queued).
         grow = 2.0**weight
         self._limit = min(max(new, 0.5 * limit, float(self.minimum)), grow * limit, float(self.maximum))
