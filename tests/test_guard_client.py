@@ -648,7 +648,23 @@ async def test_guard_stats_carry_the_limits_for_metrics(fake_guard):
     assert flat["http_requests"] == 1 and flat["retries"] == 0
 
 
-class _HoldingServer:
+class _InLoopServer:
+    """A loopback OpenAI-style chat server in the test's own loop (``handle`` answers)."""
+
+    async def __aenter__(self) -> str:
+        app = web.Application()
+        app.router.add_post(CHAT, self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc) -> None:
+        await self.runner.cleanup()
+
+
+class _HoldingServer(_InLoopServer):
     """A loopback OpenAI-style server in the test's own loop that answers the first request at
     once and holds the others until it holds ``hold_until`` at the same moment (then answers
     every held one and all later ones at once), or for ``patience_s`` at most: what reached it
@@ -674,18 +690,6 @@ class _HoldingServer:
             self.held -= 1
         return web.json_response({"choices": [{"message": {"role": "assistant", "content": "Safety: Safe"}}]})
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post(CHAT, self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        return f"http://127.0.0.1:{port}"
-
-    async def __aexit__(self, *exc) -> None:
-        await self.runner.cleanup()
-
 
 async def test_a_batch_s_last_callers_go_out_at_once_beyond_the_limit():
     # ``limit_tail`` (twentieth pass). A limit pinned at 4 (min = max), room for 4 more at a
@@ -703,7 +707,7 @@ async def test_a_batch_s_last_callers_go_out_at_once_beyond_the_limit():
     assert server.most_held == 7 and s[f"tail_sends/{url}"] == 3, (server.most_held, s)
 
 
-class _GateServer:
+class _GateServer(_InLoopServer):
     """A loopback OpenAI-style server in the test's own loop that answers only when the test
     says (``answer``: the oldest held requests first, and credit for later ones), so what the
     client has in flight at each step is a count the test sets."""
@@ -736,18 +740,9 @@ class _GateServer:
                 self.changed.clear()
                 await self.changed.wait()
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post(CHAT, self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        port = free_port()
-        await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        return f"http://127.0.0.1:{port}"
-
     async def __aexit__(self, *exc) -> None:
         self.answer(len(self.held))
-        await self.runner.cleanup()
+        await super().__aexit__(*exc)
 
 
 async def _finished(tasks: list[asyncio.Task], n: int) -> None:
