@@ -441,8 +441,7 @@ class AdaptiveLimit:
                 # where its counts do not see (its front end, or our own sends), and slow
                 # start's growth would only lengthen that queue. Hold as a risen latency does,
                 # and let the held round trip's latency judge.
-                self._hold = max(self.window_min, self._outstanding)
-                self._restart_windows()
+                self._hold_a_round_trip(self._outstanding)
             return
         self._slow_start = False
         self._hold = 0
@@ -565,6 +564,12 @@ class AdaptiveLimit:
                 self._set(typical)
         busy.clear()
 
+    def _hold_a_round_trip(self, in_flight: int) -> None:
+        """Slow start: hold the limit and judge the next round trip of answers (``in_flight``
+        of them, ``window_min`` at least) as one window, the requests sent from now on."""
+        self._hold = max(self.window_min, in_flight)
+        self._restart_windows()
+
     def _restart_windows(self) -> None:
         """Drop the windows being measured: the next one starts at the next send."""
         self._cohorts.clear()
@@ -674,8 +679,7 @@ class AdaptiveLimit:
                 # A queue, or a stall of our own (a GC pause delays a few windows' worth of
                 # answers by as much as a queue would): hold the limit for one round trip of
                 # answers and judge those; a stall covers only a part of them.
-                self._hold = max(self.window_min, in_flight)
-                self._restart_windows()  # the held window: requests sent from now on
+                self._hold_a_round_trip(in_flight)
             else:
                 self.increases += 1
             return
